@@ -1,0 +1,60 @@
+//! Vault's success envelope.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// What a handler answers on success.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub status: Option<StatusCode>,
+    pub lease_id: String,
+    pub renewable: bool,
+    pub lease_duration: u64,
+    /// `None` serialises as `"data": null`.
+    pub data: Option<Value>,
+    pub warnings: Vec<String>,
+    /// Keys copied to the top level of the body (Vault does this for `sys/mounts`).
+    pub top_level: Option<Map<String, Value>>,
+    /// No body at all: 204.
+    pub no_content: bool,
+}
+
+impl Reply {
+    pub fn no_content() -> Self {
+        Reply { no_content: true, ..Default::default() }
+    }
+
+    pub fn data(data: Value) -> Self {
+        Reply { data: Some(data), ..Default::default() }
+    }
+
+    /// A write that has warnings to tell answers 200 with them instead of 204.
+    pub fn written(warnings: Vec<String>) -> Self {
+        if warnings.is_empty() { Reply::no_content() } else { Reply { warnings, ..Default::default() } }
+    }
+
+    /// Renders the reply; `mount_type` names the engine that answered (`aws`, `system`, `token`).
+    pub fn render(self, mount_type: &str) -> Response {
+        if self.no_content {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        let mut body = Map::new();
+        if let Some(extra) = self.top_level {
+            body.extend(extra);
+        }
+        body.insert("request_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+        body.insert("lease_id".into(), json!(self.lease_id));
+        body.insert("renewable".into(), json!(self.renewable));
+        body.insert("lease_duration".into(), json!(self.lease_duration));
+        body.insert("data".into(), self.data.unwrap_or(Value::Null));
+        body.insert("wrap_info".into(), Value::Null);
+        body.insert(
+            "warnings".into(),
+            if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) },
+        );
+        body.insert("auth".into(), Value::Null);
+        body.insert("mount_type".into(), json!(mount_type));
+        (self.status.unwrap_or(StatusCode::OK), axum::Json(Value::Object(body))).into_response()
+    }
+}

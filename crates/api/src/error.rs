@@ -1,0 +1,103 @@
+//! The one place failures become HTTP: every error keymint answers goes out in Vault's
+//! `{"errors": [...]}` body with Vault's status code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keymint_engine::{AwsFailure, EngineError};
+use serde_json::json;
+
+use crate::fields::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The caller's mistake: 400 with the message verbatim.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No token, an unknown token, or a denied path: 403 without saying which.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// A read or list that found nothing: 404 with an empty error list.
+    #[error("not found")]
+    NotFound,
+    /// The mount has no such path.
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// No mount serves this path.
+    #[error("no handler for route {0:?}. route entry not found.")]
+    NoHandler(String),
+    /// The path exists but not for this method.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// AWS trouble: throttling, 5xx, unreachable.
+    #[error("{0}")]
+    Upstream(String),
+    /// Our own fault; `public` is what the client sees (Vault's text where it has one).
+    #[error("{public}")]
+    Internal { public: String },
+}
+
+/// Vault core wraps handler errors in go-multierror's text.
+fn wrapped(msg: &str) -> String {
+    format!("1 error occurred:\n\t* {msg}\n\n")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, errors): (StatusCode, Vec<String>) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
+            ApiError::PermissionDenied => (StatusCode::FORBIDDEN, vec![wrapped("permission denied")]),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, vec![]),
+            ApiError::UnsupportedPath => (StatusCode::NOT_FOUND, vec![wrapped("unsupported path")]),
+            ApiError::NoHandler(path) => (
+                StatusCode::NOT_FOUND,
+                vec![wrapped(&format!("no handler for route {path:?}. route entry not found."))],
+            ),
+            ApiError::UnsupportedOperation => {
+                (StatusCode::METHOD_NOT_ALLOWED, vec![wrapped("unsupported operation")])
+            }
+            ApiError::Upstream(m) => (StatusCode::BAD_GATEWAY, vec![m.clone()]),
+            ApiError::Internal { public } => (StatusCode::INTERNAL_SERVER_ERROR, vec![wrapped(public)]),
+        };
+        (status, axum::Json(json!({ "errors": errors }))).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::BadRequest(m) => ApiError::BadRequest(m),
+            EngineError::Aws { message, kind: AwsFailure::Rejected } => ApiError::BadRequest(message),
+            EngineError::Aws { message, kind: AwsFailure::Unavailable } => ApiError::Upstream(message),
+            EngineError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                ApiError::Internal { public: m }
+            }
+            EngineError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<keymint_store::StoreError> for ApiError {
+    fn from(e: keymint_store::StoreError) -> Self {
+        // The detail is logged once here; the client learns only that it was ours.
+        tracing::error!(error = %e, "storage failure");
+        ApiError::Internal { public: "internal error".into() }
+    }
+}
+
+impl From<keymint_auth::AuthError> for ApiError {
+    fn from(e: keymint_auth::AuthError) -> Self {
+        match e {
+            keymint_auth::AuthError::PermissionDenied => ApiError::PermissionDenied,
+            keymint_auth::AuthError::Store(s) => ApiError::from(s),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

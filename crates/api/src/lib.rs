@@ -1,0 +1,102 @@
+//! keymint-api: Vault's HTTP API over keymint's engine.
+//!
+//! Every path lives under `/v1/`. A request is turned into a logical operation (read, list,
+//! update, delete) with its parameters coerced the way Vault's framework does, authenticated,
+//! routed to `sys/` or to the mount with the longest matching prefix, and answered in Vault's
+//! envelope. Handlers stay thin: parse, call the engine, shape the reply.
+
+pub mod duration;
+pub mod fields;
+
+mod aws;
+mod envelope;
+mod error;
+mod request;
+mod sys;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use keymint_engine::Engine;
+use keymint_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use envelope::Reply;
+pub use error::{ApiError, ApiResult};
+
+/// The version keymint reports in `sys/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Shared state of every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Storage: mounts, config, roles, leases, tokens.
+    store: Store,
+    /// The AWS engine, with its per-mount client cache.
+    engine: Engine,
+    /// Cluster name reported by `sys/health` and `sys/seal-status`.
+    cluster_name: String,
+    /// Random per-process cluster id (keymint has no cluster identity beyond its database).
+    cluster_id: String,
+}
+
+impl AppState {
+    pub fn new(store: Store) -> Self {
+        let engine = Engine::new(store.clone());
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                cluster_name: "keymint".into(),
+                cluster_id: uuid::Uuid::new_v4().to_string(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/{*path}", axum::routing::any(request::dispatch))
+        .fallback(request::not_found)
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(150),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Makes sure the `aws/` mount exists (dev mode starts with it, like `vault server -dev`).
+pub async fn ensure_default_mount(state: &AppState) -> ApiResult<()> {
+    sys::ensure_mount(state, "aws/", "aws", "AWS credentials").await
+}
+
+/// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

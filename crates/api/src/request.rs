@@ -1,0 +1,164 @@
+//! From HTTP to a logical request: Vault's method mapping, parameter parsing, authentication
+//! and routing to `sys/`, `auth/token/` or a mount.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{RequestData, parse_go_bool};
+use crate::{AppState, aws, sys};
+
+/// Vault's logical operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Read,
+    List,
+    Update,
+    Delete,
+    Head,
+}
+
+/// One request, as handlers see it.
+#[derive(Debug)]
+pub struct LogicalRequest {
+    pub op: Operation,
+    /// Path after `/v1/`, with a trailing `/` for lists.
+    pub path: String,
+    pub data: RequestData,
+    pub token: Option<String>,
+}
+
+pub async fn not_found() -> Response {
+    ApiError::NotFound.into_response()
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string());
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
+}
+
+fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<LogicalRequest> {
+    let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
+    let query = uri.query().unwrap_or("");
+    let (op, mut data) = match method.as_str() {
+        "GET" => (Operation::Read, RequestData::from_query(query)),
+        "HEAD" => (Operation::Head, RequestData::from_query(query)),
+        "DELETE" => (Operation::Delete, RequestData::from_query(query)),
+        "LIST" => (Operation::List, RequestData::from_query(query)),
+        "POST" | "PUT" => {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            (Operation::Update, RequestData::from_body(content_type, body)?)
+        }
+        _ => return Err(ApiError::UnsupportedOperation),
+    };
+    let mut op = op;
+    if op == Operation::Read
+        && let Some(list) = data.remove("list")
+    {
+        let text = match &list {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match parse_go_bool(&text) {
+            Some(true) => op = Operation::List,
+            Some(false) => {}
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "error parsing list parameter: strconv.ParseBool: parsing {text:?}: invalid syntax"
+                )));
+            }
+        }
+    }
+    let mut path = path;
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    Ok(LogicalRequest { op, path, data, token: token_of(headers) })
+}
+
+/// The single entry point of `/v1/*`.
+pub async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match parse(&method, &uri, &headers, &body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    // `sys/health` is the only unauthenticated path: load balancers call it.
+    if req.path == "sys/health" {
+        return sys::health(&state, &req).await;
+    }
+    let identity = match authenticate(&state, &req).await {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    let (result, mount_type) = if req.path.starts_with("sys/") {
+        (sys::handle(&state, &identity, req).await, "system".to_string())
+    } else if req.path.starts_with("auth/token/") {
+        (sys::handle_token(&state, &identity, req).await, "token".to_string())
+    } else {
+        match sys::resolve_mount(&state, &req.path).await {
+            Ok(Some((mount, rest))) => {
+                let kind = mount.mount_type.clone();
+                (aws::handle(&state, &identity, &mount, &rest, req).await, kind)
+            }
+            Ok(None) => (Err(ApiError::NoHandler(req.path.clone())), String::new()),
+            Err(e) => (Err(e), String::new()),
+        }
+    };
+    match result {
+        Ok(reply) => reply.render(&mount_type),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authenticate(state: &AppState, req: &LogicalRequest) -> ApiResult<keymint_auth::Identity> {
+    let token = req.token.as_deref().ok_or(ApiError::PermissionDenied)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(keymint_auth::authenticate(state.store(), token, now).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str, body: &str) -> ApiResult<LogicalRequest> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri: Uri = uri.parse().unwrap();
+        parse(&method, &uri, &HeaderMap::new(), &Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn methods_map_to_vault_operations() {
+        assert_eq!(req("GET", "/v1/aws/roles/x", "").unwrap().op, Operation::Read);
+        let list = req("GET", "/v1/aws/roles?list=True", "").unwrap();
+        assert_eq!((list.op, list.path.as_str()), (Operation::List, "aws/roles/"));
+        assert!(!list.data.contains("list"));
+        assert_eq!(req("GET", "/v1/aws/roles?list=false", "").unwrap().op, Operation::Read);
+        assert!(matches!(req("GET", "/v1/aws/roles?list=maybe", ""), Err(ApiError::BadRequest(_))));
+        assert_eq!(req("LIST", "/v1/aws/roles", "").unwrap().path, "aws/roles/");
+        assert_eq!(req("PUT", "/v1/aws/roles/x", "{}").unwrap().op, Operation::Update);
+        assert!(matches!(req("PATCH", "/v1/aws/roles/x", "{}"), Err(ApiError::UnsupportedOperation)));
+        assert!(matches!(req("POST", "/v1/aws/roles/x", "{nope"), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("abc"));
+        h.insert("x-vault-token", "def".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("def"));
+        assert_eq!(token_of(&HeaderMap::new()), None);
+    }
+}

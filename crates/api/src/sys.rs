@@ -1,0 +1,357 @@
+//! `sys/` (health, mounts, tuning, seal status) and the token self-lookup Vault clients use
+//! to check their token.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keymint_auth::Identity;
+use keymint_lease::SYSTEM_DEFAULT_TTL_SECS;
+use keymint_store::mounts::{self, MountRow};
+use serde_json::{Map, Value, json};
+
+use crate::duration::parse_duration_secs;
+use crate::envelope::Reply;
+use crate::error::{ApiError, ApiResult};
+use crate::request::{LogicalRequest, Operation};
+use crate::{AppState, VERSION};
+
+/// Engines keymint can mount.
+const MOUNT_TYPES: &[&str] = &["aws"];
+/// Prefixes no mount may take.
+const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
+
+pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
+    let now = chrono::Utc::now();
+    let mut status = StatusCode::OK;
+    if let Some(code) = req.data.raw("activecode") {
+        match code.as_str().and_then(|s| s.parse::<u16>().ok()).and_then(|c| StatusCode::from_u16(c).ok()) {
+            Some(c) => status = c,
+            None => return ApiError::BadRequest("unable to parse activecode code".into()).into_response(),
+        }
+    }
+    // A health check that cannot reach the database is not healthy.
+    if state.store().ping().await.is_err() {
+        status = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    if req.op == Operation::Head {
+        return status.into_response();
+    }
+    let body = json!({
+        "initialized": true,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now.timestamp(),
+        "version": VERSION,
+        "enterprise": false,
+        "cluster_name": state.inner.cluster_name,
+        "cluster_id": state.inner.cluster_id,
+        "echo_duration_ms": 0,
+        "clock_skew_ms": 0,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn normalize_mount_path(raw: &str) -> ApiResult<String> {
+    let trimmed = raw.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(ApiError::BadRequest("path cannot be empty".into()));
+    }
+    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || !trimmed.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    {
+        return Err(ApiError::BadRequest(format!("invalid mount path {raw:?}")));
+    }
+    Ok(format!("{trimmed}/"))
+}
+
+/// The mount serving `path` (longest prefix) and the rest of the path.
+pub async fn resolve_mount(state: &AppState, path: &str) -> ApiResult<Option<(MountRow, String)>> {
+    let all = mounts::list(state.store().pool()).await?;
+    let best = all
+        .into_iter()
+        .filter(|m| path.starts_with(&m.path) || format!("{path}/") == m.path)
+        .max_by_key(|m| m.path.len());
+    Ok(best.map(|m| {
+        let rest = path.get(m.path.len()..).unwrap_or("").to_string();
+        (m, rest)
+    }))
+}
+
+fn mount_json(m: &MountRow) -> Value {
+    json!({
+        "type": m.mount_type,
+        "description": m.description,
+        "accessor": m.accessor,
+        "config": {
+            "default_lease_ttl": m.default_lease_ttl,
+            "max_lease_ttl": m.max_lease_ttl,
+            "force_no_cache": false,
+        },
+        "options": serde_json::from_str::<Value>(&m.options).unwrap_or(Value::Null),
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+        "uuid": m.id,
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+    })
+}
+
+/// Creates a mount unless one exists at `path` already.
+pub async fn ensure_mount(state: &AppState, path: &str, kind: &str, description: &str) -> ApiResult<()> {
+    if mounts::get_by_path(state.store().pool(), path).await?.is_some() {
+        return Ok(());
+    }
+    enable(state, path, kind, description, 0, 0, "{}".into()).await.or_else(|e| match e {
+        // Another replica enabled it at the same moment.
+        ApiError::BadRequest(_) => Ok(()),
+        other => Err(other),
+    })
+}
+
+async fn enable(
+    state: &AppState,
+    path: &str,
+    kind: &str,
+    description: &str,
+    default_ttl: i64,
+    max_ttl: i64,
+    options: String,
+) -> ApiResult<()> {
+    if let Some(r) = RESERVED.iter().find(|r| path.starts_with(*r)) {
+        return Err(ApiError::BadRequest(format!("cannot mount under reserved path {r:?}")));
+    }
+    if !MOUNT_TYPES.contains(&kind) {
+        return Err(ApiError::BadRequest(format!("plugin not found in the catalog: {kind}")));
+    }
+    for existing in mounts::list(state.store().pool()).await? {
+        if path.starts_with(&existing.path) || existing.path.starts_with(path) {
+            return Err(ApiError::BadRequest(format!("path is already in use at {}", existing.path)));
+        }
+    }
+    let row = MountRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        path: path.to_string(),
+        mount_type: kind.to_string(),
+        description: description.to_string(),
+        accessor: format!("{kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        default_lease_ttl: default_ttl,
+        max_lease_ttl: max_ttl,
+        options,
+        created_at: chrono::Utc::now().timestamp_millis(),
+    };
+    if !mounts::insert(state.store().pool(), &row).await? {
+        return Err(ApiError::BadRequest(format!("path is already in use at {path}")));
+    }
+    Ok(())
+}
+
+/// A TTL in a mount config: a duration string or integer seconds; `""`, `"0"`, `"system"` and
+/// null mean the system default (0).
+fn config_ttl(config: Option<&Value>, key: &str) -> ApiResult<Option<i64>> {
+    let Some(v) = config.and_then(|c| c.get(key)) else { return Ok(None) };
+    let secs = match v {
+        Value::Null => 0,
+        Value::Number(n) => n.as_u64().ok_or_else(|| ApiError::BadRequest(format!("invalid {key}")))?,
+        Value::String(s) if s.is_empty() || s == "system" => 0,
+        Value::String(s) => {
+            parse_duration_secs(s).map_err(|e| ApiError::BadRequest(format!("invalid {key}: {e}")))?
+        }
+        _ => return Err(ApiError::BadRequest(format!("invalid {key}"))),
+    };
+    Ok(Some(i64::try_from(secs).unwrap_or(i64::MAX)))
+}
+
+fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
+    let eff_default = if default_ttl > 0 { default_ttl } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
+    let eff_max = if max_ttl > 0 { max_ttl } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
+    if eff_default > eff_max {
+        return Err(ApiError::BadRequest(
+            "invalid tuning: default_lease_ttl cannot be greater than max_lease_ttl".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
+    let path = req.path.clone();
+    match (req.op, path.as_str()) {
+        (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
+        (Operation::Read, "sys/seal-status") => Ok(seal_status(state)),
+        (Operation::Read, "sys/leader") => Ok(Reply::data(json!({
+            "ha_enabled": false, "is_self": true, "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "", "leader_cluster_address": "", "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }))),
+        (_, p) if p.starts_with("sys/mounts/") => {
+            let rest = &p["sys/mounts/".len()..];
+            if let Some(mount) = rest.strip_suffix("/tune") {
+                tune(state, &normalize_mount_path(mount)?, req).await
+            } else {
+                mount_op(state, identity, &normalize_mount_path(rest)?, req).await
+            }
+        }
+        _ => Err(ApiError::UnsupportedPath),
+    }
+}
+
+fn seal_status(state: &AppState) -> Reply {
+    // Vault clients read these fields; keymint has no seal to open, so it is always unsealed.
+    let mut reply = Reply::data(Value::Null);
+    let top = json!({
+        "type": "shamir", "initialized": true, "sealed": false, "t": 1, "n": 1, "progress": 0,
+        "nonce": "", "version": VERSION, "build_date": "", "migration": false,
+        "cluster_name": state.inner.cluster_name, "cluster_id": state.inner.cluster_id,
+        "recovery_seal": false, "storage_type": "sql",
+    });
+    if let Value::Object(map) = top {
+        reply.top_level = Some(map);
+    }
+    reply
+}
+
+async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
+    let mut data = Map::new();
+    for m in mounts::list(state.store().pool()).await? {
+        data.insert(m.path.clone(), mount_json(&m));
+    }
+    Ok(Reply { top_level: Some(data.clone()), data: Some(Value::Object(data)), ..Default::default() })
+}
+
+async fn mount_op(
+    state: &AppState,
+    _identity: &Identity,
+    path: &str,
+    req: LogicalRequest,
+) -> ApiResult<Reply> {
+    match req.op {
+        Operation::Update => {
+            let kind = req.data.get_string("type")?.unwrap_or_default();
+            if kind.is_empty() {
+                return Err(ApiError::BadRequest("backend type must be specified as a string".into()));
+            }
+            let description = req.data.get_string("description")?.unwrap_or_default();
+            let config = req.data.raw("config").filter(|v| !v.is_null());
+            let default_ttl = config_ttl(config, "default_lease_ttl")?.unwrap_or(0);
+            let max_ttl = config_ttl(config, "max_lease_ttl")?.unwrap_or(0);
+            check_ttls(default_ttl, max_ttl)?;
+            let options = match req.data.raw("options") {
+                Some(Value::Object(o)) => Value::Object(o.clone()).to_string(),
+                _ => "{}".to_string(),
+            };
+            enable(state, path, &kind, &description, default_ttl, max_ttl, options).await?;
+            Ok(Reply::no_content())
+        }
+        Operation::Read => {
+            let m = mounts::get_by_path(state.store().pool(), path).await?.ok_or(ApiError::NotFound)?;
+            Ok(Reply::data(mount_json(&m)))
+        }
+        Operation::Delete => {
+            let Some(m) = mounts::get_by_path(state.store().pool(), path).await? else {
+                return Ok(Reply::no_content());
+            };
+            // Disabling a mount must not orphan what its leases hold in AWS.
+            state.engine().revoke_mount_leases(&crate::aws::mount_ctx(&m)).await?;
+            mounts::delete(state.store().pool(), &m.id).await?;
+            Ok(Reply::no_content())
+        }
+        _ => Err(ApiError::UnsupportedOperation),
+    }
+}
+
+async fn tune(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Reply> {
+    let m = mounts::get_by_path(state.store().pool(), path)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("cannot fetch sysview for path {path:?}")))?;
+    let effective = |v: i64| if v > 0 { v } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
+    match req.op {
+        Operation::Read => Ok(Reply::data(json!({
+            "default_lease_ttl": effective(m.default_lease_ttl),
+            "max_lease_ttl": effective(m.max_lease_ttl),
+            "force_no_cache": false,
+            "description": m.description,
+            "options": serde_json::from_str::<Value>(&m.options).unwrap_or(Value::Null),
+        }))),
+        Operation::Update => {
+            let body = Value::Object(
+                req.data.keys().filter_map(|k| req.data.raw(k).map(|v| (k.clone(), v.clone()))).collect(),
+            );
+            let default_ttl = config_ttl(Some(&body), "default_lease_ttl")?.unwrap_or(m.default_lease_ttl);
+            let max_ttl = config_ttl(Some(&body), "max_lease_ttl")?.unwrap_or(m.max_lease_ttl);
+            check_ttls(default_ttl, max_ttl)?;
+            let description = req.data.get_string("description")?.unwrap_or(m.description.clone());
+            let options = match req.data.raw("options") {
+                Some(Value::Object(o)) => Value::Object(o.clone()).to_string(),
+                _ => m.options.clone(),
+            };
+            mounts::update_tune(state.store().pool(), &m.id, default_ttl, max_ttl, &description, &options)
+                .await?;
+            Ok(Reply::no_content())
+        }
+        _ => Err(ApiError::UnsupportedOperation),
+    }
+}
+
+/// `auth/token/lookup-self`: what `vault login` and hvac's `is_authenticated` call.
+pub async fn handle_token(_state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
+    match (req.op, req.path.as_str()) {
+        (Operation::Read, "auth/token/lookup-self") | (Operation::Update, "auth/token/lookup-self") => {
+            let created = identity.created_at_ms / 1000;
+            let ttl = identity
+                .expire_at_ms
+                .map(|at| ((at - chrono::Utc::now().timestamp_millis()) / 1000).max(0))
+                .unwrap_or(0);
+            Ok(Reply::data(json!({
+                "accessor": identity.accessor,
+                "creation_time": created,
+                "creation_ttl": 0,
+                "display_name": identity.display_name,
+                "entity_id": "",
+                "expire_time": Value::Null,
+                "explicit_max_ttl": 0,
+                "id": req.token.unwrap_or_default(),
+                "issue_time": keymint_store::from_millis(identity.created_at_ms).to_rfc3339(),
+                "meta": Value::Null,
+                "num_uses": 0,
+                "orphan": true,
+                "path": if identity.is_root() { "auth/token/root" } else { "auth/token/create" },
+                "policies": identity.policies,
+                "renewable": false,
+                "ttl": ttl,
+                "type": "service",
+            })))
+        }
+        _ => Err(ApiError::UnsupportedPath),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_normalised_and_checked() {
+        assert_eq!(normalize_mount_path("aws").unwrap(), "aws/");
+        assert_eq!(normalize_mount_path("/team/aws/").unwrap(), "team/aws/");
+        assert!(normalize_mount_path("").is_err());
+        assert!(normalize_mount_path("a//b").is_err());
+        assert!(normalize_mount_path("a/../b").is_err());
+        assert!(normalize_mount_path("a b").is_err());
+    }
+
+    #[test]
+    fn mount_ttls_parse_like_vault() {
+        let cfg = json!({"default_lease_ttl": "1h", "max_lease_ttl": 7200});
+        assert_eq!(config_ttl(Some(&cfg), "default_lease_ttl").unwrap(), Some(3600));
+        assert_eq!(config_ttl(Some(&cfg), "max_lease_ttl").unwrap(), Some(7200));
+        let zero = json!({"default_lease_ttl": "0s", "max_lease_ttl": "system"});
+        assert_eq!(config_ttl(Some(&zero), "default_lease_ttl").unwrap(), Some(0));
+        assert_eq!(config_ttl(Some(&zero), "max_lease_ttl").unwrap(), Some(0));
+        assert_eq!(config_ttl(None, "max_lease_ttl").unwrap(), None);
+        assert!(check_ttls(7200, 3600).is_err());
+        assert!(check_ttls(0, 0).is_ok());
+    }
+}

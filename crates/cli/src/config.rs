@@ -1,0 +1,296 @@
+//! The production config file: TOML, then `KEYMINT_*` environment overrides, validated as a
+//! whole so every mistake is reported at once, before a port is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keymint_store::KeyMaterial;
+use toml::{Table, Value};
+
+/// A validated config.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub storage_url: String,
+    pub max_connections: u32,
+    pub seal_key: KeyMaterial,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub json: bool,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { json: false, level: "info".into() }
+    }
+}
+
+/// Every field the file may hold: (section, key, environment variable).
+const FIELDS: &[(&str, &str, &str)] = &[
+    ("listener", "address", "KEYMINT_LISTENER_ADDRESS"),
+    ("storage", "url", "KEYMINT_STORAGE_URL"),
+    ("storage", "max_connections", "KEYMINT_STORAGE_MAX_CONNECTIONS"),
+    ("seal", "key_file", "KEYMINT_SEAL_KEY_FILE"),
+    ("seal", "key_env", "KEYMINT_SEAL_KEY_ENV"),
+    ("log", "format", "KEYMINT_LOG_FORMAT"),
+    ("log", "level", "KEYMINT_LOG_LEVEL"),
+];
+
+/// Loads `path`, applies environment overrides from `env` and validates. The error lists every
+/// problem found, one per line.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read config file {}: {e}", path.display())])?;
+    parse(&text, env)
+}
+
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    let mut table: Table = text.parse().map_err(|e: toml::de::Error| vec![format!("invalid TOML: {e}")])?;
+    let mut errors = Vec::new();
+
+    // Unknown sections and keys first: a typo must not silently fall back to a default.
+    for (section, value) in &table {
+        let known_keys: Vec<&str> = FIELDS.iter().filter(|f| f.0 == section).map(|f| f.1).collect();
+        if known_keys.is_empty() {
+            errors.push(format!("unknown section [{section}]"));
+            continue;
+        }
+        match value.as_table() {
+            Some(keys) => {
+                for key in keys.keys() {
+                    if !known_keys.contains(&key.as_str()) {
+                        errors.push(format!("unknown key {section}.{key}"));
+                    }
+                }
+            }
+            None => errors.push(format!("{section} must be a table ([{section}])")),
+        }
+    }
+
+    for (section, key, var) in FIELDS {
+        if let Some(v) = env(var) {
+            let entry = table.entry(section.to_string()).or_insert_with(|| Value::Table(Table::new()));
+            if let Some(t) = entry.as_table_mut() {
+                let value = if *key == "max_connections" {
+                    match v.parse::<i64>() {
+                        Ok(n) => Value::Integer(n),
+                        Err(_) => {
+                            errors.push(format!("{var}: max_connections must be a whole number, got {v:?}"));
+                            continue;
+                        }
+                    }
+                } else {
+                    Value::String(v)
+                };
+                t.insert(key.to_string(), value);
+            }
+        }
+    }
+
+    let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key));
+    let string = |section: &str, key: &str, errors: &mut Vec<String>| -> Option<String> {
+        match get(section, key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                errors.push(format!("{section}.{key} must be a string, got {}", other.type_str()));
+                None
+            }
+        }
+    };
+
+    let listen = match string("listener", "address", &mut errors).as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8200))),
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push(format!("listener.address {a:?} is not an IP:port address"));
+                None
+            }
+        },
+    };
+
+    let storage_url = match string("storage", "url", &mut errors) {
+        None => {
+            errors.push("storage.url is required (sqlite:///path/keymint.db or postgres://...)".into());
+            None
+        }
+        Some(url) => match keymint_store::parse_url(&url) {
+            Ok(_) => Some(url),
+            Err(e) => {
+                errors.push(format!("storage.url: {e}"));
+                None
+            }
+        },
+    };
+
+    let max_connections = match get("storage", "max_connections") {
+        None => 10,
+        Some(Value::Integer(n)) if (1..=1000).contains(n) => *n as u32,
+        Some(other) => {
+            errors
+                .push(format!("storage.max_connections must be a whole number from 1 to 1000, got {other}"));
+            10
+        }
+    };
+
+    let key_file = string("seal", "key_file", &mut errors);
+    let key_env = string("seal", "key_env", &mut errors);
+    let seal_key = match (key_file, key_env) {
+        (Some(_), Some(_)) => {
+            errors.push("seal: give key_file or key_env, not both".into());
+            None
+        }
+        (None, None) => {
+            errors.push(
+                "seal.key_file or seal.key_env is required: the key that encrypts secrets at rest".into(),
+            );
+            None
+        }
+        (Some(file), None) => read_key_file(&PathBuf::from(&file), &mut errors),
+        (None, Some(var)) => match env(&var) {
+            None => {
+                errors.push(format!("seal.key_env names {var}, which is not set"));
+                None
+            }
+            Some(text) => match KeyMaterial::parse(&text) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    errors.push(format!("{var}: {e}"));
+                    None
+                }
+            },
+        },
+    };
+
+    let mut log = LogConfig::default();
+    match string("log", "format", &mut errors).as_deref() {
+        None | Some("text") => {}
+        Some("json") => log.json = true,
+        Some(other) => errors.push(format!("log.format must be \"text\" or \"json\", got {other:?}")),
+    }
+    if let Some(level) = string("log", "level", &mut errors) {
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            errors.push(format!(
+                "log.level {level:?} is not a valid level or filter (error, warn, info, debug, trace)"
+            ));
+        } else {
+            log.level = level;
+        }
+    }
+
+    match (listen, storage_url, seal_key) {
+        (Some(listen), Some(storage_url), Some(seal_key)) if errors.is_empty() => {
+            Ok(Config { listen, storage_url, max_connections, seal_key, log })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn read_key_file(path: &Path, errors: &mut Vec<String>) -> Option<KeyMaterial> {
+    match std::fs::read_to_string(path) {
+        Err(e) => {
+            errors.push(format!("seal.key_file {}: {e}", path.display()));
+            None
+        }
+        Ok(text) => match KeyMaterial::parse(&text) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(format!("seal.key_file {}: {e}", path.display()));
+                None
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const KEY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn a_complete_config_loads() {
+        let env = |k: &str| (k == "MY_KEY").then(|| KEY.to_string());
+        let cfg = parse(
+            r#"
+            [listener]
+            address = "0.0.0.0:8300"
+            [storage]
+            url = "sqlite:///var/lib/keymint/k.db"
+            max_connections = 4
+            [seal]
+            key_env = "MY_KEY"
+            [log]
+            format = "json"
+            level = "debug"
+            "#,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 8300);
+        assert_eq!(cfg.max_connections, 4);
+        assert!(cfg.log.json);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let errors = parse(
+            r#"
+            [listener]
+            address = "nowhere"
+            adress = "typo"
+            [storage]
+            url = "mysql://x"
+            max_connections = 0
+            [seal]
+            key_env = "UNSET_VAR"
+            [log]
+            format = "xml"
+            [extra]
+            "#,
+            &no_env,
+        )
+        .unwrap_err();
+        let all = errors.join("\n");
+        for needle in [
+            "unknown key listener.adress",
+            "unknown section [extra]",
+            "listener.address \"nowhere\"",
+            "storage.url",
+            "max_connections",
+            "UNSET_VAR",
+            "log.format",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "KEYMINT_STORAGE_URL" => Some("postgres://db/keymint".to_string()),
+            "KEYMINT_LISTENER_ADDRESS" => Some("127.0.0.1:9999".to_string()),
+            "K" => Some(KEY.to_string()),
+            _ => None,
+        };
+        let cfg = parse("[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n", &env).unwrap();
+        assert_eq!(cfg.storage_url, "postgres://db/keymint");
+        assert_eq!(cfg.listen.port(), 9999);
+    }
+
+    #[test]
+    fn required_fields_are_named() {
+        let all = parse("", &no_env).unwrap_err().join("\n");
+        assert!(all.contains("storage.url is required"));
+        assert!(all.contains("seal.key_file or seal.key_env is required"));
+    }
+}

@@ -1,0 +1,179 @@
+//! The `keymint` binary: parses the command line, loads config, starts tracing and calls the
+//! library crates. Everything it does is reachable from tests through those crates too.
+
+mod config;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use keymint_api::AppState;
+use keymint_store::{KeySource, Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(name = "keymint", version, about = "Short-lived AWS credentials on demand, speaking Vault's API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Server(ServerArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Development mode: root token, `aws/` mounted, throwaway SQLite unless --storage is given.
+    #[arg(long)]
+    dev: bool,
+    /// Dev mode: the root token to create (random and printed if absent).
+    #[arg(long, requires = "dev", env = "KEYMINT_DEV_ROOT_TOKEN_ID")]
+    dev_root_token_id: Option<String>,
+    /// Dev mode: where to listen.
+    #[arg(long, requires = "dev", default_value = "127.0.0.1:8200")]
+    dev_listen_address: SocketAddr,
+    /// Dev mode: keep state in this database (sqlite:///abs/path.db or postgres://...).
+    #[arg(long, requires = "dev")]
+    storage: Option<String>,
+    /// Production mode: the TOML config file (see config/keymint.example.toml).
+    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    config: Option<PathBuf>,
+}
+
+fn init_tracing(log: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYMINT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => runtime.block_on(server(args)),
+    }
+}
+
+async fn server(args: ServerArgs) -> Result<()> {
+    // Keeps a dev server's throwaway database alive until the process ends.
+    let mut _scratch: Option<tempfile::TempDir> = None;
+    let (listen, options, key, log, dev_token) = if args.dev {
+        let url = match args.storage {
+            Some(url) => url,
+            None => {
+                let dir = tempfile::Builder::new().prefix("keymint-dev-").tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("keymint.db").display());
+                _scratch = Some(dir);
+                url
+            }
+        };
+        let token = args.dev_root_token_id.unwrap_or_else(keymint_auth::generate_token);
+        (
+            args.dev_listen_address,
+            StoreOptions::new(url),
+            KeySource::DevStored,
+            config::LogConfig::default(),
+            Some(token),
+        )
+    } else {
+        let path = args.config.context("--config is required outside dev mode")?;
+        let env = |k: &str| std::env::var(k).ok();
+        let cfg = match config::load(&path, &env) {
+            Ok(cfg) => cfg,
+            Err(errors) => {
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), path.display());
+                for e in &errors {
+                    let _ = writeln!(stderr, "  - {e}");
+                }
+                std::process::exit(2);
+            }
+        };
+        let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
+        (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
+    };
+    init_tracing(&log);
+
+    let store = Store::open(&options, key).await.context("opening storage")?;
+    let state = AppState::new(store.clone());
+    let now = chrono_now_ms();
+    let mut stdout = std::io::stdout().lock();
+    match &dev_token {
+        Some(token) => {
+            keymint_auth::ensure_root_token(&store, token, now).await?;
+            keymint_api::ensure_default_mount(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        None => {
+            if !keymint_auth::has_tokens(&store).await? {
+                let token = keymint_auth::generate_token();
+                keymint_auth::ensure_root_token(&store, &token, now).await?;
+                writeln!(stdout, "Initial Root Token: {token}")?;
+                writeln!(stdout, "  (shown once: store it safely; it is kept only as a keyed hash)")?;
+            }
+        }
+    }
+
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    if bound.ip().is_unspecified() && args.dev {
+        bail!("dev mode listens on loopback only");
+    }
+    writeln!(stdout, "==> keymint server started{}", if args.dev { " in dev mode" } else { "" })?;
+    writeln!(stdout, "    Api Address: http://{bound}")?;
+    if let Some(token) = &dev_token {
+        writeln!(stdout, "    Root Token: {token}")?;
+        writeln!(stdout, "    Storage: {}", options.url)?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    info!(address = %bound, "listening");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    keymint_api::serve(listener, state, shutdown).await?;
+    info!("draining done, closing storage");
+    // Bounded, so a stuck connection cannot hold the process past its grace period.
+    let _ = tokio::time::timeout(Duration::from_secs(10), store.close()).await;
+    Ok(())
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    info!("shutdown requested");
+    shutdown.cancel();
+}

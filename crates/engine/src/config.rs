@@ -1,0 +1,353 @@
+//! The mount's AWS configuration: `config/root` (how keymint reaches AWS) and `config/lease`
+//! (TTLs of `iam_user` leases), with Vault's write semantics and validation texts.
+
+use regex::Regex;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+use crate::error::{EngineError, Result};
+use crate::template::{DEFAULT_USERNAME_TEMPLATE, Kind, Template};
+
+/// The non-secret part of `config/root`, stored as JSON. Secrets live in [`RootSecrets`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RootConfig {
+    pub access_key: String,
+    pub region: String,
+    pub iam_endpoint: String,
+    pub sts_endpoint: String,
+    pub sts_region: String,
+    pub sts_fallback_endpoints: Vec<String>,
+    pub sts_fallback_regions: Vec<String>,
+    pub max_retries: i64,
+    pub username_template: String,
+    /// keymint: a role assumed on top of the base credentials for every AWS call.
+    pub role_arn: String,
+    pub identity_token_audience: String,
+    pub identity_token_ttl: u64,
+    pub rotation_schedule: String,
+    pub rotation_window: u64,
+    pub rotation_period: u64,
+    pub disable_automated_rotation: bool,
+    pub rotation_policy: String,
+    /// keymint: ExternalId sent when assuming `role_arn`.
+    pub external_id: String,
+    /// keymint: session name used when assuming `role_arn`.
+    pub role_session_name: String,
+    /// keymint: session length, in seconds, when assuming `role_arn` (0: one hour).
+    pub duration: u64,
+    /// keymint: the account the credentials must belong to; checked on write.
+    pub expected_account_id: String,
+}
+
+impl Default for RootConfig {
+    fn default() -> Self {
+        RootConfig {
+            access_key: String::new(),
+            region: String::new(),
+            iam_endpoint: String::new(),
+            sts_endpoint: String::new(),
+            sts_region: String::new(),
+            sts_fallback_endpoints: Vec::new(),
+            sts_fallback_regions: Vec::new(),
+            max_retries: -1,
+            username_template: DEFAULT_USERNAME_TEMPLATE.to_string(),
+            role_arn: String::new(),
+            identity_token_audience: String::new(),
+            identity_token_ttl: 0,
+            rotation_schedule: String::new(),
+            rotation_window: 0,
+            rotation_period: 0,
+            disable_automated_rotation: false,
+            rotation_policy: String::new(),
+            external_id: String::new(),
+            role_session_name: String::new(),
+            duration: 0,
+            expected_account_id: String::new(),
+        }
+    }
+}
+
+/// The secret part of `config/root`, sealed at rest and never returned.
+#[derive(Debug, Clone, Default)]
+pub struct RootSecrets {
+    pub secret_key: Option<SecretString>,
+    pub session_token: Option<SecretString>,
+}
+
+/// The fields a `config/root` write supplied; `None` means not supplied.
+#[derive(Debug, Default)]
+pub struct RootConfigInput {
+    pub access_key: Option<String>,
+    pub secret_key: Option<SecretString>,
+    pub session_token: Option<SecretString>,
+    pub region: Option<String>,
+    pub iam_endpoint: Option<String>,
+    pub sts_endpoint: Option<String>,
+    pub sts_region: Option<String>,
+    pub sts_fallback_endpoints: Option<Vec<String>>,
+    pub sts_fallback_regions: Option<Vec<String>>,
+    pub max_retries: Option<i64>,
+    pub username_template: Option<String>,
+    pub role_arn: Option<String>,
+    pub identity_token_audience: Option<String>,
+    pub identity_token_ttl: Option<u64>,
+    pub rotation_schedule: Option<String>,
+    pub rotation_window: Option<u64>,
+    pub rotation_period: Option<u64>,
+    pub disable_automated_rotation: Option<bool>,
+    pub rotation_policy: Option<String>,
+    pub external_id: Option<String>,
+    pub role_session_name: Option<String>,
+    pub duration: Option<u64>,
+    pub expected_account_id: Option<String>,
+}
+
+static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| {
+    // Invariant: a literal, valid pattern.
+    Regex::new(r"^[A-Za-z0-9+=,.@:/-]{2,1224}$").unwrap_or_else(|_| unreachable!())
+});
+static SESSION_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_+=,.@-]{2,64}$").unwrap_or_else(|_| unreachable!()));
+static ACCOUNT_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[0-9]{12}$").unwrap_or_else(|_| unreachable!()));
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *target = v;
+    }
+}
+
+/// Applies a write to the stored config (Vault ≥1.20: a first write creates from defaults, a
+/// later one changes only supplied fields, except `username_template`, which Vault resets to its
+/// default whenever a write leaves it out) and validates the result.
+pub fn apply_root_write(
+    existing: Option<(RootConfig, RootSecrets)>,
+    input: RootConfigInput,
+) -> Result<(RootConfig, RootSecrets)> {
+    let (mut cfg, mut secrets) = existing.unwrap_or_default();
+    set(&mut cfg.access_key, input.access_key);
+    if let Some(s) = input.secret_key {
+        secrets.secret_key = Some(s);
+    }
+    if let Some(s) = input.session_token {
+        secrets.session_token = Some(s);
+    }
+    set(&mut cfg.region, input.region);
+    set(&mut cfg.iam_endpoint, input.iam_endpoint);
+    set(&mut cfg.sts_endpoint, input.sts_endpoint);
+    set(&mut cfg.sts_region, input.sts_region);
+    set(&mut cfg.sts_fallback_endpoints, input.sts_fallback_endpoints);
+    set(&mut cfg.sts_fallback_regions, input.sts_fallback_regions);
+    set(&mut cfg.max_retries, input.max_retries);
+    cfg.username_template = input.username_template.unwrap_or_else(|| DEFAULT_USERNAME_TEMPLATE.to_string());
+    set(&mut cfg.role_arn, input.role_arn);
+    set(&mut cfg.identity_token_audience, input.identity_token_audience);
+    set(&mut cfg.identity_token_ttl, input.identity_token_ttl);
+    set(&mut cfg.rotation_schedule, input.rotation_schedule);
+    set(&mut cfg.rotation_window, input.rotation_window);
+    set(&mut cfg.rotation_period, input.rotation_period);
+    set(&mut cfg.disable_automated_rotation, input.disable_automated_rotation);
+    set(&mut cfg.rotation_policy, input.rotation_policy);
+    set(&mut cfg.external_id, input.external_id);
+    set(&mut cfg.role_session_name, input.role_session_name);
+    set(&mut cfg.duration, input.duration);
+    set(&mut cfg.expected_account_id, input.expected_account_id);
+    validate_root(&cfg, &secrets)?;
+    Ok((cfg, secrets))
+}
+
+fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
+    let bad = |m: &str| Err(EngineError::bad_request(m));
+    if cfg.sts_fallback_endpoints.len() != cfg.sts_fallback_regions.len() {
+        return bad("fallback endpoints and fallback regions must be the same length");
+    }
+    if !cfg.identity_token_audience.is_empty() {
+        if !cfg.access_key.is_empty() {
+            return bad("only one of 'access_key' or 'identity_token_audience' can be set");
+        }
+        if cfg.role_arn.is_empty() {
+            return bad("missing required 'role_arn' when 'identity_token_audience' is set");
+        }
+        return bad("plugin workload identity not supported in Vault community edition");
+    }
+    if cfg.access_key.is_empty() != secrets.secret_key.is_none() {
+        return bad(
+            "access_key and secret_key must be given together (or neither, for the default credential chain)",
+        );
+    }
+    if secrets.session_token.is_some() && cfg.access_key.is_empty() {
+        return bad("session_token needs access_key and secret_key");
+    }
+    if cfg.max_retries < -1 {
+        return bad("max_retries must be -1 (the SDK default) or a number of retries");
+    }
+    if !cfg.rotation_schedule.is_empty() && cfg.rotation_period > 0 {
+        return bad(
+            "mutually exclusive fields rotation_schedule and rotation_period were both specified; only one of them can be provided",
+        );
+    }
+    if cfg.rotation_window > 0 && cfg.rotation_schedule.is_empty() {
+        return bad("cannot use rotation_window without rotation_schedule");
+    }
+    if !cfg.disable_automated_rotation && (!cfg.rotation_schedule.is_empty() || cfg.rotation_period > 0) {
+        return bad(
+            "error registering rotation job: scheduled root rotation is not available in this keymint version; rotate with config/rotate-root",
+        );
+    }
+    if cfg.role_arn.is_empty() {
+        if !cfg.external_id.is_empty() || !cfg.role_session_name.is_empty() || cfg.duration > 0 {
+            return bad("external_id, role_session_name and duration need role_arn");
+        }
+    } else {
+        if !cfg.role_arn.starts_with("arn:") || !cfg.role_arn.contains(":role/") {
+            return bad(&format!("role_arn {:?} is not an IAM role ARN", cfg.role_arn));
+        }
+        if !cfg.external_id.is_empty() && !EXTERNAL_ID.is_match(&cfg.external_id) {
+            return bad("external_id must be 2 to 1224 characters of letters, digits and +=,.@:/-");
+        }
+        if !cfg.role_session_name.is_empty() && !SESSION_NAME.is_match(&cfg.role_session_name) {
+            return bad("role_session_name must be 2 to 64 characters of letters, digits and _+=,.@-");
+        }
+        if cfg.duration > 0 && !(900..=43200).contains(&cfg.duration) {
+            return bad("duration must be between 900 seconds (15m) and 43200 seconds (12h)");
+        }
+    }
+    if !cfg.expected_account_id.is_empty() && !ACCOUNT_ID.is_match(&cfg.expected_account_id) {
+        return bad("expected_account_id must be a 12-digit AWS account id");
+    }
+    validate_username_template(&cfg.username_template)
+}
+
+/// A template is refused at write time when it does not parse, or when some display or role
+/// name could make it produce a name over IAM's 64 or STS's 32 characters: Vault only finds out
+/// with a 500 at the first credential request.
+pub fn validate_username_template(src: &str) -> Result<()> {
+    let template = Template::parse(src)
+        .map_err(|e| EngineError::bad_request(format!("unable to parse username_template: {e}")))?;
+    for (kind, limit, what) in [(Kind::Iam, 64, "IAM user names"), (Kind::Sts, 32, "STS federation names")] {
+        match template.max_len(kind) {
+            Some(n) if n <= limit => {}
+            Some(n) => {
+                return Err(EngineError::bad_request(format!(
+                    "username_template can produce {n} characters, over the {limit}-character limit of {what}; cut it with truncate"
+                )));
+            }
+            None => {
+                return Err(EngineError::bad_request(format!(
+                    "username_template has no upper bound on its length, but {what} are limited to {limit} characters; cut it with truncate"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `config/lease`: TTL and max TTL of `iam_user` leases, in seconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseConfig {
+    pub lease: u64,
+    pub lease_max: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn keys() -> RootConfigInput {
+        RootConfigInput {
+            access_key: Some("test-access".into()),
+            secret_key: Some(SecretString::from("test-secret")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_write_takes_defaults_and_later_writes_merge() {
+        let (cfg, secrets) = apply_root_write(None, keys()).unwrap();
+        assert_eq!(cfg.max_retries, -1);
+        assert_eq!(cfg.username_template, DEFAULT_USERNAME_TEMPLATE);
+        assert!(secrets.secret_key.is_some());
+        let custom =
+            RootConfigInput { username_template: Some("{{ random 20 }}".into()), ..Default::default() };
+        let (cfg, _) = apply_root_write(Some((cfg, secrets.clone())), custom).unwrap();
+        assert_eq!(cfg.username_template, "{{ random 20 }}");
+        let region = RootConfigInput { region: Some("eu-west-1".into()), ..Default::default() };
+        let (cfg, secrets) = apply_root_write(Some((cfg, secrets)), region).unwrap();
+        assert_eq!(cfg.access_key, "test-access");
+        assert!(secrets.secret_key.is_some());
+        assert_eq!(cfg.region, "eu-west-1");
+        // Vault's quirk: a write without username_template resets it.
+        assert_eq!(cfg.username_template, DEFAULT_USERNAME_TEMPLATE);
+    }
+
+    fn err(input: RootConfigInput) -> String {
+        apply_root_write(None, input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn validation_texts() {
+        assert_eq!(
+            err(RootConfigInput { sts_fallback_endpoints: Some(vec!["a".into()]), ..keys() }),
+            "fallback endpoints and fallback regions must be the same length"
+        );
+        assert_eq!(
+            err(RootConfigInput { identity_token_audience: Some("x".into()), ..keys() }),
+            "only one of 'access_key' or 'identity_token_audience' can be set"
+        );
+        assert_eq!(
+            err(RootConfigInput { identity_token_audience: Some("x".into()), ..Default::default() }),
+            "missing required 'role_arn' when 'identity_token_audience' is set"
+        );
+        assert!(
+            err(RootConfigInput { access_key: Some("a".into()), ..Default::default() })
+                .contains("must be given together")
+        );
+        assert!(err(RootConfigInput { external_id: Some("abc".into()), ..keys() }).contains("need role_arn"));
+        let with_role =
+            || RootConfigInput { role_arn: Some("arn:aws:iam::123456789012:role/keymint".into()), ..keys() };
+        assert!(
+            apply_root_write(None, RootConfigInput { external_id: Some("ok-id:/=".into()), ..with_role() })
+                .is_ok()
+        );
+        assert!(err(RootConfigInput { external_id: Some("x".into()), ..with_role() }).contains("2 to 1224"));
+        assert!(
+            err(RootConfigInput { external_id: Some("bad id".into()), ..with_role() }).contains("2 to 1224")
+        );
+        assert!(
+            err(RootConfigInput { external_id: Some("a".repeat(1225)), ..with_role() }).contains("2 to 1224")
+        );
+        assert!(err(RootConfigInput { duration: Some(60), ..with_role() }).contains("900"));
+        assert!(
+            err(RootConfigInput { expected_account_id: Some("12".into()), ..keys() }).contains("12-digit")
+        );
+        assert!(err(RootConfigInput { rotation_period: Some(3600), ..keys() }).contains("rotation"));
+        assert!(
+            apply_root_write(
+                None,
+                RootConfigInput {
+                    rotation_period: Some(3600),
+                    disable_automated_rotation: Some(true),
+                    ..keys()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn unbounded_templates_are_refused() {
+        assert!(
+            validate_username_template("{{ .DisplayName }}")
+                .unwrap_err()
+                .to_string()
+                .contains("no upper bound")
+        );
+        assert!(validate_username_template("{{ random 40 }}").unwrap_err().to_string().contains("32"));
+        assert!(validate_username_template("{{ .PolicyName | truncate 30 }}").is_ok());
+        assert!(validate_username_template("{{ if").is_err());
+        assert!(validate_username_template(DEFAULT_USERNAME_TEMPLATE).is_ok());
+    }
+}

@@ -1,0 +1,201 @@
+//! keymint-engine: the AWS side of keymint.
+//!
+//! It keeps each mount's root config and roles, builds AWS clients from them, and mints the
+//! four credential types. Every minted credential is recorded as a lease before it is returned;
+//! an IAM user exists in AWS only under a write-ahead intent or a lease, so nothing keymint
+//! creates can be forgotten.
+
+pub mod aws_error;
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod gotext;
+mod groups;
+pub mod mint;
+mod revoke;
+pub mod role;
+pub mod teardown;
+pub mod template;
+
+use std::sync::Arc;
+
+use keymint_lease::MountTtls;
+use keymint_store::{Store, aws as rows};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use clients::{AwsClients, CallerIdentity, ClientCache};
+pub use config::{LeaseConfig, RootConfig, RootConfigInput, RootSecrets};
+pub use error::{AwsFailure, EngineError, Result};
+pub use mint::{CredsRequest, Minted};
+pub use role::{Role, RoleInput, RoleWrite};
+
+/// The mount a request addresses.
+#[derive(Debug, Clone)]
+pub struct MountCtx {
+    pub id: String,
+    /// With its trailing slash, e.g. `aws/`.
+    pub path: String,
+    pub ttls: MountTtls,
+}
+
+/// The AWS engine, shared by every mount of type `aws`.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    clients: Arc<ClientCache>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SealedRootSecrets {
+    secret_key: Option<String>,
+    session_token: Option<String>,
+}
+
+const ROOT: &str = "root";
+const LEASE: &str = "lease";
+
+fn root_identity(mount_id: &str) -> String {
+    format!("aws_config/{mount_id}/root")
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Store(keymint_store::StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Engine {
+    pub fn new(store: Store) -> Self {
+        Engine { store, clients: Arc::new(ClientCache::default()) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The stored root config with its version, if the mount has one.
+    pub async fn root_config(&self, mount: &MountCtx) -> Result<Option<(RootConfig, RootSecrets, i64)>> {
+        let Some(row) = rows::get_config(self.store.pool(), &mount.id, ROOT).await? else {
+            return Ok(None);
+        };
+        let cfg: RootConfig = serde_json::from_str(&row.body).map_err(|e| corrupt("config/root", e))?;
+        let mut secrets = RootSecrets::default();
+        if let Some(sealed) = row.secret {
+            let plain = self.store.seal().open(&root_identity(&mount.id), &sealed)?;
+            let s: SealedRootSecrets =
+                serde_json::from_slice(&plain).map_err(|e| corrupt("config/root secret", e))?;
+            secrets.secret_key = s.secret_key.map(SecretString::from);
+            secrets.session_token = s.session_token.map(SecretString::from);
+        }
+        Ok(Some((cfg, secrets, row.updated_at)))
+    }
+
+    /// Writes `config/root`. Unless `verify` is false, the new credentials are checked with
+    /// GetCallerIdentity first (and against `expected_account_id`); on failure nothing is
+    /// stored.
+    pub async fn write_root_config(
+        &self,
+        mount: &MountCtx,
+        input: RootConfigInput,
+        verify: bool,
+    ) -> Result<Option<CallerIdentity>> {
+        let existing = self.root_config(mount).await?.map(|(c, s, _)| (c, s));
+        let (cfg, secrets) = config::apply_root_write(existing, input)?;
+        let identity = if verify {
+            let clients = clients::build(&cfg, &secrets).await?;
+            let who = clients.caller_identity().await.map_err(|e| match e {
+                EngineError::Aws { message, .. } => EngineError::BadRequest(message),
+                other => other,
+            })?;
+            if !cfg.expected_account_id.is_empty() && who.account != cfg.expected_account_id {
+                return Err(EngineError::bad_request(format!(
+                    "the root credentials belong to account {} ({}), not to the expected account {}",
+                    who.account, who.arn, cfg.expected_account_id
+                )));
+            }
+            Some(who)
+        } else {
+            None
+        };
+        let sealed = SealedRootSecrets {
+            secret_key: secrets.secret_key.as_ref().map(|s| s.expose_secret().to_string()),
+            session_token: secrets.session_token.as_ref().map(|s| s.expose_secret().to_string()),
+        };
+        let plain = serde_json::to_vec(&sealed).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let row = rows::ConfigRow {
+            body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+            secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
+            updated_at: next_version(self.root_config(mount).await?.map(|(_, _, v)| v)),
+        };
+        rows::put_config(self.store.pool(), &mount.id, ROOT, &row).await?;
+        self.clients.forget(&mount.id);
+        Ok(identity)
+    }
+
+    /// Clients for the mount's current config (the default AWS chain when it has none).
+    pub async fn clients(&self, mount: &MountCtx) -> Result<(Arc<AwsClients>, RootConfig)> {
+        let (cfg, secrets, version) = self.root_config(mount).await?.unwrap_or_default();
+        if let Some(c) = self.clients.get(&mount.id, version) {
+            return Ok((c, cfg));
+        }
+        let built = Arc::new(clients::build(&cfg, &secrets).await?);
+        self.clients.put(&mount.id, version, built.clone());
+        Ok((built, cfg))
+    }
+
+    pub async fn lease_config(&self, mount: &MountCtx) -> Result<Option<LeaseConfig>> {
+        let Some(row) = rows::get_config(self.store.pool(), &mount.id, LEASE).await? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_str(&row.body).map_err(|e| corrupt("config/lease", e))?))
+    }
+
+    pub async fn write_lease_config(&self, mount: &MountCtx, cfg: LeaseConfig) -> Result<()> {
+        let row = rows::ConfigRow {
+            body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+            secret: None,
+            updated_at: chrono::Utc::now().timestamp_millis(),
+        };
+        rows::put_config(self.store.pool(), &mount.id, LEASE, &row).await?;
+        Ok(())
+    }
+
+    pub async fn role(&self, mount: &MountCtx, name: &str) -> Result<Option<Role>> {
+        let Some(body) = rows::get_role(self.store.pool(), &mount.id, name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_str(&body).map_err(|e| corrupt("role", e))?))
+    }
+
+    /// Merges a write into the role. Concurrent writes to one role are serialised by doing the
+    /// read-merge-write in one transaction.
+    pub async fn write_role(&self, mount: &MountCtx, name: &str, input: RoleInput) -> Result<Vec<String>> {
+        let mut tx = self.store.begin().await?;
+        let existing = match rows::get_role(&mut *tx, &mount.id, name).await? {
+            Some(body) => Some(serde_json::from_str(&body).map_err(|e| corrupt("role", e))?),
+            None => None,
+        };
+        let written = role::apply_role_write(existing, input)?;
+        let body = serde_json::to_string(&written.role).map_err(|e| EngineError::Internal(e.to_string()))?;
+        rows::put_role(&mut *tx, &mount.id, name, &body, chrono::Utc::now().timestamp_millis()).await?;
+        tx.commit().await.map_err(keymint_store::StoreError::from)?;
+        Ok(written.warnings)
+    }
+
+    pub async fn delete_role(&self, mount: &MountCtx, name: &str) -> Result<()> {
+        rows::delete_role(self.store.pool(), &mount.id, name).await?;
+        Ok(())
+    }
+
+    pub async fn list_roles(&self, mount: &MountCtx) -> Result<Vec<String>> {
+        Ok(rows::list_roles(self.store.pool(), &mount.id).await?)
+    }
+}
+
+/// A config version that always moves forward, even when two writes share a millisecond.
+fn next_version(previous: Option<i64>) -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    match previous {
+        Some(p) if p >= now => p + 1,
+        _ => now,
+    }
+}

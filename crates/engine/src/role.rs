@@ -1,0 +1,492 @@
+//! Roles: what a credential request mints. Writes merge into the stored role and the merged
+//! role is validated as a whole, with Vault's texts; legacy `policy`/`arn` writes are
+//! translated as Vault does.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{EngineError, Result};
+use crate::gotext::{go_quote, multierror};
+
+pub const IAM_USER: &str = "iam_user";
+pub const ASSUMED_ROLE: &str = "assumed_role";
+pub const FEDERATION_TOKEN: &str = "federation_token";
+pub const SESSION_TOKEN: &str = "session_token";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Role {
+    pub credential_types: Vec<String>,
+    pub role_arns: Option<Vec<String>>,
+    pub policy_arns: Option<Vec<String>>,
+    pub policy_document: String,
+    pub iam_groups: Option<Vec<String>>,
+    pub iam_tags: Option<BTreeMap<String, String>>,
+    pub session_tags: Option<BTreeMap<String, String>>,
+    pub external_id: String,
+    pub default_sts_ttl: u64,
+    pub max_sts_ttl: u64,
+    pub user_path: String,
+    pub permissions_boundary_arn: String,
+    pub mfa_serial_number: String,
+    /// Set on roles written with the legacy parameters: `creds/` and `sts/` then mint different
+    /// types.
+    pub prohibit_flexible_cred_path: bool,
+}
+
+/// The fields one role write supplied (`None`: not supplied).
+#[derive(Debug, Default, Clone)]
+pub struct RoleInput {
+    pub credential_type: Option<String>,
+    pub role_arns: Option<Vec<String>>,
+    pub policy_arns: Option<Vec<String>>,
+    pub policy_document: Option<String>,
+    pub iam_groups: Option<Vec<String>>,
+    pub iam_tags: Option<BTreeMap<String, String>>,
+    pub session_tags: Option<BTreeMap<String, String>>,
+    pub external_id: Option<String>,
+    pub default_sts_ttl: Option<u64>,
+    pub max_sts_ttl: Option<u64>,
+    pub user_path: Option<String>,
+    pub permissions_boundary_arn: Option<String>,
+    pub mfa_serial_number: Option<String>,
+    pub legacy_policy: Option<String>,
+    pub legacy_arn: Option<String>,
+}
+
+/// The outcome of a role write: the role to store and Vault's warnings.
+#[derive(Debug)]
+pub struct RoleWrite {
+    pub role: Role,
+    pub warnings: Vec<String>,
+}
+
+static USER_PATH: LazyLock<Regex> = LazyLock::new(|| {
+    // Invariant: a literal, valid pattern.
+    Regex::new(r"^/([\x21-\x7F]{0,510}/)?$").unwrap_or_else(|_| unreachable!())
+});
+const USER_PATH_PATTERN: &str = r"^/([\x21-\x7F]{0,510}/)?$";
+
+/// Compacts a JSON policy document (whitespace out, key order kept), or Vault's error.
+pub fn compact_policy(doc: &str) -> Result<String> {
+    if doc.is_empty() {
+        return Ok(String::new());
+    }
+    let parsed: Value = serde_json::from_str(doc)
+        .map_err(|_| EngineError::bad_request(format!("cannot parse policy document: {}", go_quote(doc))))?;
+    Ok(parsed.to_string())
+}
+
+fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
+    let named: [(&str, bool); 13] = [
+        ("an explicit credential_type", input.credential_type.is_some()),
+        ("role_arns", input.role_arns.is_some()),
+        ("policy_arns", input.policy_arns.is_some()),
+        ("policy_document", input.policy_document.is_some()),
+        ("iam_groups", input.iam_groups.is_some()),
+        ("iam_tags", input.iam_tags.is_some()),
+        ("session_tags", input.session_tags.is_some()),
+        ("external_id", input.external_id.is_some()),
+        ("default_sts_ttl", input.default_sts_ttl.is_some()),
+        ("max_sts_ttl", input.max_sts_ttl.is_some()),
+        ("user_path", input.user_path.is_some()),
+        ("permissions_boundary_arn", input.permissions_boundary_arn.is_some()),
+        ("mfa_serial_number", input.mfa_serial_number.is_some()),
+    ];
+    named.into_iter().find(|(_, present)| *present).map(|(name, _)| name)
+}
+
+fn legacy_write(input: &RoleInput) -> Result<RoleWrite> {
+    if input.legacy_policy.is_some() && input.legacy_arn.is_some() {
+        return Err(EngineError::Internal("only one of policy or arn should be provided".into()));
+    }
+    if let Some(field) = legacy_conflicts(input) {
+        return Err(EngineError::bad_request(format!(
+            "cannot supply deprecated role or policy parameters with {field}"
+        )));
+    }
+    let mut role = Role { prohibit_flexible_cred_path: true, ..Role::default() };
+    if let Some(policy) = input.legacy_policy.as_deref() {
+        role.policy_document = compact_policy(policy).map_err(|_| {
+            EngineError::bad_request(format!("unable to parse supplied data: {}", go_quote(policy)))
+        })?;
+        role.credential_types = vec![IAM_USER.into(), FEDERATION_TOKEN.into()];
+    } else if let Some(arn) = input.legacy_arn.as_deref() {
+        let resource = arn.splitn(6, ':').nth(5).unwrap_or("");
+        if arn.starts_with("arn:") && resource.starts_with("role/") {
+            role.credential_types = vec![ASSUMED_ROLE.into()];
+            role.role_arns = Some(vec![arn.to_string()]);
+        } else if arn.starts_with("arn:") && resource.starts_with("policy/") {
+            role.credential_types = vec![IAM_USER.into()];
+            role.policy_arns = Some(vec![arn.to_string()]);
+        } else {
+            return Err(EngineError::bad_request(format!(
+                "unable to parse supplied data: {}",
+                go_quote(arn)
+            )));
+        }
+    }
+    Ok(RoleWrite {
+        role,
+        warnings: vec![
+            "Detected use of legacy role or policy parameter. Please upgrade to use the new parameters."
+                .into(),
+        ],
+    })
+}
+
+/// Merges a write into the stored role (or a new one) and validates the result.
+pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<RoleWrite> {
+    if input.legacy_policy.is_some() || input.legacy_arn.is_some() {
+        return legacy_write(&input);
+    }
+    let mut role = existing.unwrap_or_default();
+    // Writing new-style fields onto a legacy role turns it into a modern one.
+    role.prohibit_flexible_cred_path = false;
+    if let Some(t) = input.credential_type {
+        role.credential_types = vec![t];
+    }
+    if let Some(v) = input.role_arns {
+        role.role_arns = Some(v);
+    }
+    if let Some(v) = input.policy_arns {
+        role.policy_arns = Some(v);
+    }
+    if let Some(doc) = input.policy_document {
+        role.policy_document = compact_policy(&doc)?;
+    }
+    if let Some(v) = input.iam_groups {
+        role.iam_groups = Some(v);
+    }
+    if let Some(v) = input.iam_tags {
+        role.iam_tags = Some(v);
+    }
+    if let Some(v) = input.session_tags {
+        role.session_tags = Some(v);
+    }
+    if let Some(v) = input.external_id {
+        role.external_id = v;
+    }
+    if let Some(v) = input.default_sts_ttl {
+        role.default_sts_ttl = v;
+    }
+    if let Some(v) = input.max_sts_ttl {
+        role.max_sts_ttl = v;
+    }
+    if let Some(v) = input.user_path {
+        role.user_path = v;
+    }
+    if let Some(v) = input.permissions_boundary_arn {
+        role.permissions_boundary_arn = v;
+    }
+    if let Some(v) = input.mfa_serial_number {
+        role.mfa_serial_number = v;
+    }
+    let errors = validate(&role);
+    if !errors.is_empty() {
+        return Err(EngineError::bad_request(format!(
+            "error(s) validating supplied role data: {}",
+            go_quote(&multierror(&errors))
+        )));
+    }
+    Ok(RoleWrite { role, warnings: Vec::new() })
+}
+
+fn is_nonempty<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+fn validate(role: &Role) -> Vec<String> {
+    let mut errors = Vec::new();
+    let kind = match role.credential_types.as_slice() {
+        [] => {
+            errors.push("did not supply credential_type".to_string());
+            return errors;
+        }
+        [one] => one.as_str(),
+        _ => return errors,
+    };
+    if ![IAM_USER, ASSUMED_ROLE, FEDERATION_TOKEN, SESSION_TOKEN].contains(&kind) {
+        errors.push(format!("unrecognized credential type: {kind}"));
+        return errors;
+    }
+    let sts = kind != IAM_USER;
+    if role.default_sts_ttl > 0 && !sts {
+        errors.push(
+            "default_sts_ttl parameter only valid for assumed_role, federation_token, and session_token credential types"
+                .into(),
+        );
+    }
+    if role.max_sts_ttl > 0 && !sts {
+        errors.push(
+            "max_sts_ttl parameter only valid for assumed_role, federation_token, and session_token credential types"
+                .into(),
+        );
+    }
+    if role.max_sts_ttl > 0 && role.default_sts_ttl > role.max_sts_ttl {
+        errors.push("\"default_sts_ttl\" value must be less than or equal to \"max_sts_ttl\" value".into());
+    }
+    if !role.user_path.is_empty() {
+        if kind != IAM_USER {
+            errors.push("user_path parameter only valid for iam_user credential type".into());
+        }
+        if !USER_PATH.is_match(&role.user_path) {
+            errors.push(format!(
+                "the specified value for user_path is invalid. It must match \"{USER_PATH_PATTERN}\" regexp"
+            ));
+        }
+    }
+    if !role.permissions_boundary_arn.is_empty() {
+        if kind != IAM_USER {
+            errors.push("cannot supply permissions_boundary_arn when credential_type isn't iam_user".into());
+        }
+        if let Err(e) = validate_policy_arn(&role.permissions_boundary_arn) {
+            errors.push(format!("invalid permissions_boundary_arn parameter: {e}"));
+        }
+    }
+    if kind == SESSION_TOKEN && (is_nonempty(&role.policy_arns) || !role.policy_document.is_empty()) {
+        errors.push("cannot supply a policy or role when using credential_type session_token".into());
+    }
+    if kind != ASSUMED_ROLE {
+        if is_nonempty(&role.role_arns) {
+            errors.push("cannot supply role_arns when credential_type isn't assumed_role".into());
+        }
+        if role.session_tags.as_ref().is_some_and(|t| !t.is_empty()) {
+            errors.push("cannot supply session_tags when credential_type isn't assumed_role".into());
+        }
+        if !role.external_id.is_empty() {
+            errors.push("cannot supply external_id when credential_type isn't assumed_role".into());
+        }
+    }
+    errors
+}
+
+/// Checks an ARN names an IAM managed policy, with the texts of AWS's Go ARN parser.
+fn validate_policy_arn(arn: &str) -> std::result::Result<(), String> {
+    if !arn.starts_with("arn:") {
+        return Err("arn: invalid prefix".into());
+    }
+    let sections: Vec<&str> = arn.splitn(6, ':').collect();
+    if sections.len() != 6 {
+        return Err("arn: not enough sections".into());
+    }
+    if sections[2] != "iam" {
+        return Err(format!("expected a service of iam but got {}", sections[2]));
+    }
+    if !sections[5].starts_with("policy/") {
+        return Err(format!("expected a resource type of policy but got {}", sections[5]));
+    }
+    Ok(())
+}
+
+impl Role {
+    /// The `data` of a role read, with Vault's keys and its `null`s for unset lists and maps.
+    pub fn to_read_data(&self) -> Value {
+        json!({
+            "credential_type": self.credential_types.join(","),
+            "policy_arns": self.policy_arns,
+            "role_arns": self.role_arns,
+            "policy_document": self.policy_document,
+            "iam_groups": self.iam_groups,
+            "iam_tags": self.iam_tags,
+            "session_tags": self.session_tags,
+            "external_id": self.external_id,
+            "default_sts_ttl": self.default_sts_ttl,
+            "max_sts_ttl": self.max_sts_ttl,
+            "user_path": self.user_path,
+            "permissions_boundary_arn": self.permissions_boundary_arn,
+            "mfa_serial_number": self.mfa_serial_number,
+        })
+    }
+
+    /// The credential type a request mints, given the path it came through.
+    pub fn type_for_path(&self, via_sts_path: bool) -> Result<String> {
+        match self.credential_types.as_slice() {
+            [one] => {
+                if self.prohibit_flexible_cred_path {
+                    if one == IAM_USER && via_sts_path {
+                        return Err(EngineError::bad_request(
+                            "attempted to retrieve iam_user credentials through the sts path; this is not allowed for legacy roles",
+                        ));
+                    }
+                    if one != IAM_USER && !via_sts_path {
+                        return Err(EngineError::bad_request(format!(
+                            "attempted to retrieve {one} credentials through the creds path; this is not allowed for legacy roles"
+                        )));
+                    }
+                }
+                Ok(one.clone())
+            }
+            many => {
+                let wanted = if via_sts_path { FEDERATION_TOKEN } else { IAM_USER };
+                if many.iter().any(|t| t == wanted) {
+                    Ok(wanted.to_string())
+                } else {
+                    Err(EngineError::bad_request(format!(
+                        "requested credential type {wanted:?} not in allowed credential types {many:?}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(input: RoleInput) -> Result<RoleWrite> {
+        apply_role_write(None, input)
+    }
+
+    fn typed(t: &str) -> RoleInput {
+        RoleInput { credential_type: Some(t.into()), ..Default::default() }
+    }
+
+    fn message(input: RoleInput) -> String {
+        write(input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn missing_type_has_vaults_exact_text() {
+        assert_eq!(
+            message(RoleInput::default()),
+            r#"error(s) validating supplied role data: "1 error occurred:\n\t* did not supply credential_type\n\n""#
+        );
+    }
+
+    #[test]
+    fn each_rule_reports_its_text() {
+        let cases: Vec<(RoleInput, &str)> = vec![
+            (typed("admin"), "unrecognized credential type: admin"),
+            (
+                RoleInput { default_sts_ttl: Some(60), ..typed(IAM_USER) },
+                "default_sts_ttl parameter only valid",
+            ),
+            (RoleInput { max_sts_ttl: Some(60), ..typed(IAM_USER) }, "max_sts_ttl parameter only valid"),
+            (
+                RoleInput { default_sts_ttl: Some(120), max_sts_ttl: Some(60), ..typed(ASSUMED_ROLE) },
+                r#"\"default_sts_ttl\" value must be less than or equal to \"max_sts_ttl\" value"#,
+            ),
+            (
+                RoleInput { user_path: Some("/a/".into()), ..typed(ASSUMED_ROLE) },
+                "user_path parameter only valid for iam_user",
+            ),
+            (
+                RoleInput { user_path: Some("nope".into()), ..typed(IAM_USER) },
+                "the specified value for user_path is invalid",
+            ),
+            (
+                RoleInput {
+                    permissions_boundary_arn: Some("arn:aws:iam::1:policy/b".into()),
+                    ..typed(ASSUMED_ROLE)
+                },
+                "cannot supply permissions_boundary_arn when credential_type isn't iam_user",
+            ),
+            (
+                RoleInput { permissions_boundary_arn: Some("nope".into()), ..typed(IAM_USER) },
+                "invalid permissions_boundary_arn parameter: arn: invalid prefix",
+            ),
+            (
+                RoleInput { permissions_boundary_arn: Some("arn:aws:s3:::x".into()), ..typed(IAM_USER) },
+                "expected a service of iam but got s3",
+            ),
+            (
+                RoleInput { policy_document: Some("{}".into()), ..typed(SESSION_TOKEN) },
+                "cannot supply a policy or role when using credential_type session_token",
+            ),
+            (
+                RoleInput { role_arns: Some(vec!["arn:aws:iam::1:role/r".into()]), ..typed(IAM_USER) },
+                "cannot supply role_arns when credential_type isn't assumed_role",
+            ),
+            (
+                RoleInput {
+                    session_tags: Some([("a".into(), "b".into())].into()),
+                    ..typed(FEDERATION_TOKEN)
+                },
+                "cannot supply session_tags when credential_type isn't assumed_role",
+            ),
+            (
+                RoleInput { external_id: Some("x".into()), ..typed(IAM_USER) },
+                "cannot supply external_id when credential_type isn't assumed_role",
+            ),
+        ];
+        for (input, want) in cases {
+            let got = message(input);
+            assert!(got.contains(want), "{got:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn several_errors_are_listed_together() {
+        let got = message(RoleInput {
+            role_arns: Some(vec!["arn:aws:iam::1:role/r".into()]),
+            external_id: Some("x".into()),
+            ..typed(IAM_USER)
+        });
+        assert!(got.contains(r#"2 errors occurred:\n\t* cannot supply role_arns"#), "{got}");
+    }
+
+    #[test]
+    fn writes_merge_and_compact_policies() {
+        let first = write(RoleInput {
+            policy_document: Some("{ \"Version\": \"2012-10-17\",\n \"Statement\": [] }".into()),
+            ..typed(IAM_USER)
+        })
+        .unwrap()
+        .role;
+        assert_eq!(first.policy_document, r#"{"Version":"2012-10-17","Statement":[]}"#);
+        let merged = apply_role_write(
+            Some(first),
+            RoleInput { iam_groups: Some(vec!["devs".into()]), ..Default::default() },
+        )
+        .unwrap()
+        .role;
+        assert_eq!(merged.credential_types, vec![IAM_USER]);
+        assert_eq!(merged.iam_groups, Some(vec!["devs".to_string()]));
+        assert!(!merged.policy_document.is_empty());
+        assert_eq!(
+            message(RoleInput { policy_document: Some("{nope".into()), ..typed(IAM_USER) }),
+            r#"cannot parse policy document: "{nope""#
+        );
+    }
+
+    #[test]
+    fn read_shape_has_nulls_and_a_type_string() {
+        let role = write(typed(ASSUMED_ROLE)).unwrap().role;
+        let data = role.to_read_data();
+        assert_eq!(data["credential_type"], "assumed_role");
+        assert!(data["policy_arns"].is_null());
+        assert_eq!(data["user_path"], "");
+        assert_eq!(data["max_sts_ttl"], 0);
+    }
+
+    #[test]
+    fn legacy_parameters() {
+        let w = write(RoleInput { legacy_policy: Some("{\"a\": 1}".into()), ..Default::default() }).unwrap();
+        assert_eq!(w.role.credential_types, vec![IAM_USER, FEDERATION_TOKEN]);
+        assert_eq!(w.role.type_for_path(false).unwrap(), IAM_USER);
+        assert_eq!(w.role.type_for_path(true).unwrap(), FEDERATION_TOKEN);
+        assert_eq!(w.warnings.len(), 1);
+        let arn = write(RoleInput { legacy_arn: Some("arn:aws:iam::1:role/r".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!(arn.role.credential_types, vec![ASSUMED_ROLE]);
+        assert!(arn.role.type_for_path(false).unwrap_err().to_string().contains("through the creds path"));
+        assert!(matches!(
+            write(RoleInput {
+                legacy_policy: Some("{}".into()),
+                legacy_arn: Some("x".into()),
+                ..Default::default()
+            }),
+            Err(EngineError::Internal(_))
+        ));
+        assert_eq!(
+            message(RoleInput { legacy_policy: Some("{}".into()), ..typed(IAM_USER) }),
+            "cannot supply deprecated role or policy parameters with an explicit credential_type"
+        );
+    }
+}

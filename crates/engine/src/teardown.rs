@@ -1,0 +1,164 @@
+//! Full teardown of an IAM user: everything AWS refuses to delete a user with, then the user.
+//! Vault removes only keys, policies and groups, so a user someone gave a console password or
+//! an MFA device survives its lease; keymint removes all of it.
+
+use aws_sdk_iam::Client;
+
+use crate::aws_error::{AwsCallError, classify};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    Deleted,
+    /// The user did not exist when teardown started. Whether that counts as success is the
+    /// caller's call: right after CreateUser it may be IAM's eventual consistency talking.
+    AlreadyGone,
+}
+
+const NO_SUCH_ENTITY: &str = "NoSuchEntity";
+
+/// Runs `$call` (a paginated IAM list call with `.marker()`), collecting `$field` of every page.
+macro_rules! collect_pages {
+    ($call:expr, $items:ident, $map:expr) => {{
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = $call.set_marker(marker.take()).send().await.map_err(|e| classify(&e))?;
+            out.extend(ListItems::items(page.$items).into_iter().map($map));
+            match (page.is_truncated, page.marker) {
+                (true, Some(m)) => marker = Some(m),
+                _ => break,
+            }
+        }
+        out
+    }};
+}
+
+/// IAM list outputs hold their items as `Vec<T>` or `Option<Vec<T>>`; both read as a Vec.
+trait ListItems<T> {
+    fn items(self) -> Vec<T>;
+}
+
+impl<T> ListItems<T> for Vec<T> {
+    fn items(self) -> Vec<T> {
+        self
+    }
+}
+
+impl<T> ListItems<T> for Option<Vec<T>> {
+    fn items(self) -> Vec<T> {
+        self.unwrap_or_default()
+    }
+}
+
+/// Deletes `user` and everything attached to it. Items that vanish meanwhile (NoSuchEntity on
+/// one of them) are fine; any other failure stops and is returned, and a retry starts over.
+pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallError> {
+    let groups = match list_groups(iam, user).await {
+        Ok(groups) => groups,
+        Err(e) if e.is_code(NO_SUCH_ENTITY) => return Ok(Teardown::AlreadyGone),
+        Err(e) => return Err(e),
+    };
+    let inline = collect_pages!(iam.list_user_policies().user_name(user), policy_names, |n: String| n);
+    let attached = collect_pages!(
+        iam.list_attached_user_policies().user_name(user),
+        attached_policies,
+        |p: aws_sdk_iam::types::AttachedPolicy| p.policy_arn.unwrap_or_default()
+    );
+    let keys = collect_pages!(
+        iam.list_access_keys().user_name(user),
+        access_key_metadata,
+        |k: aws_sdk_iam::types::AccessKeyMetadata| k.access_key_id.unwrap_or_default()
+    );
+    for key in keys {
+        tolerate_gone(iam.delete_access_key().user_name(user).access_key_id(key).send().await)?;
+    }
+    for arn in attached {
+        tolerate_gone(iam.detach_user_policy().user_name(user).policy_arn(arn).send().await)?;
+    }
+    for name in inline {
+        tolerate_gone(iam.delete_user_policy().user_name(user).policy_name(name).send().await)?;
+    }
+    for group in groups {
+        tolerate_gone(iam.remove_user_from_group().user_name(user).group_name(group).send().await)?;
+    }
+    tolerate_gone(iam.delete_login_profile().user_name(user).send().await)?;
+    let mfa = collect_pages!(
+        iam.list_mfa_devices().user_name(user),
+        mfa_devices,
+        |d: aws_sdk_iam::types::MfaDevice| d.serial_number
+    );
+    for serial in mfa {
+        tolerate_gone(iam.deactivate_mfa_device().user_name(user).serial_number(serial).send().await)?;
+    }
+    let ssh = collect_pages!(
+        iam.list_ssh_public_keys().user_name(user),
+        ssh_public_keys,
+        |k: aws_sdk_iam::types::SshPublicKeyMetadata| k.ssh_public_key_id
+    );
+    for id in ssh {
+        tolerate_gone(iam.delete_ssh_public_key().user_name(user).ssh_public_key_id(id).send().await)?;
+    }
+    let certs = collect_pages!(
+        iam.list_signing_certificates().user_name(user),
+        certificates,
+        |c: aws_sdk_iam::types::SigningCertificate| c.certificate_id
+    );
+    for id in certs {
+        tolerate_gone(iam.delete_signing_certificate().user_name(user).certificate_id(id).send().await)?;
+    }
+    match iam.delete_user().user_name(user).send().await {
+        Ok(_) => {}
+        Err(e) => {
+            let err = classify(&e);
+            if err.is_code(NO_SUCH_ENTITY) {
+                // Deleted by someone else meanwhile: the goal is reached.
+            } else if err.is_code("DeleteConflict") {
+                // Service-specific credentials (CodeCommit, Keyspaces...) are rare, so they are
+                // looked for only when AWS says something still holds the user.
+                delete_service_specific_credentials(iam, user).await?;
+                tolerate_gone(iam.delete_user().user_name(user).send().await)?;
+            } else {
+                return Err(err);
+            }
+        }
+    }
+    Ok(Teardown::Deleted)
+}
+
+async fn delete_service_specific_credentials(iam: &Client, user: &str) -> Result<(), AwsCallError> {
+    let creds =
+        iam.list_service_specific_credentials().user_name(user).send().await.map_err(|e| classify(&e))?;
+    for cred in creds.service_specific_credentials.unwrap_or_default() {
+        tolerate_gone(
+            iam.delete_service_specific_credential()
+                .user_name(user)
+                .service_specific_credential_id(cred.service_specific_credential_id)
+                .send()
+                .await,
+        )?;
+    }
+    Ok(())
+}
+
+async fn list_groups(iam: &Client, user: &str) -> Result<Vec<String>, AwsCallError> {
+    Ok(collect_pages!(iam.list_groups_for_user().user_name(user), groups, |g: aws_sdk_iam::types::Group| g
+        .group_name))
+}
+
+fn tolerate_gone<T, E>(
+    result: Result<
+        T,
+        aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    >,
+) -> Result<(), AwsCallError>
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let err = classify(&e);
+            if err.is_code(NO_SUCH_ENTITY) { Ok(()) } else { Err(err) }
+        }
+    }
+}

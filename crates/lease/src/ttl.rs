@@ -1,0 +1,99 @@
+//! Vault's lease TTL rules (`CalculateTTL`), as pure functions.
+
+use crate::SYSTEM_DEFAULT_TTL_SECS;
+
+/// A mount's tuning; 0 means "the system default".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountTtls {
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+}
+
+impl MountTtls {
+    pub fn effective_default(self) -> u64 {
+        if self.default_lease_ttl > 0 { self.default_lease_ttl } else { SYSTEM_DEFAULT_TTL_SECS }
+    }
+
+    pub fn effective_max(self) -> u64 {
+        if self.max_lease_ttl > 0 { self.max_lease_ttl } else { SYSTEM_DEFAULT_TTL_SECS }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlDecision {
+    /// The TTL granted, in seconds.
+    pub ttl: u64,
+    /// The effective maximum it was held to.
+    pub max: u64,
+    /// Set when the asked TTL was over the maximum and was cut: (asked, max), for Vault's
+    /// warning `TTL of "<ttl>" exceeded the effective max_ttl of "<max>"; ...`.
+    pub capped_from: Option<u64>,
+}
+
+/// Vault's `CalculateTTL` for a new lease: the backend's TTL (or the mount default) held to the
+/// mount maximum, lowered further by the backend's maximum when that is set and smaller.
+pub fn calculate_ttl(backend_ttl: u64, backend_max: u64, mount: MountTtls) -> TtlDecision {
+    let mut max = mount.effective_max();
+    if backend_max > 0 && backend_max < max {
+        max = backend_max;
+    }
+    let asked = if backend_ttl > 0 { backend_ttl } else { mount.effective_default() };
+    if asked > max {
+        TtlDecision { ttl: max, max, capped_from: Some(asked) }
+    } else {
+        TtlDecision { ttl: asked, max, capped_from: None }
+    }
+}
+
+/// The TTL for an STS credential request: the request's `ttl`, else the role's default, else
+/// one hour; silently held to the role's maximum, else the mount's.
+pub fn sts_ttl(requested: Option<u64>, role_default: u64, role_max: u64, mount: MountTtls) -> u64 {
+    let ttl = match requested {
+        Some(t) if t > 0 => t,
+        _ if role_default > 0 => role_default,
+        _ => 3600,
+    };
+    let max = if role_max > 0 { role_max } else { mount.effective_max() };
+    ttl.min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT_MOUNT: MountTtls = MountTtls { default_lease_ttl: 0, max_lease_ttl: 0 };
+
+    #[test]
+    fn defaults_are_768_hours() {
+        let d = calculate_ttl(0, 0, DEFAULT_MOUNT);
+        assert_eq!(d, TtlDecision { ttl: 2_764_800, max: 2_764_800, capped_from: None });
+    }
+
+    #[test]
+    fn backend_ttl_wins_and_is_capped_by_the_smaller_max() {
+        assert_eq!(calculate_ttl(1800, 43200, DEFAULT_MOUNT).ttl, 1800);
+        let d = calculate_ttl(7200, 3600, DEFAULT_MOUNT);
+        assert_eq!(d, TtlDecision { ttl: 3600, max: 3600, capped_from: Some(7200) });
+        // A backend max above the mount max does not raise it.
+        let mount = MountTtls { default_lease_ttl: 60, max_lease_ttl: 600 };
+        assert_eq!(calculate_ttl(0, 100_000, mount), TtlDecision { ttl: 60, max: 600, capped_from: None });
+        assert_eq!(calculate_ttl(900, 100_000, mount).capped_from, Some(900));
+    }
+
+    #[test]
+    fn mount_default_above_max_is_capped() {
+        let mount = MountTtls { default_lease_ttl: 7200, max_lease_ttl: 3600 };
+        assert_eq!(calculate_ttl(0, 0, mount).ttl, 3600);
+    }
+
+    #[test]
+    fn sts_ttl_order_and_clamp() {
+        assert_eq!(sts_ttl(None, 0, 0, DEFAULT_MOUNT), 3600);
+        assert_eq!(sts_ttl(None, 900, 0, DEFAULT_MOUNT), 900);
+        assert_eq!(sts_ttl(Some(1200), 900, 0, DEFAULT_MOUNT), 1200);
+        assert_eq!(sts_ttl(Some(7200), 0, 3600, DEFAULT_MOUNT), 3600);
+        let mount = MountTtls { default_lease_ttl: 0, max_lease_ttl: 1000 };
+        assert_eq!(sts_ttl(Some(7200), 0, 0, mount), 1000);
+        assert_eq!(sts_ttl(Some(0), 0, 0, DEFAULT_MOUNT), 3600);
+    }
+}

@@ -1,0 +1,102 @@
+//! Rows of the AWS engine: per-mount configuration entries and roles. Bodies are JSON written
+//! and read by the engine; secrets go in the sealed `secret` column.
+
+use sqlx::{Any, Executor, FromRow};
+
+use crate::Result;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ConfigRow {
+    pub body: String,
+    pub secret: Option<Vec<u8>>,
+    /// Changes on every write: cached AWS clients are keyed by it, so a replica notices a
+    /// config written through another replica.
+    pub updated_at: i64,
+}
+
+pub async fn get_config<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    entry: &str,
+) -> Result<Option<ConfigRow>> {
+    Ok(sqlx::query_as::<_, ConfigRow>(
+        "SELECT body, secret, updated_at FROM aws_config WHERE mount_id = $1 AND entry = $2",
+    )
+    .bind(mount_id)
+    .bind(entry)
+    .fetch_optional(exec)
+    .await?)
+}
+
+pub async fn put_config<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    entry: &str,
+    row: &ConfigRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO aws_config (mount_id, entry, body, secret, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (mount_id, entry) DO UPDATE SET body = excluded.body, secret = excluded.secret, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(mount_id)
+    .bind(entry)
+    .bind(&row.body)
+    .bind(row.secret.as_deref())
+    .bind(row.updated_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_role<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT body FROM aws_roles WHERE mount_id = $1 AND name = $2")
+        .bind(mount_id)
+        .bind(name)
+        .fetch_optional(exec)
+        .await?)
+}
+
+pub async fn put_role<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    name: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO aws_roles (mount_id, name, body, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (mount_id, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+    )
+    .bind(mount_id)
+    .bind(name)
+    .bind(body)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_role<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    name: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM aws_roles WHERE mount_id = $1 AND name = $2")
+        .bind(mount_id)
+        .bind(name)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+pub async fn list_roles<'e>(exec: impl Executor<'e, Database = Any>, mount_id: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT name FROM aws_roles WHERE mount_id = $1 ORDER BY name")
+        .bind(mount_id)
+        .fetch_all(exec)
+        .await?)
+}

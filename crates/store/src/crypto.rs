@@ -1,0 +1,244 @@
+//! Secrets at rest: AES-256-GCM sealing with the row's identity as associated data (a sealed
+//! value copied into another row fails to open), and HMAC-SHA256 hashing of client tokens.
+//! Both keys are derived with HKDF from one 32-byte master key.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
+use sqlx::AnyPool;
+
+use crate::{KeySource, Result, StoreError};
+
+const CHECK_PLAINTEXT: &[u8] = b"keymint seal check v1";
+const CHECK_AAD: &str = "meta/seal_check";
+
+/// The 32-byte master key. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct KeyMaterial([u8; 32]);
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a seal key must be 32 bytes, given as 64 hex digits or 44 base64 characters")]
+pub struct BadKey;
+
+impl KeyMaterial {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses a key as written in a key file or an environment variable: 64 hex digits or the
+    /// base64 of 32 bytes, surrounding whitespace ignored.
+    pub fn parse(text: &str) -> Result<Self, BadKey> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 {
+            hex::decode(text).map_err(|_| BadKey)?
+        } else {
+            B64.decode(text).map_err(|_| BadKey)?
+        };
+        let array: [u8; 32] = bytes.try_into().map_err(|_| BadKey)?;
+        Ok(Self(array))
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        // SystemRandom only fails when the OS has no entropy source, which no supported
+        // platform lacks; fall back to rand's OS generator to stay panic-free.
+        if SystemRandom::new().fill(&mut bytes).is_err() {
+            use rand::RngCore;
+            rand::rng().fill_bytes(&mut bytes);
+        }
+        Self(bytes)
+    }
+
+    pub fn to_base64(&self) -> String {
+        B64.encode(self.0)
+    }
+
+    /// Fills `out` with key bytes derived for one purpose. HKDF-SHA256 can expand up to
+    /// 255 * 32 bytes, so for the 32-byte keys asked here it cannot fail.
+    fn derive_into<K: hkdf::KeyType>(&self, info: &[u8], kind: K, out: &mut [u8]) {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keymint-key-derivation").extract(&self.0);
+        let info = [info];
+        if let Ok(okm) = prk.expand(&info, kind) {
+            let _ = okm.fill(out);
+        }
+    }
+}
+
+/// Seals and opens secrets bound to a row identity.
+#[derive(Clone)]
+pub struct Seal {
+    key: std::sync::Arc<LessSafeKey>,
+}
+
+impl std::fmt::Debug for Seal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seal(<redacted>)")
+    }
+}
+
+impl Seal {
+    pub fn new(material: &KeyMaterial) -> Self {
+        let mut raw = [0u8; 32];
+        material.derive_into(b"keymint seal aes-256-gcm", &aead::AES_256_GCM, &mut raw);
+        let unbound = UnboundKey::new(&aead::AES_256_GCM, &raw).unwrap_or_else(|_| {
+            // Invariant: AES_256_GCM takes exactly 32 bytes, which `raw` is.
+            unreachable!("AES-256-GCM key length is 32 bytes")
+        });
+        Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) }
+    }
+
+    /// Encrypts `plaintext`; `identity` (for example `aws_config/<mount>/root`) is
+    /// authenticated but not stored in the output.
+    pub fn seal(&self, identity: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        if SystemRandom::new().fill(&mut nonce).is_err() {
+            use rand::RngCore;
+            rand::rng().fill_bytes(&mut nonce);
+        }
+        let mut buf = plaintext.to_vec();
+        // Sealing in place only fails for inputs over ~64 GiB.
+        let _ = self.key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(identity.as_bytes()),
+            &mut buf,
+        );
+        let mut out = Vec::with_capacity(12 + buf.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    pub fn open(&self, identity: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < 12 + aead::AES_256_GCM.tag_len() {
+            return Err(StoreError::Corrupt(format!("sealed value for {identity} is too short")));
+        }
+        let (nonce, body) = sealed.split_at(12);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Corrupt("bad nonce".into()))?;
+        let mut buf = body.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(identity.as_bytes()), &mut buf)
+            .map_err(|_| StoreError::Corrupt(format!("sealed value for {identity} does not open")))?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Keyed hashes of client tokens: the database never holds a usable token.
+#[derive(Clone)]
+pub struct TokenHasher {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for TokenHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHasher(<redacted>)")
+    }
+}
+
+impl TokenHasher {
+    pub fn new(material: &KeyMaterial) -> Self {
+        let mut raw = [0u8; 32];
+        material.derive_into(b"keymint token hmac-sha256", hmac::HMAC_SHA256, &mut raw);
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &raw) }
+    }
+
+    /// The hex HMAC of a token: the primary key tokens are looked up by. Lookup by this hash is
+    /// an equality on a keyed digest, so timing reveals nothing useful about the token.
+    pub fn hash(&self, token: &str) -> String {
+        hex::encode(hmac::sign(&self.key, token.as_bytes()).as_ref())
+    }
+}
+
+async fn meta_get(pool: &AnyPool, key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = $1")
+        .bind(key)
+        .fetch_optional(pool)
+        .await?)
+}
+
+async fn meta_insert_if_absent(pool: &AnyPool, key: &str, value: &str) -> Result<()> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Finds the master key for this database, creating what a first start needs. Replicas starting
+/// together race on the inserts; `ON CONFLICT DO NOTHING` and a re-read make them agree.
+pub(crate) async fn resolve_key(pool: &AnyPool, source: KeySource) -> Result<KeyMaterial> {
+    let material = match source {
+        KeySource::DevStored => {
+            if meta_get(pool, "dev_key").await?.is_none() {
+                if meta_get(pool, "seal_check").await?.is_some() {
+                    return Err(StoreError::NoKey);
+                }
+                meta_insert_if_absent(pool, "dev_key", &KeyMaterial::generate().to_base64()).await?;
+            }
+            let stored = meta_get(pool, "dev_key").await?.ok_or(StoreError::NoKey)?;
+            KeyMaterial::parse(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        }
+        KeySource::Given(material) => {
+            if meta_get(pool, "dev_key").await?.is_some() {
+                return Err(StoreError::DevKeyInProduction);
+            }
+            material
+        }
+    };
+    let seal = Seal::new(&material);
+    if meta_get(pool, "seal_check").await?.is_none() {
+        let check = B64.encode(seal.seal(CHECK_AAD, CHECK_PLAINTEXT));
+        meta_insert_if_absent(pool, "seal_check", &check).await?;
+    }
+    let check = meta_get(pool, "seal_check").await?.ok_or(StoreError::NoKey)?;
+    let sealed = B64.decode(check).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    match seal.open(CHECK_AAD, &sealed) {
+        Ok(plain) if plain == CHECK_PLAINTEXT => Ok(material),
+        _ => Err(StoreError::WrongKey),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_identity() {
+        let seal = Seal::new(&KeyMaterial::generate());
+        let sealed = seal.seal("row/1", b"secret");
+        assert_ne!(&sealed[12..], b"secret");
+        assert_eq!(seal.open("row/1", &sealed).unwrap(), b"secret");
+        assert!(seal.open("row/2", &sealed).is_err());
+        let other = Seal::new(&KeyMaterial::generate());
+        assert!(other.open("row/1", &sealed).is_err());
+    }
+
+    #[test]
+    fn token_hashes_are_keyed_and_stable() {
+        let key = KeyMaterial::generate();
+        let a = TokenHasher::new(&key);
+        assert_eq!(a.hash("root"), TokenHasher::new(&key).hash("root"));
+        assert_ne!(a.hash("root"), TokenHasher::new(&KeyMaterial::generate()).hash("root"));
+        assert_eq!(a.hash("root").len(), 64);
+    }
+
+    #[test]
+    fn keys_parse_from_hex_and_base64() {
+        let key = KeyMaterial::generate();
+        let b64 = key.to_base64();
+        assert!(KeyMaterial::parse(&b64).is_ok());
+        assert!(KeyMaterial::parse(&"ab".repeat(32)).is_ok());
+        assert!(KeyMaterial::parse("short").is_err());
+        assert_eq!(format!("{key:?}"), "KeyMaterial(<redacted>)");
+    }
+}

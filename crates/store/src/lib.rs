@@ -1,0 +1,198 @@
+//! keymint-store: every byte keymint keeps lives here.
+//!
+//! One [`Store`] wraps a sqlx pool on SQLite (the embedded default, WAL journal) or PostgreSQL
+//! (several replicas sharing one database), applies the migrations at start, seals secrets with
+//! AES-256-GCM before they reach a row and hashes client tokens with HMAC-SHA256. Queries are
+//! written once for both backends (sqlx's `Any` driver, `$n` placeholders); no other crate writes
+//! SQL.
+
+pub mod aws;
+pub mod crypto;
+pub mod leases;
+pub mod mounts;
+pub mod tokens;
+pub mod wal;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use crypto::{KeyMaterial, Seal, TokenHasher};
+pub use sqlx::{AnyConnection, Transaction};
+
+/// The database behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported storage URL {0:?}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the seal key does not match the one this database was sealed with")]
+    WrongKey,
+    #[error("this database was sealed with a dev-mode key; start it in dev mode or migrate it")]
+    DevKeyInProduction,
+    #[error("the database holds no seal key and none was given")]
+    NoKey,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the seal key comes from.
+pub enum KeySource {
+    /// Dev mode: the key is generated on first start and kept in the database itself, so a dev
+    /// server with `--storage` survives restarts. Not encryption at rest in any useful sense.
+    DevStored,
+    /// Production: the key is given (key file or environment); the database only keeps a check
+    /// value so a wrong key is refused at start rather than discovered at the first decrypt.
+    Given(KeyMaterial),
+}
+
+/// The storage handle shared by every request and background task.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    seal: Seal,
+    hasher: TokenHasher,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: 10 }
+    }
+}
+
+/// Tells the backend from a storage URL, and normalises SQLite URLs so the file is created.
+pub fn parse_url(url: &str) -> Result<(Backend, String)> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        let normalised =
+            if path.contains('?') { format!("sqlite://{path}") } else { format!("sqlite://{path}?mode=rwc") };
+        Ok((Backend::Sqlite, normalised))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_string()))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+impl Store {
+    /// Opens the database, applies migrations and sets up the seal.
+    pub async fn open(options: &StoreOptions, key: KeySource) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = parse_url(&options.url)?;
+        let connect = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; busy_timeout turns writer
+                    // contention into waiting instead of SQLITE_BUSY errors.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(connect).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        let material = crypto::resolve_key(&pool, key).await?;
+        Ok(Store { pool, backend, seal: Seal::new(&material), hasher: TokenHasher::new(&material) })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn seal(&self) -> &Seal {
+        &self.seal
+    }
+
+    pub fn hasher(&self) -> &TokenHasher {
+        &self.hasher
+    }
+
+    pub async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`millis`].
+pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            parse_url("sqlite:///tmp/a.db").unwrap(),
+            (Backend::Sqlite, "sqlite:///tmp/a.db?mode=rwc".to_string())
+        );
+        assert_eq!(parse_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert_eq!(parse_url("postgresql://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(parse_url("mysql://x").is_err());
+        assert!(parse_url("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! Write-ahead intents for AWS objects that exist before their lease does.
+
+use sqlx::{Any, Executor, FromRow};
+
+use crate::Result;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct IntentRow {
+    pub id: String,
+    pub mount_id: String,
+    /// What to undo, e.g. `iam_user`.
+    pub kind: String,
+    /// JSON with what the undo needs (the user name).
+    pub data: String,
+    pub created_at: i64,
+}
+
+pub async fn insert<'e>(exec: impl Executor<'e, Database = Any>, row: &IntentRow) -> Result<()> {
+    sqlx::query("INSERT INTO wal_intents (id, mount_id, kind, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&row.id)
+        .bind(&row.mount_id)
+        .bind(&row.kind)
+        .bind(&row.data)
+        .bind(row.created_at)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete<'e>(exec: impl Executor<'e, Database = Any>, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM wal_intents WHERE id = $1").bind(id).execute(exec).await?;
+    Ok(())
+}
+
+/// Intents created before `before_ms`, oldest first, at most `limit`.
+pub async fn older_than<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    before_ms: i64,
+    limit: i64,
+) -> Result<Vec<IntentRow>> {
+    Ok(sqlx::query_as::<_, IntentRow>(
+        "SELECT id, mount_id, kind, data, created_at FROM wal_intents WHERE created_at < $1 \
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
