@@ -1,0 +1,155 @@
+//! The store against real databases: every test runs on SQLite and on PostgreSQL
+//! (`KEYMINT_TEST_POSTGRES_URL`, set by scripts/test.sh; a PostgreSQL test fails without it).
+
+use keymint_store::mounts::{self, MountRow};
+use keymint_store::{KeyMaterial, KeySource, Store, StoreError, StoreOptions, aws, leases, wal};
+use sqlx::Connection;
+
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    async fn new(postgres: bool) -> Db {
+        if !postgres {
+            return Db::Sqlite(tempfile::tempdir().unwrap());
+        }
+        let base = std::env::var("KEYMINT_TEST_POSTGRES_URL")
+            .expect("KEYMINT_TEST_POSTGRES_URL is unset: run scripts/test.sh, which starts PostgreSQL");
+        let name = format!("km_store_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (head, _) = base.rsplit_once('/').unwrap();
+        Db::Postgres(format!("{head}/{name}"))
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("k.db").display()),
+            Db::Postgres(url) => url.clone(),
+        }
+    }
+
+    async fn open(&self, key: KeySource) -> Result<Store, StoreError> {
+        Store::open(&StoreOptions::new(self.url()), key).await
+    }
+}
+
+macro_rules! both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(super::Db::new(false).await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$body(super::Db::new(true).await).await
+            }
+        }
+    };
+}
+
+both!(dev_key_survives_restart, dev_key_body);
+async fn dev_key_body(db: Db) {
+    let a = db.open(KeySource::DevStored).await.unwrap();
+    let hash = a.hasher().hash("root");
+    let sealed = a.seal().seal("x", b"secret");
+    a.close().await;
+    let b = db.open(KeySource::DevStored).await.unwrap();
+    assert_eq!(b.hasher().hash("root"), hash);
+    assert_eq!(b.seal().open("x", &sealed).unwrap(), b"secret");
+    // A database sealed by dev mode is not silently used by a production server.
+    assert!(matches!(
+        db.open(KeySource::Given(KeyMaterial::generate())).await,
+        Err(StoreError::DevKeyInProduction)
+    ));
+}
+
+both!(given_key_is_checked, given_key_body);
+async fn given_key_body(db: Db) {
+    let key = KeyMaterial::generate();
+    db.open(KeySource::Given(key.clone())).await.unwrap().close().await;
+    db.open(KeySource::Given(key)).await.unwrap().close().await;
+    assert!(matches!(db.open(KeySource::Given(KeyMaterial::generate())).await, Err(StoreError::WrongKey)));
+    assert!(matches!(db.open(KeySource::DevStored).await, Err(StoreError::NoKey)));
+}
+
+fn mount(path: &str) -> MountRow {
+    MountRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        path: path.into(),
+        mount_type: "aws".into(),
+        description: String::new(),
+        accessor: "aws_0000".into(),
+        default_lease_ttl: 0,
+        max_lease_ttl: 0,
+        options: "{}".into(),
+        created_at: 1,
+    }
+}
+
+both!(mounts_are_unique_and_cascade, mounts_body);
+async fn mounts_body(db: Db) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let m = mount("aws/");
+    assert!(mounts::insert(store.pool(), &m).await.unwrap());
+    assert!(!mounts::insert(store.pool(), &mount("aws/")).await.unwrap());
+    let row = aws::ConfigRow { body: "{}".into(), secret: Some(vec![1, 2, 3]), updated_at: 5 };
+    aws::put_config(store.pool(), &m.id, "root", &row).await.unwrap();
+    aws::put_role(store.pool(), &m.id, "deploy", "{}", 1).await.unwrap();
+    assert_eq!(
+        aws::get_config(store.pool(), &m.id, "root").await.unwrap().unwrap().secret,
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(aws::list_roles(store.pool(), &m.id).await.unwrap(), vec!["deploy"]);
+    mounts::delete(store.pool(), &m.id).await.unwrap();
+    assert!(aws::get_config(store.pool(), &m.id, "root").await.unwrap().is_none());
+    assert!(aws::list_roles(store.pool(), &m.id).await.unwrap().is_empty());
+}
+
+both!(lease_and_intent_commit_together, lease_body);
+async fn lease_body(db: Db) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let intent = wal::IntentRow {
+        id: "i1".into(),
+        mount_id: "m".into(),
+        kind: "iam_user".into(),
+        data: "{}".into(),
+        created_at: 10,
+    };
+    wal::insert(store.pool(), &intent).await.unwrap();
+    let lease = leases::LeaseRow {
+        id: "aws/creds/r/abc".into(),
+        mount_id: "m".into(),
+        role_name: "r".into(),
+        credential_type: "iam_user".into(),
+        issue_time: 10,
+        expire_time: 20,
+        last_renewal: None,
+        renewable: 1,
+        internal: "{}".into(),
+        secret: None,
+        token_accessor: Some("acc".into()),
+        orphan: 0,
+        state: leases::STATE_ACTIVE.into(),
+    };
+    // A transaction that fails half-way leaves the intent in place and no lease.
+    let mut tx = store.begin().await.unwrap();
+    leases::insert(&mut *tx, &lease).await.unwrap();
+    wal::delete(&mut *tx, "i1").await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(leases::get(store.pool(), &lease.id).await.unwrap().is_none());
+    assert_eq!(wal::older_than(store.pool(), 11, 10).await.unwrap().len(), 1);
+
+    let mut tx = store.begin().await.unwrap();
+    leases::insert(&mut *tx, &lease).await.unwrap();
+    wal::delete(&mut *tx, "i1").await.unwrap();
+    tx.commit().await.unwrap();
+    let got = leases::get(store.pool(), &lease.id).await.unwrap().unwrap();
+    assert_eq!((got.expire_time, got.token_accessor.as_deref()), (20, Some("acc")));
+    assert!(wal::older_than(store.pool(), 11, 10).await.unwrap().is_empty());
+    assert_eq!(leases::page_for_mount(store.pool(), "m", "", 10).await.unwrap().len(), 1);
+    assert!(leases::page_for_mount(store.pool(), "m", &lease.id, 10).await.unwrap().is_empty());
+}
