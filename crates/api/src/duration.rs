@@ -77,18 +77,7 @@ fn non_negative(secs: i64) -> Result<u64, DurationError> {
     u64::try_from(secs).map_err(|_| DurationError::Negative(secs))
 }
 
-/// Go's `time.Duration.String()` for a whole number of seconds: `0s`, `45s`, `30m0s`,
-/// `12h0m0s`. Go never rolls hours into days, so 32 days is `768h0m0s`.
-pub fn format_go_duration(secs: u64) -> String {
-    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if hours > 0 {
-        format!("{hours}h{minutes}m{seconds}s")
-    } else if minutes > 0 {
-        format!("{minutes}m{seconds}s")
-    } else {
-        format!("{seconds}s")
-    }
-}
+pub use keymint_lease::ttl::format_go_duration;
 
 /// Go's `time.ParseDuration`, returning (is negative, magnitude in nanoseconds).
 ///
@@ -301,34 +290,7 @@ fn underscores_ok(body: &str) -> bool {
     last != b'_'
 }
 
-/// Go's `strconv.Quote` (what `%q` prints): printable characters kept, the usual C escapes,
-/// `\xNN` for other ASCII controls and `\uNNNN` for other non-printable characters.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c.is_ascii_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use keymint_engine::gotext::go_quote;
 
 /// The `time` package's own quoting, which differs from `strconv.Quote`: every byte of a
 /// non-ASCII or control character is printed as `\xNN`, so `"µs"` becomes `"\xc2\xb5s"`.
@@ -353,7 +315,6 @@ fn time_quote(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

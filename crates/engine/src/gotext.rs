@@ -1,18 +1,28 @@
 //! Go's text conventions that Vault's messages carry: `%q` quoting and multierror lists.
 
-/// Go's `%q` for a string: double quotes, with `\n`, `\t`, `\r`, `"` and `\` escaped and other
-/// control characters as `\x..`.
+/// Go's `strconv.Quote` (what `%q` prints): printable characters kept, the usual C escapes,
+/// `\xNN` for other ASCII controls and `\uNNNN` for other non-printable characters.
 pub fn go_quote(s: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -46,6 +56,7 @@ mod tests {
     fn quoting_matches_go() {
         assert_eq!(go_quote("a\"b\\c\n\t"), r#""a\"b\\c\n\t""#);
         assert_eq!(go_quote("\u{1}"), r#""\x01""#);
+        assert_eq!(go_quote("\u{85}"), r#""\u0085""#);
     }
 
     #[test]

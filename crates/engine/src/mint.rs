@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use aws_sdk_iam::types::Tag as IamTag;
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag as StsTag};
 use chrono::{DateTime, Utc};
-use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id, ttl::sts_ttl};
+use keymint_lease::ttl::{format_go_duration, sts_ttl};
+use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
@@ -473,21 +474,9 @@ impl Engine {
 pub fn ttl_capped_warning(asked: u64, max: u64) -> String {
     format!(
         "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-        go_duration(asked),
-        go_duration(max)
+        format_go_duration(asked),
+        format_go_duration(max)
     )
-}
-
-/// Go's `time.Duration.String()` for whole seconds (`768h0m0s`, `30m0s`, `45s`).
-pub fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 #[cfg(test)]
@@ -512,10 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(2_764_800), "768h0m0s");
-        assert_eq!(go_duration(1800), "30m0s");
-        assert_eq!(go_duration(45), "45s");
+    fn capped_warning_text() {
         assert_eq!(
             ttl_capped_warning(7200, 3600),
             r#"TTL of "2h0m0s" exceeded the effective max_ttl of "1h0m0s"; TTL value is capped accordingly"#

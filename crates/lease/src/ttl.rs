@@ -57,6 +57,19 @@ pub fn sts_ttl(requested: Option<u64>, role_default: u64, role_max: u64, mount: 
     ttl.min(max)
 }
 
+/// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `30m0s`, `12h0m0s`. Go never
+/// rolls hours into days, so 32 days is `768h0m0s`. Vault prints TTLs this way.
+pub fn format_go_duration(secs: u64) -> String {
+    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +108,14 @@ mod tests {
         let mount = MountTtls { default_lease_ttl: 0, max_lease_ttl: 1000 };
         assert_eq!(sts_ttl(Some(7200), 0, 0, mount), 1000);
         assert_eq!(sts_ttl(Some(0), 0, 0, DEFAULT_MOUNT), 3600);
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        assert_eq!(format_go_duration(0), "0s");
+        assert_eq!(format_go_duration(45), "45s");
+        assert_eq!(format_go_duration(1800), "30m0s");
+        assert_eq!(format_go_duration(5400), "1h30m0s");
+        assert_eq!(format_go_duration(2_764_800), "768h0m0s");
     }
 }
