@@ -1,5 +1,6 @@
 //! The store against real databases: every test runs on SQLite and on PostgreSQL
 //! (`KEYMINT_TEST_POSTGRES_URL`, set by scripts/test.sh; a PostgreSQL test fails without it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test crate: failing loudly is the point
 
 use keymint_store::mounts::{self, MountRow};
 use keymint_store::{KeyMaterial, KeySource, Store, StoreError, StoreOptions, aws, leases, wal};
