@@ -61,6 +61,7 @@ const ROOT_FIELDS: &[&str] = &[
     "expected_account_id",
     "verify_connection",
 ];
+const LEASE_FIELDS: &[&str] = &["lease", "lease_max"];
 const ROLE_FIELDS: &[&str] = &[
     "name",
     "credential_type",
@@ -88,10 +89,12 @@ fn unknown_warning(data: &RequestData, known: &[&str]) -> Option<String> {
         .then(|| format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")))
 }
 
+/// Adds the unknown-parameter warning. Vault drops it when the reply is a bare 204; keymint
+/// turns such a reply into a 200 carrying the warning, so a misspelt field on a write is
+/// never silently ignored.
 fn finish(mut reply: Reply, data: &RequestData, known: &[&str]) -> Reply {
-    if !reply.no_content
-        && let Some(w) = unknown_warning(data, known)
-    {
+    if let Some(w) = unknown_warning(data, known) {
+        reply.no_content = false;
         reply.warnings.push(w);
     }
     reply
@@ -116,7 +119,9 @@ pub async fn handle(
         },
         "config/lease" => match op {
             Operation::Read => read_lease(state, &ctx).await,
-            Operation::Update => write_lease(state, &ctx, &req.data).await,
+            Operation::Update => {
+                write_lease(state, &ctx, &req.data).await.map(|r| finish(r, &req.data, LEASE_FIELDS))
+            }
             _ => Err(ApiError::UnsupportedOperation),
         },
         "roles/" | "roles" => match op {
