@@ -101,3 +101,38 @@ impl From<FieldError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: impl Into<ApiError>) -> StatusCode {
+        e.into().into_response().status()
+    }
+
+    #[test]
+    fn engine_failures_map_to_vaults_statuses() {
+        let aws = |kind| EngineError::Aws { message: "Error creating IAM user: x".into(), kind };
+        assert_eq!(status(aws(AwsFailure::Rejected)), StatusCode::BAD_REQUEST);
+        assert_eq!(status(aws(AwsFailure::Unavailable)), StatusCode::BAD_GATEWAY);
+        assert_eq!(status(EngineError::bad_request("Role \"x\" not found")), StatusCode::BAD_REQUEST);
+        assert_eq!(status(EngineError::Internal("boom".into())), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(ApiError::PermissionDenied), StatusCode::FORBIDDEN);
+        assert_eq!(status(ApiError::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status(ApiError::UnsupportedOperation), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn bodies_use_vaults_shape() {
+        let body = |e: ApiError| async move {
+            let bytes = axum::body::to_bytes(e.into_response().into_body(), 1 << 16).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        assert_eq!(body(ApiError::NotFound).await, json!({"errors": []}));
+        assert_eq!(
+            body(ApiError::PermissionDenied).await,
+            json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
+        );
+        assert_eq!(body(ApiError::BadRequest("nope".into())).await, json!({"errors": ["nope"]}));
+    }
+}

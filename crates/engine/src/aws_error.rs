@@ -103,3 +103,44 @@ fn describe_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::operation::create_user::CreateUserError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: &str, message: &str, status: u16) -> SdkError<CreateUserError, HttpResponse> {
+        let err = CreateUserError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn refusals_are_the_callers_problem() {
+        let e = classify(&service_error("AccessDenied", "User: x is not authorized", 403));
+        assert_eq!(e.failure, AwsFailure::Rejected);
+        assert_eq!(e.text, "AccessDenied: User: x is not authorized");
+        assert!(e.is_code("AccessDenied"));
+        match e.with_prefix("Error creating IAM user") {
+            EngineError::Aws { message, kind } => {
+                assert_eq!(message, "Error creating IAM user: AccessDenied: User: x is not authorized");
+                assert_eq!(kind, AwsFailure::Rejected);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn throttling_and_server_faults_are_aws_trouble() {
+        assert_eq!(
+            classify(&service_error("Throttling", "Rate exceeded", 400)).failure,
+            AwsFailure::Unavailable
+        );
+        assert_eq!(classify(&service_error("SlowDown", "", 503)).failure, AwsFailure::Unavailable);
+        assert_eq!(classify(&service_error("ServiceFailure", "oops", 500)).failure, AwsFailure::Unavailable);
+        assert_eq!(classify(&service_error("Whatever", "busy", 429)).failure, AwsFailure::Unavailable);
+    }
+}
