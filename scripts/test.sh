@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The project's test command (CI runs it through .ci/run):
+#   scripts/test.sh [extra cargo test args, e.g. a test name filter]
+#
+# It provides what the black-box tests need, then runs every check CI makes:
+#   - PostgreSQL binaries (installed with apt-get when missing; needs root);
+#   - moto[server] pinned by tests/requirements.txt, in the virtualenv .venv;
+#   - a throwaway PostgreSQL cluster on 127.0.0.1 (KEYMINT_TEST_POSTGRES_URL), removed on exit;
+#   - cargo fmt --check, clippy with -D warnings, build of the binaries, cargo test.
+# Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
+set -euo pipefail
+
+# CI has no stdin; make sure nothing here ever waits on one.
+exec </dev/null
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+step() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# PostgreSQL's bin dir: initdb/pg_ctl on PATH (symlinks resolved, postgres must sit beside
+# pg_ctl), else the newest Debian /usr/lib/postgresql/<version>/bin.
+find_pg_bin() {
+  local initdb dir
+  if initdb=$(command -v initdb) && command -v pg_ctl >/dev/null; then
+    dir=$(dirname "$(readlink -f "$initdb")")
+    if [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
+      echo "$dir"
+      return 0
+    fi
+  fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Quiet unless it fails; then the whole apt output is shown.
+apt_install() {
+  is_root || die "need root to apt-get install $*"
+  local log
+  log=$(mktemp)
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "apt-get install $* failed"
+  fi
+  rm -f "$log"
+}
+
+# --- prerequisites ------------------------------------------------------------------------------
+
+step "PostgreSQL binaries"
+if ! pg_bin=$(find_pg_bin); then
+  echo "    not found; installing Debian's postgresql"
+  apt_install postgresql
+  pg_bin=$(find_pg_bin) || die "postgresql installed but initdb/pg_ctl not found"
+fi
+echo "    $pg_bin"
+# The harness runs psql to create one database per test; use the one matching the server.
+export PATH="$pg_bin:$PATH"
+
+step "moto[server] in .venv"
+requirements=tests/requirements.txt
+moto_pin=$(sed -n 's/^moto\[server\]==\([^[:space:]#]*\).*/\1/p' "$requirements")
+[ -n "$moto_pin" ] || die "$requirements must pin moto[server]==<version>"
+venv_python=.venv/bin/python
+if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "    python3 cannot create virtualenvs; installing python3-venv"
+    apt_install python3-venv
+  fi
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+installed=$("$venv_python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)
+if [ "$installed" = "$moto_pin" ] && [ -x .venv/bin/moto_server ]; then
+  echo "    moto $installed already installed"
+else
+  echo "    installing moto[server]==$moto_pin"
+  "$venv_python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
+fi
+export MOTO_SERVER="$repo/.venv/bin/moto_server"
+
+# --- static checks and build --------------------------------------------------------------------
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --quiet --workspace --bins
+# The black-box tests run this binary; with KEYMINT_BIN set they do not build it themselves.
+export KEYMINT_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/keymint"
+
+# --- throwaway PostgreSQL cluster ---------------------------------------------------------------
+
+# postgres refuses to run as root: as root, run the server as the postgres system user.
+as_pg() {
+  if is_root; then
+    (cd "$pg_dir" && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+pg_dir=""
+cleanup() {
+  local rc=$?
+  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+    if [ -f "$pg_dir/data/postmaster.pid" ]; then
+      if ! as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w -t 20 stop >/dev/null 2>&1; then
+        # Our own postmaster, by the pid it recorded.
+        kill -9 "$(head -n 1 "$pg_dir/data/postmaster.pid")" 2>/dev/null || true
+      fi
+    fi
+    rm -rf "$pg_dir"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "PostgreSQL cluster"
+if is_root && ! id -u postgres >/dev/null 2>&1; then
+  useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+fi
+if is_root; then
+  # Under /tmp, not $TMPDIR: the postgres user must be able to reach it.
+  pg_dir=$(mktemp -d /tmp/keymint-pg.XXXXXX)
+  chown postgres:postgres "$pg_dir"
+else
+  pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/keymint-pg.XXXXXX")
+fi
+as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --no-locale --no-sync \
+  >"$pg_dir/initdb.log" 2>&1 || { cat "$pg_dir/initdb.log" >&2; die "initdb failed"; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# A free port can be taken by someone else before postgres binds it; then try another one.
+pg_port=""
+for _ in 1 2 3 4 5; do
+  port=$(free_port)
+  # Settings are written (not passed to pg_ctl -o) so paths need no shell quoting. Durability
+  # is pointless for a cluster deleted at exit.
+  cat >"$pg_dir/data/keymint-test.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$pg_dir'
+max_connections = 400
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  grep -q "^include = 'keymint-test.conf'" "$pg_dir/data/postgresql.conf" ||
+    echo "include = 'keymint-test.conf'" >>"$pg_dir/data/postgresql.conf"
+  if as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 30 start >/dev/null 2>&1; then
+    pg_port=$port
+    break
+  fi
+done
+if [ -z "$pg_port" ]; then
+  tail -n 20 "$pg_dir/server.log" >&2 || true
+  die "PostgreSQL did not start"
+fi
+export KEYMINT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+echo "    $KEYMINT_TEST_POSTGRES_URL"
+
+# --- tests --------------------------------------------------------------------------------------
+
+step "cargo test"
+cargo test --workspace "$@"

@@ -1,0 +1,242 @@
+//! The real `keymint` binary, started in dev mode on a port of its own choosing.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::client::{Auth, Client, Resp};
+use crate::process::{OutputLog, STARTUP_DEADLINE, eventually, local_http, workspace_root};
+use crate::storage::{Backend, Storage};
+
+/// The root token every harness-started server is given.
+pub const ROOT_TOKEN: &str = "root";
+
+const ADDRESS_MARKER: &str = "Api Address:";
+
+/// A running keymint server. Dropping it kills the process; if the test is panicking, the
+/// server's output is printed so the failure shows what the server said.
+pub struct Keymint {
+    child: Option<Child>,
+    base: String,
+    storage: String,
+    extra_args: Vec<String>,
+    log: OutputLog,
+    client: Client,
+    /// Storage this handle owns (see [`Keymint::start_on`]); dropped after the process is killed.
+    _owned_storage: Option<Storage>,
+}
+
+impl Keymint {
+    /// `keymint server --dev --dev-root-token-id root --dev-listen-address 127.0.0.1:0
+    /// --storage <storage_url>`, waiting until `sys/health` answers 200.
+    pub async fn start(storage_url: &str) -> Keymint {
+        Self::start_with(storage_url, &[]).await
+    }
+
+    /// Like [`Keymint::start`] with extra command-line arguments appended.
+    pub async fn start_with(storage_url: &str, extra_args: &[&str]) -> Keymint {
+        Self::launch(storage_url.to_owned(), extra_args, None).await
+    }
+
+    /// keymint on fresh storage of `backend` that lives as long as this handle: for tests
+    /// that need no moto.
+    pub async fn start_on(backend: Backend) -> Keymint {
+        let storage = Storage::new(backend);
+        Self::launch(storage.url().to_owned(), &[], Some(storage)).await
+    }
+
+    async fn launch(storage_url: String, extra_args: &[&str], owned: Option<Storage>) -> Keymint {
+        let mut km = Keymint {
+            child: None,
+            base: String::new(),
+            storage: storage_url,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            log: OutputLog::default(),
+            client: Client::new("http://invalid", Auth::None),
+            _owned_storage: owned,
+        };
+        km.spawn().await;
+        km
+    }
+
+    async fn spawn(&mut self) {
+        let bin = keymint_binary();
+        let mut child = Command::new(&bin)
+            .args(["server", "--dev", "--dev-root-token-id", ROOT_TOKEN])
+            .args(["--dev-listen-address", "127.0.0.1:0"])
+            .args(["--storage", &self.storage])
+            .args(&self.extra_args)
+            // Never wait on an instance metadata service that does not exist here.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+        // The stdout reader hands over the address from the first "Api Address:" line and keeps
+        // draining; dropping the sender (EOF first) tells us the process ended without one.
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let mut tx = Some(tx);
+        let stdout = self.log.drain(child.stdout.take().expect("piped stdout"), "", move |line| {
+            let url = line.split_once(ADDRESS_MARKER).and_then(|(_, rest)| rest.split_whitespace().next());
+            if let Some(url) = url
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(url.to_owned());
+            }
+        });
+        let stderr = self.log.drain(child.stderr.take().expect("piped stderr"), "[stderr] ", |_| {});
+        self.child = Some(child);
+
+        // On failure, Drop prints the server's output (it runs while the test panics).
+        let announced = tokio::time::timeout(STARTUP_DEADLINE, rx).await;
+        let base = match announced {
+            Ok(Ok(url)) => url,
+            Ok(Err(_closed)) => {
+                let status = self.child.take().and_then(|mut c| c.wait().ok());
+                // Exited, so both pipes are closed: collect its last words before reporting.
+                let _ = (stdout.join(), stderr.join());
+                let status = status.map_or_else(|| "unknown status".to_owned(), |s| s.to_string());
+                panic!("keymint exited ({status}) without printing {ADDRESS_MARKER:?}");
+            }
+            Err(_elapsed) => {
+                panic!("keymint printed no {ADDRESS_MARKER:?} line within {STARTUP_DEADLINE:?}")
+            }
+        };
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "keymint announced {base:?}, expected http://127.0.0.1:PORT"
+        );
+        self.base = base;
+        self.client = Client::new(&self.base, Auth::VaultToken(ROOT_TOKEN.to_owned()));
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
+        let http = local_http();
+        let health = format!("{}/v1/sys/health", self.base);
+        let child = &mut self.child;
+        eventually("keymint sys/health to answer 200", STARTUP_DEADLINE, async || {
+            if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
+                panic!("keymint exited ({status}) before it was healthy");
+            }
+            let resp = http.get(&health).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        })
+        .await;
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn storage_url(&self) -> &str {
+        &self.storage
+    }
+
+    /// SIGKILL: no shutdown handler runs, as in a crash or an OOM kill.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// kill -9, then start again on the same storage with the same arguments. The port may
+    /// change; clients from [`Keymint::client`] taken before the restart point at the old one.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.log.push("---- killed with SIGKILL; restarting ----".to_owned());
+        self.spawn().await;
+    }
+
+    /// Everything the server printed so far (all runs).
+    pub fn logs(&self) -> String {
+        self.log.text()
+    }
+
+    /// A client with the root token.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// A client sending `X-Vault-Token: <token>`.
+    pub fn with_token(&self, token: &str) -> Client {
+        self.client.with_token(token)
+    }
+
+    /// A client sending no token at all.
+    pub fn anonymous(&self) -> Client {
+        self.client.with_auth(Auth::None)
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.client.get(path).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.client.post(path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.client.put(path, body).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.client.delete(path).await
+    }
+
+    pub async fn list(&self, path: &str) -> Resp {
+        self.client.list(path).await
+    }
+}
+
+impl Drop for Keymint {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let at = if self.base.is_empty() { "(never listened)" } else { &self.base };
+            eprintln!("--- keymint {at}, storage {}, output ---\n{}", self.storage, self.log.text());
+        }
+    }
+}
+
+/// `$KEYMINT_BIN`, else `<target>/debug/keymint`, built once per test process if missing.
+pub fn keymint_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KEYMINT_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    // Built once per test process, whether or not a binary exists: an old binary left by an
+    // earlier build would test yesterday's code. An up-to-date build takes a second.
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let root = workspace_root();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|dir| root.join(dir)).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/keymint");
+    // One build at a time; the others wait and then find it done.
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !*built {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            // The same command as scripts/test.sh: building `-p keymint-cli` alone would
+            // unify features differently and rebuild much of the dependency graph.
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run cargo build for the keymint binary");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+        assert!(bin.is_file(), "cargo build succeeded but {} is missing", bin.display());
+        *built = true;
+    }
+    bin
+}

@@ -1,0 +1,114 @@
+//! Black-box test harness for keymint: the real `keymint` binary against a private moto server
+//! (IAM/STS emulator) and private storage (SQLite file or PostgreSQL database) per test.
+//!
+//! Everything listens on 127.0.0.1 only. Every child process is killed when its handle drops,
+//! and a failing test prints the server output it captured. The suite is meant to be run through
+//! `scripts/test.sh`, which provides moto (`MOTO_SERVER`) and PostgreSQL
+//! (`KEYMINT_TEST_POSTGRES_URL`).
+
+// A test harness fails by panicking: `expect` with a message is the error handling here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod client;
+mod iam;
+mod keymint;
+mod moto;
+mod process;
+mod storage;
+
+pub use client::{Auth, Client, Resp};
+pub use iam::IamUser;
+pub use keymint::{Keymint, ROOT_TOKEN, keymint_binary};
+pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto};
+pub use process::{STARTUP_DEADLINE, eventually, free_port};
+pub use reqwest::{Method, StatusCode};
+pub use serde_json::{Value, json};
+pub use storage::{Backend, POSTGRES_URL_VAR, Storage, psql};
+
+/// One moto, one keymint (dev mode, root token `root`) on fresh storage of one backend.
+/// Fields drop in order: keymint first, so its database goes away after it.
+pub struct TestEnv {
+    pub km: Keymint,
+    pub moto: Moto,
+    pub storage: Storage,
+}
+
+impl TestEnv {
+    pub async fn start(backend: Backend) -> TestEnv {
+        let storage = Storage::new(backend);
+        let (moto, km) = tokio::join!(Moto::start(), Keymint::start(storage.url()));
+        TestEnv { km, moto, storage }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.storage.backend()
+    }
+
+    /// Writes `aws/config/root` pointing at this env's moto and asserts the verified 200.
+    pub async fn configure_root(&self) -> Resp {
+        self.configure_mount_root("aws", &self.moto).await
+    }
+
+    /// Writes `<mount>/config/root` pointing at `moto` and asserts the verified 200.
+    pub async fn configure_mount_root(&self, mount: &str, moto: &Moto) -> Resp {
+        self.km.post(&format!("{mount}/config/root"), root_config(moto)).await.expect(200)
+    }
+}
+
+/// The dummy root keys [`root_config`] gives keymint: distinct from the harness's own
+/// [`DUMMY_ACCESS_KEY`], so [`Moto::calls`] tells keymint's calls apart.
+pub const ROOT_ACCESS_KEY: &str = "keymint-test-root";
+pub const ROOT_SECRET_KEY: &str = "keymint-test-root-secret";
+
+/// A `config/root` body for `moto`: dummy static keys, both endpoints, us-east-1.
+pub fn root_config(moto: &Moto) -> Value {
+    json!({
+        "access_key": ROOT_ACCESS_KEY,
+        "secret_key": ROOT_SECRET_KEY,
+        "region": "us-east-1",
+        "iam_endpoint": moto.url(),
+        "sts_endpoint": moto.url(),
+    })
+}
+
+/// Asserts a Vault lease id: `<prefix>` (e.g. `aws/creds/deploy/`) then 24 base62 characters.
+#[track_caller]
+pub fn assert_lease_id(lease_id: &Value, prefix: &str) {
+    let id = lease_id.as_str().unwrap_or_else(|| panic!("lease_id is not a string: {lease_id}"));
+    let suffix =
+        id.strip_prefix(prefix).unwrap_or_else(|| panic!("lease_id {id:?} does not start with {prefix:?}"));
+    assert!(
+        suffix.len() == 24 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
+        "lease_id {id:?}: expected 24 base62 characters after {prefix:?}"
+    );
+}
+
+/// Runs async test bodies on both storage backends. For each `name` given, an
+/// `async fn name(backend: Backend)` must exist beside the call; the macro adds the tests
+/// `name::sqlite` and `name::postgres` (filter with `cargo test name` or `cargo test sqlite`).
+/// The PostgreSQL variant fails, never skips, when `KEYMINT_TEST_POSTGRES_URL` is unset.
+///
+/// ```ignore
+/// async fn roles_persist(backend: Backend) {
+///     let env = TestEnv::start(backend).await;
+///     // …
+/// }
+/// both_backends!(roles_persist);
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        // A module and a function may share a name: they live in different namespaces.
+        mod $name {
+            #[::tokio::test]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+
+            #[::tokio::test]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    )+};
+}

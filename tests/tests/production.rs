@@ -1,0 +1,165 @@
+//! Production mode: `keymint server --config FILE`. A bad file is refused whole, before a port
+//! is bound; a good one starts, prints the initial root token once, and keeps its state.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use keymint_tests::*;
+
+const KEY: &str = "8b8f2b6c3a1e4d5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b";
+const OTHER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+fn server(config: &std::path::Path, seal_key: &str) -> Command {
+    let mut cmd = Command::new(keymint_binary());
+    cmd.args(["server", "--config"])
+        .arg(config)
+        .env("TEST_SEAL_KEY", seal_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A started server: its process, the lines it printed before it listened, and its address.
+struct Running {
+    child: Child,
+    printed: Vec<String>,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(config: &std::path::Path, seal_key: &str) -> Running {
+    let mut child = server(config, seal_key).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(STARTUP_DEADLINE) else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no Api Address line; printed {printed:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        if let Some((_, addr)) = line.split_once("Api Address: ") {
+            let base = addr.trim().to_string();
+            printed.push(line);
+            return Running { child, printed, base };
+        }
+        printed.push(line);
+    }
+}
+
+fn write_config(dir: &std::path::Path, storage_url: &str) -> std::path::PathBuf {
+    let path = dir.join("keymint.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\nurl = \"{storage_url}\"\n\
+             [seal]\nkey_env = \"TEST_SEAL_KEY\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_bad_config_is_refused_whole_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[listener]\naddress = \"not-an-address\"\nport = 8200\n[storage]\nurl = \"mysql://db\"\n\
+         [seal]\nkey_env = \"TEST_SEAL_KEY\"\n[log]\nformat = \"xml\"\n[cache]\n",
+    )
+    .unwrap();
+    let out = server(&path, "too-short").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("Api Address"), "it must not listen: {stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "listener.address \"not-an-address\"",
+        "unknown key listener.port",
+        "storage.url",
+        "TEST_SEAL_KEY",
+        "log.format",
+        "unknown section [cache]",
+    ] {
+        assert!(stderr.contains(problem), "{problem:?} not reported in:\n{stderr}");
+    }
+}
+
+async fn state_survives_and_the_initial_token_is_printed_once(backend: Backend) {
+    let storage = Storage::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), storage.url());
+
+    let first = start(&config, KEY);
+    let token = first
+        .printed
+        .iter()
+        .find_map(|l| l.strip_prefix("Initial Root Token: "))
+        .unwrap_or_else(|| panic!("no initial root token in {:?}", first.printed))
+        .trim()
+        .to_string();
+    assert!(token.starts_with("hvs."), "{token}");
+    let client = Client::new(&first.base, Auth::VaultToken(token.clone()));
+    // Production mode mounts nothing by itself.
+    let mounts = client.get("sys/mounts").await.expect(200);
+    assert!(mounts.data().get("aws/").is_none(), "{mounts}");
+    client.post("sys/mounts/team-aws", json!({"type": "aws"})).await.expect(204);
+    client.with_auth(Auth::None).get("sys/mounts").await.expect(403);
+    drop(first);
+
+    let second = start(&config, KEY);
+    assert!(
+        !second.printed.iter().any(|l| l.contains("Initial Root Token")),
+        "the initial token is printed once: {:?}",
+        second.printed
+    );
+    let client = Client::new(&second.base, Auth::VaultToken(token));
+    let mounts = client.get("sys/mounts").await.expect(200);
+    assert_eq!(mounts.data()["team-aws/"]["type"], "aws", "{mounts}");
+    drop(second);
+
+    // Another seal key must not open this database.
+    let mut wrong = server(&config, OTHER_KEY).spawn().unwrap();
+    let status = wait_exit(&mut wrong, Duration::from_secs(30));
+    assert!(!status.success(), "a wrong seal key must stop the server");
+}
+
+fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("the server did not exit within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+both_backends!(state_survives_and_the_initial_token_is_printed_once);
