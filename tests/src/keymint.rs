@@ -210,7 +210,7 @@ impl Drop for Keymint {
     }
 }
 
-/// `$KEYMINT_BIN`, else `<target>/debug/keymint`, built once per test process if missing.
+/// `$KEYMINT_BIN`, else `<target>/debug/keymint`, brought up to date once per test process.
 pub fn keymint_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("KEYMINT_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
