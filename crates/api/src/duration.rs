@@ -399,19 +399,6 @@ mod tests {
     }
 
     #[test]
-    fn formats_like_go() {
-        assert_eq!(format_go_duration(0), "0s");
-        assert_eq!(format_go_duration(45), "45s");
-        assert_eq!(format_go_duration(60), "1m0s");
-        assert_eq!(format_go_duration(1800), "30m0s");
-        assert_eq!(format_go_duration(3600), "1h0m0s");
-        assert_eq!(format_go_duration(43200), "12h0m0s");
-        assert_eq!(format_go_duration(5400), "1h30m0s");
-        assert_eq!(format_go_duration(3661), "1h1m1s");
-        assert_eq!(format_go_duration(2_764_800), "768h0m0s");
-    }
-
-    #[test]
     fn go_int_parsing() {
         assert_eq!(parse_go_int("42", false).unwrap(), 42);
         assert_eq!(parse_go_int("-42", false).unwrap(), -42);

@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(format_go_duration(0), "0s");
         assert_eq!(format_go_duration(45), "45s");
         assert_eq!(format_go_duration(1800), "30m0s");
+        assert_eq!(format_go_duration(60), "1m0s");
+        assert_eq!(format_go_duration(3600), "1h0m0s");
         assert_eq!(format_go_duration(5400), "1h30m0s");
+        assert_eq!(format_go_duration(3661), "1h1m1s");
         assert_eq!(format_go_duration(2_764_800), "768h0m0s");
     }
 }
