@@ -303,6 +303,7 @@ async fn creds(
         orphan: false,
     };
     let minted = state.engine().mint(ctx, req).await?;
+    state.leases().lease_created();
     Ok(Reply {
         lease_id: minted.lease_id,
         renewable: minted.renewable,

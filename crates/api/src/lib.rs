@@ -11,6 +11,7 @@ pub mod fields;
 mod aws;
 mod envelope;
 mod error;
+mod leases;
 mod request;
 mod sys;
 
@@ -21,9 +22,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use keymint_engine::Engine;
+use keymint_lease::{LeaseManager, RetryPolicy};
 use keymint_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -44,6 +47,8 @@ struct Inner {
     store: Store,
     /// The AWS engine, with its per-mount client cache.
     engine: Engine,
+    /// Lease lookup, renewal, revocation and the expiry worker.
+    leases: Arc<LeaseManager>,
     /// Cluster name reported by `sys/health` and `sys/seal-status`.
     cluster_name: String,
     /// Random per-process cluster id (keymint has no cluster identity beyond its database).
@@ -52,11 +57,18 @@ struct Inner {
 
 impl AppState {
     pub fn new(store: Store) -> Self {
+        Self::with_policy(store, RetryPolicy::default())
+    }
+
+    /// State whose expiry worker follows `policy`.
+    pub fn with_policy(store: Store, policy: RetryPolicy) -> Self {
         let engine = Engine::new(store.clone());
+        let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         AppState {
             inner: Arc::new(Inner {
                 store,
                 engine,
+                leases,
                 cluster_name: "keymint".into(),
                 cluster_id: uuid::Uuid::new_v4().to_string(),
             }),
@@ -69,6 +81,10 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub fn leases(&self) -> &Arc<LeaseManager> {
+        &self.inner.leases
     }
 }
 
@@ -89,6 +105,13 @@ pub fn router(state: AppState) -> Router {
 /// Makes sure the `aws/` mount exists (dev mode starts with it, like `vault server -dev`).
 pub async fn ensure_default_mount(state: &AppState) -> ApiResult<()> {
     sys::ensure_mount(state, "aws/", "aws", "AWS credentials").await
+}
+
+/// Starts the background work of a server (the lease expiry worker) on `tasks`; it stops when
+/// `shutdown` fires, leaving unfinished claims to lapse and be retried.
+pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: CancellationToken) {
+    let leases = state.leases().clone();
+    tasks.spawn(async move { leases.run_expiry(shutdown).await });
 }
 
 /// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.

@@ -177,6 +177,9 @@ fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
 }
 
 pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
+    if let Some(result) = crate::leases::handle(state, &req).await {
+        return result;
+    }
     let path = req.path.clone();
     match (req.op, path.as_str()) {
         (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
@@ -253,8 +256,27 @@ async fn mount_op(
             let Some(m) = mounts::get_by_path(state.store().pool(), path).await? else {
                 return Ok(Reply::no_content());
             };
-            // Disabling a mount must not orphan what its leases hold in AWS.
-            state.engine().revoke_mount_leases(&crate::aws::mount_ctx(&m)).await?;
+            // Disabling a mount must not orphan what its leases hold in AWS: revoke them all
+            // first, and keep the mount if any could not be.
+            let pending = keymint_store::leases::count_intents_for_mount(state.store().pool(), &m.id).await?;
+            if pending > 0 {
+                return Err(ApiError::BadRequest(format!(
+                    "the mount has {pending} IAM user(s) being created or awaiting cleanup; retry in a few minutes"
+                )));
+            }
+            let failures = state
+                .leases()
+                .revoke_prefix(&m.path, false)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            if let Some(first) = failures.first() {
+                return Err(ApiError::BadRequest(format!(
+                    "failed to revoke {} lease(s) of the mount, which stays enabled: {}: {}",
+                    failures.len(),
+                    first.lease_id,
+                    first.error
+                )));
+            }
             mounts::delete(state.store().pool(), &m.id).await?;
             Ok(Reply::no_content())
         }

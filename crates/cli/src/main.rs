@@ -142,8 +142,15 @@ async fn server(args: ServerArgs) -> Result<()> {
     info!(address = %bound, "listening");
 
     let shutdown = CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    keymint_api::serve(listener, state, shutdown).await?;
+    keymint_api::spawn_background(&state, &tasks, shutdown.clone());
+    keymint_api::serve(listener, state, shutdown.clone()).await?;
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(20), tasks.wait()).await.is_err() {
+        tracing::warn!("background work did not stop within 20s; its claims will lapse and be retried");
+    }
     info!("draining done, closing storage");
     // Bounded, so a stuck connection cannot hold the process past its grace period.
     let _ = tokio::time::timeout(Duration::from_secs(10), store.close()).await;

@@ -12,7 +12,7 @@ pub mod error;
 pub mod gotext;
 mod groups;
 pub mod mint;
-mod revoke;
+pub mod revoke;
 pub mod role;
 pub mod teardown;
 pub mod template;
@@ -44,6 +44,8 @@ pub struct MountCtx {
 pub struct Engine {
     store: Store,
     clients: Arc<ClientCache>,
+    /// How long a missing IAM user may be eventual consistency (see `revoke`).
+    consistency_window: std::time::Duration,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -65,7 +67,17 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> EngineError {
 
 impl Engine {
     pub fn new(store: Store) -> Self {
-        Engine { store, clients: Arc::new(ClientCache::default()) }
+        Engine {
+            store,
+            clients: Arc::new(ClientCache::default()),
+            consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
+        }
+    }
+
+    /// Sets IAM's eventual-consistency window (tests shorten it).
+    pub fn with_consistency_window(mut self, window: std::time::Duration) -> Self {
+        self.consistency_window = window;
+        self
     }
 
     pub fn store(&self) -> &Store {

@@ -207,6 +207,7 @@ impl Engine {
             token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
             orphan: i64::from(req.orphan),
             state: leases::STATE_ACTIVE.into(),
+            ..Default::default()
         };
         if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
             self.undo_user(iam, &user, &intent.id).await;
@@ -464,6 +465,7 @@ impl Engine {
             token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
             orphan: i64::from(req.orphan),
             state: keymint_store::leases::STATE_ACTIVE.into(),
+            ..Default::default()
         };
         self.commit_lease(&row, None).await?;
         Ok(Minted { lease_id, lease_duration: remaining, renewable: false, data, warnings })

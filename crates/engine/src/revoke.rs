@@ -1,16 +1,12 @@
-//! Revoking a mount's leases when it is disabled: IAM users are torn down, STS leases are
-//! dropped (STS credentials cannot be revoked; they expire on their own).
+//! The engine's side of revocation: what undoing a lease means in AWS.
 
-use keymint_store::leases;
+use std::time::Duration;
+
+use keymint_store::leases::LeaseRow;
 use serde::Deserialize;
-use tracing::info;
 
-use crate::error::{EngineError, Result};
 use crate::teardown::{self, Teardown};
 use crate::{Engine, MountCtx};
-
-/// How long after creation a missing IAM user may still be IAM's eventual consistency.
-const CONSISTENCY_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Deserialize)]
 struct Internal {
@@ -20,51 +16,43 @@ struct Internal {
     is_sts: bool,
 }
 
-impl Engine {
-    /// Revokes every lease of the mount, page by page. Stops at the first failure with nothing
-    /// lost: leases not yet revoked stay, and the mount stays enabled, so it can be retried.
-    pub async fn revoke_mount_leases(&self, mount: &MountCtx) -> Result<()> {
-        let pending_intents = leases::count_intents_for_mount(self.store.pool(), &mount.id).await?;
-        if pending_intents > 0 {
-            return Err(EngineError::bad_request(format!(
-                "the mount has {pending_intents} IAM user(s) being created or awaiting cleanup; retry in a few minutes"
-            )));
+/// How long after creation a missing IAM user may still be IAM's eventual consistency rather
+/// than a deleted user (Vault uses five minutes).
+pub const DEFAULT_CONSISTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+#[async_trait::async_trait]
+impl keymint_lease::Revoker for Engine {
+    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
+        let internal: Internal =
+            serde_json::from_str(&lease.internal).map_err(|e| format!("lease data is unreadable: {e}"))?;
+        // STS credentials cannot be revoked; they end at their expiry.
+        if internal.is_sts {
+            return Ok(());
         }
-        let mut after = String::new();
-        let mut revoked = 0u64;
-        loop {
-            let page = leases::page_for_mount(self.store.pool(), &mount.id, &after, 100).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id.clone();
-            for lease in &page {
-                let internal: Internal = serde_json::from_str(&lease.internal).map_err(|e| {
-                    EngineError::Internal(format!("lease {} has unreadable data: {e}", lease.id))
-                })?;
-                if !internal.is_sts {
-                    let (clients, _) = self.clients(mount).await?;
-                    match teardown::delete_user(&clients.iam, &internal.username).await {
-                        Ok(Teardown::Deleted) => {}
-                        Ok(Teardown::AlreadyGone) => {
-                            // Within IAM's consistency window "no such user" may just mean
-                            // "not visible yet": forgetting the lease then could lose a user.
-                            let age_ms = chrono::Utc::now().timestamp_millis() - lease.issue_time;
-                            if age_ms < CONSISTENCY_WINDOW_MS {
-                                return Err(EngineError::bad_request(format!(
-                                    "lease {} is younger than IAM's consistency window and its user is not visible yet; retry in a few minutes",
-                                    lease.id
-                                )));
-                            }
-                        }
-                        Err(e) => {
-                            return Err(e.with_prefix(&format!("failed to revoke lease {}", lease.id)));
-                        }
-                    }
+        if internal.username.is_empty() {
+            return Err("secret is missing username internal data".into());
+        }
+        let mount = keymint_store::mounts::get_by_id(self.store.pool(), &lease.mount_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the lease's mount {} no longer exists", lease.mount_id))?;
+        let ctx = MountCtx { id: mount.id, path: mount.path, ttls: Default::default() };
+        let (clients, _) = self.clients(&ctx).await.map_err(|e| e.to_string())?;
+        match teardown::delete_user(&clients.iam, &internal.username).await {
+            Ok(Teardown::Deleted) => Ok(()),
+            Ok(Teardown::AlreadyGone) => {
+                let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;
+                if age < self.consistency_window.as_millis() as i64 {
+                    // Forgetting the lease now could lose a user IAM has not shown yet.
+                    Err(format!(
+                        "IAM user {} is not visible yet; it may be IAM's eventual consistency",
+                        internal.username
+                    ))
+                } else {
+                    Ok(())
                 }
-                leases::delete(self.store.pool(), &lease.id).await?;
-                revoked += 1;
             }
+            Err(e) => Err(e.to_string()),
         }
-        info!(mount = %mount.path, leases = revoked, "revoked the leases of a disabled mount");
-        Ok(())
     }
 }

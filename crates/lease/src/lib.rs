@@ -4,10 +4,12 @@
 //! expiry, a renewable flag and what revocation needs. The TTL rules here are pure functions of
 //! their inputs (Vault's `CalculateTTL`), so they are tested without a clock.
 
+pub mod manager;
 pub mod ttl;
 
 use rand::Rng;
 
+pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
 
 /// Vault's system-wide default and maximum lease TTL: 768 hours.

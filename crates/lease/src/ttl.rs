@@ -57,6 +57,45 @@ pub fn sts_ttl(requested: Option<u64>, role_default: u64, role_max: u64, mount: 
     ttl.min(max)
 }
 
+/// Renewing a lease: the increment (or the backend's TTL, or the mount default), held so that
+/// the lease never outlives `issue + max`. Err when that point has passed already.
+pub fn renew_ttl(
+    now_ms: i64,
+    issue_ms: i64,
+    increment: u64,
+    backend_ttl: u64,
+    backend_max: u64,
+    mount: MountTtls,
+) -> Result<TtlDecision, PastMaxTtl> {
+    let mut max = mount.effective_max();
+    if backend_max > 0 && backend_max < max {
+        max = backend_max;
+    }
+    let deadline =
+        issue_ms.saturating_add(i64::try_from(max).unwrap_or(i64::MAX / 1000).saturating_mul(1000));
+    let remaining = (deadline - now_ms) / 1000;
+    if remaining <= 0 {
+        return Err(PastMaxTtl);
+    }
+    let remaining = remaining as u64;
+    let asked = if increment > 0 {
+        increment
+    } else if backend_ttl > 0 {
+        backend_ttl
+    } else {
+        mount.effective_default()
+    };
+    if asked > remaining {
+        Ok(TtlDecision { ttl: remaining, max, capped_from: Some(asked) })
+    } else {
+        Ok(TtlDecision { ttl: asked, max, capped_from: None })
+    }
+}
+
+/// The lease has reached its maximum lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastMaxTtl;
+
 /// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `30m0s`, `12h0m0s`. Go never
 /// rolls hours into days, so 32 days is `768h0m0s`. Vault prints TTLs this way.
 pub fn format_go_duration(secs: u64) -> String {
@@ -108,6 +147,21 @@ mod tests {
         let mount = MountTtls { default_lease_ttl: 0, max_lease_ttl: 1000 };
         assert_eq!(sts_ttl(Some(7200), 0, 0, mount), 1000);
         assert_eq!(sts_ttl(Some(0), 0, 0, DEFAULT_MOUNT), 3600);
+    }
+
+    #[test]
+    fn renewals_never_pass_issue_plus_max() {
+        let mount = MountTtls { default_lease_ttl: 0, max_lease_ttl: 0 };
+        // Issued at t=0 with max 1h; at t=10min an increment of 30m fits.
+        let d = renew_ttl(600_000, 0, 1800, 0, 3600, mount).unwrap();
+        assert_eq!((d.ttl, d.capped_from), (1800, None));
+        // At t=50min only 10 minutes are left.
+        let d = renew_ttl(3_000_000, 0, 1800, 0, 3600, mount).unwrap();
+        assert_eq!((d.ttl, d.capped_from), (600, Some(1800)));
+        // No increment: the backend TTL, then the mount default.
+        assert_eq!(renew_ttl(0, 0, 0, 900, 3600, mount).unwrap().ttl, 900);
+        assert_eq!(renew_ttl(0, 0, 0, 0, 0, mount).unwrap().ttl, 2_764_800);
+        assert_eq!(renew_ttl(3_600_000, 0, 60, 0, 3600, mount), Err(PastMaxTtl));
     }
 
     #[test]

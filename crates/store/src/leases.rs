@@ -4,10 +4,15 @@ use sqlx::{Any, Executor, FromRow};
 
 use crate::Result;
 
-/// Lifecycle states; a lease is `revoking` while a worker holds its claim.
+/// Lifecycle states; a lease is `revoking` while a worker holds its claim. A revoked lease's
+/// row is deleted.
 pub const STATE_ACTIVE: &str = "active";
+pub const STATE_REVOKING: &str = "revoking";
 
-#[derive(Debug, Clone, FromRow)]
+const COLUMNS: &str = "id, mount_id, role_name, credential_type, issue_time, expire_time, last_renewal, \
+     renewable, internal, secret, token_accessor, orphan, state, attempts, next_attempt_at, last_error, irrevocable";
+
+#[derive(Debug, Clone, Default, FromRow)]
 pub struct LeaseRow {
     /// Vault-style id, e.g. `aws/creds/deploy/<24 base62>`.
     pub id: String,
@@ -28,6 +33,17 @@ pub struct LeaseRow {
     /// 0 or 1.
     pub orphan: i64,
     pub state: String,
+    /// Failed revocation attempts so far.
+    #[sqlx(default)]
+    pub attempts: i64,
+    /// When a failed revocation may be tried again (unix ms).
+    #[sqlx(default)]
+    pub next_attempt_at: Option<i64>,
+    #[sqlx(default)]
+    pub last_error: Option<String>,
+    /// 0 or 1: flagged after repeated failures; still retried, more slowly.
+    #[sqlx(default)]
+    pub irrevocable: i64,
 }
 
 pub async fn insert<'e>(exec: impl Executor<'e, Database = Any>, row: &LeaseRow) -> Result<()> {
@@ -55,13 +71,10 @@ pub async fn insert<'e>(exec: impl Executor<'e, Database = Any>, row: &LeaseRow)
 }
 
 pub async fn get<'e>(exec: impl Executor<'e, Database = Any>, id: &str) -> Result<Option<LeaseRow>> {
-    Ok(sqlx::query_as::<_, LeaseRow>(
-        "SELECT id, mount_id, role_name, credential_type, issue_time, expire_time, last_renewal, \
-         renewable, internal, secret, token_accessor, orphan, state FROM leases WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(exec)
-    .await?)
+    Ok(sqlx::query_as::<_, LeaseRow>(&format!("SELECT {COLUMNS} FROM leases WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(exec)
+        .await?)
 }
 
 pub async fn count_for_mount<'e>(exec: impl Executor<'e, Database = Any>, mount_id: &str) -> Result<i64> {
@@ -79,11 +92,9 @@ pub async fn page_for_mount<'e>(
     after: &str,
     limit: i64,
 ) -> Result<Vec<LeaseRow>> {
-    Ok(sqlx::query_as::<_, LeaseRow>(
-        "SELECT id, mount_id, role_name, credential_type, issue_time, expire_time, last_renewal, \
-         renewable, internal, secret, token_accessor, orphan, state FROM leases \
-         WHERE mount_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
+    Ok(sqlx::query_as::<_, LeaseRow>(&format!(
+        "SELECT {COLUMNS} FROM leases WHERE mount_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
     .bind(mount_id)
     .bind(after)
     .bind(limit)
@@ -105,4 +116,129 @@ pub async fn count_intents_for_mount<'e>(
         .bind(mount_id)
         .fetch_one(exec)
         .await?)
+}
+
+/// A page of lease ids starting with `prefix`, after `after`, in id order.
+pub async fn ids_with_prefix<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    prefix: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    // Range scan instead of LIKE: no escaping of `%`/`_` in ids, and the primary key index
+    // serves it on both backends. U+10FFFF sorts after every character an id can hold.
+    let upper = format!("{prefix}\u{10FFFF}");
+    let start = if after.is_empty() { prefix } else { after };
+    Ok(sqlx::query_scalar::<_, String>(
+        "SELECT id FROM leases WHERE id > $1 AND id >= $2 AND id < $3 ORDER BY id LIMIT $4",
+    )
+    .bind(start)
+    .bind(prefix)
+    .bind(upper)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Sets a lease's expiry (renewal).
+pub async fn set_expiry<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    id: &str,
+    expire_time: i64,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE leases SET expire_time = $1, last_renewal = $2 WHERE id = $3 AND state = 'active'",
+    )
+    .bind(expire_time)
+    .bind(now_ms)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes a lease due now, so the expiry worker revokes it (asynchronous revocation).
+pub async fn make_due<'e>(exec: impl Executor<'e, Database = Any>, id: &str, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE leases SET expire_time = $1, next_attempt_at = NULL WHERE id = $2 AND expire_time > $1",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due leases for `claim_until` (unix ms): active leases past their expiry
+/// and retry time, and leases whose previous claim lapsed (a replica died holding them). On
+/// PostgreSQL rows locked by another replica's claim are skipped, so each lease goes to one
+/// replica; SQLite has a single writer, so the UPDATE itself is the lock.
+pub async fn claim_due<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    postgres: bool,
+    now_ms: i64,
+    claim_until: i64,
+    limit: i64,
+) -> Result<Vec<LeaseRow>> {
+    let lock = if postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE leases SET state = 'revoking', claimed_until = $1 WHERE id IN ( \
+           SELECT id FROM leases WHERE \
+             (state = 'active' AND expire_time <= $2 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)) \
+             OR (state = 'revoking' AND claimed_until < $2) \
+           ORDER BY expire_time LIMIT $3 {lock}) \
+         RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, LeaseRow>(&sql).bind(claim_until).bind(now_ms).bind(limit).fetch_all(exec).await?)
+}
+
+/// Records a failed revocation: the lease goes back to active with a retry time.
+pub async fn record_failure<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    id: &str,
+    error: &str,
+    next_attempt_at: i64,
+    irrevocable_after: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE leases SET state = 'active', claimed_until = NULL, attempts = attempts + 1, \
+         next_attempt_at = $1, last_error = $2, \
+         irrevocable = CASE WHEN attempts + 1 >= $3 THEN 1 ELSE irrevocable END WHERE id = $4",
+    )
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(irrevocable_after)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// When the next lease falls due (unix ms), if any: the expiry worker sleeps until then.
+pub async fn next_due<'e>(exec: impl Executor<'e, Database = Any>) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MIN(CASE WHEN next_attempt_at IS NOT NULL AND next_attempt_at > expire_time \
+         THEN next_attempt_at ELSE expire_time END) FROM leases WHERE state = 'active'",
+    )
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Claims one lease for immediate revocation, unless another request or replica holds it.
+pub async fn claim_one<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    id: &str,
+    now_ms: i64,
+    claim_until: i64,
+) -> Result<Option<LeaseRow>> {
+    Ok(sqlx::query_as::<_, LeaseRow>(&format!(
+        "UPDATE leases SET state = 'revoking', claimed_until = $1 \
+         WHERE id = $2 AND (state = 'active' OR claimed_until < $3) RETURNING {COLUMNS}"
+    ))
+    .bind(claim_until)
+    .bind(id)
+    .bind(now_ms)
+    .fetch_optional(exec)
+    .await?)
 }

@@ -90,3 +90,10 @@ pub async fn delete<'e>(exec: impl Executor<'e, Database = Any>, id: &str) -> Re
     sqlx::query("DELETE FROM mounts WHERE id = $1").bind(id).execute(exec).await?;
     Ok(())
 }
+
+pub async fn get_by_id<'e>(exec: impl Executor<'e, Database = Any>, id: &str) -> Result<Option<MountRow>> {
+    Ok(sqlx::query_as::<_, MountRow>(&format!("SELECT {COLUMNS} FROM mounts WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(exec)
+        .await?)
+}

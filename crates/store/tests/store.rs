@@ -135,6 +135,7 @@ async fn lease_body(db: Db) {
         token_accessor: Some("acc".into()),
         orphan: 0,
         state: leases::STATE_ACTIVE.into(),
+        ..Default::default()
     };
     // A transaction that fails half-way leaves the intent in place and no lease.
     let mut tx = store.begin().await.unwrap();

@@ -1,0 +1,186 @@
+//! `sys/leases/*` and the legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix`,
+//! `sys/revoke-force`: lookup, renewal and revocation of leases, in Vault's shapes.
+
+use keymint_lease::LeaseError;
+use keymint_lease::ttl::{PastMaxTtl, renew_ttl};
+use keymint_store::mounts;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::aws::mount_ctx;
+use crate::envelope::Reply;
+use crate::error::{ApiError, ApiResult};
+use crate::request::{LogicalRequest, Operation};
+
+fn rfc3339(ms: i64) -> String {
+    keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The lease id from the body, or from the path after `prefix` (`renew/<id>`).
+fn lease_id(req: &LogicalRequest, rest_of_path: &str) -> ApiResult<String> {
+    let from_body = req.data.get_string("lease_id")?.unwrap_or_default();
+    let id = if from_body.is_empty() { rest_of_path.trim_start_matches('/').to_string() } else { from_body };
+    if id.is_empty() {
+        return Err(ApiError::BadRequest("lease_id must be specified".into()));
+    }
+    Ok(id)
+}
+
+/// Routes `sys/leases/...` and the legacy aliases; `None` when the path is not a lease path.
+pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
+    let path = req.path.as_str();
+    let rest = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/"))?;
+    let (verb, tail) = match rest.split_once('/') {
+        Some((v, t)) => (v, t),
+        None => (rest, ""),
+    };
+    let legacy = !path.starts_with("sys/leases/");
+    let result = match (verb, req.op, legacy) {
+        ("lookup", Operation::Update, false) => lookup(state, req).await,
+        ("lookup", Operation::List, false) => list(state, tail).await,
+        ("renew", Operation::Update, _) => renew(state, req, tail).await,
+        ("revoke", Operation::Update, _) => revoke(state, req, tail).await,
+        ("revoke-prefix", Operation::Update, _) => revoke_prefix(state, req, tail, false).await,
+        ("revoke-force", Operation::Update, _) => revoke_prefix(state, req, tail, true).await,
+        ("tidy", Operation::Update, false) => Ok(Reply {
+            status: Some(axum::http::StatusCode::ACCEPTED),
+            warnings: vec![
+                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
+                    .into(),
+            ],
+            ..Default::default()
+        }),
+        ("lookup" | "renew" | "revoke" | "revoke-prefix" | "revoke-force" | "tidy", _, _) => {
+            Err(ApiError::UnsupportedOperation)
+        }
+        _ => return None,
+    };
+    Some(result)
+}
+
+async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let id = lease_id(req, "")?;
+    let lease = state.leases().lookup(&id).await.map_err(lease_error)?;
+    let lease = lease.ok_or_else(|| ApiError::BadRequest("invalid lease".into()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Reply::data(json!({
+        "id": lease.id,
+        "issue_time": rfc3339(lease.issue_time),
+        "expire_time": rfc3339(lease.expire_time),
+        "last_renewal": lease.last_renewal.map(rfc3339),
+        "renewable": lease.renewable == 1 && lease.expire_time > now,
+        "ttl": ((lease.expire_time - now) / 1000).max(0),
+        // Beyond Vault: why a lease is still here past its expiry.
+        "revocation_attempts": lease.attempts,
+        "irrevocable": lease.irrevocable == 1,
+        "last_error": lease.last_error,
+    })))
+}
+
+async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
+    let keys = state.leases().list_children(prefix).await.map_err(lease_error)?;
+    if keys.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Reply::data(json!({ "keys": keys })))
+}
+
+async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+    let id = lease_id(req, tail)?;
+    let increment = req.data.get_duration_secs("increment")?.unwrap_or(0);
+    let lease = state
+        .leases()
+        .lookup(&id)
+        .await
+        .map_err(lease_error)?
+        .ok_or_else(|| ApiError::BadRequest("lease not found".into()))?;
+    if lease.renewable != 1 {
+        return Err(ApiError::BadRequest("lease is not renewable".into()));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    if lease.irrevocable == 1 || (lease.expire_time <= now && lease.attempts > 0) {
+        return Err(ApiError::BadRequest(
+            "lease is expired and has failed previous revocation attempts".into(),
+        ));
+    }
+    if lease.expire_time <= now || lease.state != keymint_store::leases::STATE_ACTIVE {
+        return Err(ApiError::BadRequest("lease expired".into()));
+    }
+    let mount = mounts::get_by_id(state.store().pool(), &lease.mount_id)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("lease not found".into()))?;
+    let ctx = mount_ctx(&mount);
+    // Vault re-reads config/lease at renewal time.
+    let cfg = state.engine().lease_config(&ctx).await?;
+    let (backend_ttl, backend_max) = cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+    let decision = renew_ttl(now, lease.issue_time, increment, backend_ttl, backend_max, ctx.ttls)
+        .map_err(|PastMaxTtl| ApiError::BadRequest("past the max TTL, cannot renew".into()))?;
+    let expire = now + (decision.ttl as i64) * 1000;
+    if !keymint_store::leases::set_expiry(state.store().pool(), &id, expire, now).await? {
+        return Err(ApiError::BadRequest("lease expired".into()));
+    }
+    let mut warnings = Vec::new();
+    if let Some(asked) = decision.capped_from {
+        warnings.push(keymint_engine::mint::ttl_capped_warning(asked, decision.max));
+    }
+    Ok(Reply { lease_id: id, renewable: true, lease_duration: decision.ttl, warnings, ..Default::default() })
+}
+
+async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+    let id = lease_id(req, tail)?;
+    let sync = req.data.get_bool("sync")?.unwrap_or(true);
+    if !sync {
+        state.leases().revoke_later(&id).await.map_err(lease_error)?;
+        return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
+    }
+    match state.leases().revoke_now(&id).await {
+        Ok(_) => Ok(Reply::no_content()),
+        Err(LeaseError::Revoke(e)) => Err(ApiError::BadRequest(format!(
+            "failed to revoke entry: resp: (*logical.Response)(nil) err: {e}"
+        ))),
+        Err(e) => Err(lease_error(e)),
+    }
+}
+
+async fn revoke_prefix(
+    state: &AppState,
+    req: &LogicalRequest,
+    prefix: &str,
+    force: bool,
+) -> ApiResult<Reply> {
+    let prefix = if prefix.is_empty() {
+        req.data.get_string("prefix")?.unwrap_or_default()
+    } else {
+        prefix.to_string()
+    };
+    if prefix.is_empty() {
+        return Err(ApiError::BadRequest("prefix must be specified".into()));
+    }
+    let failures = state.leases().revoke_prefix(&prefix, force).await.map_err(lease_error)?;
+    if failures.is_empty() {
+        return Ok(Reply::no_content());
+    }
+    let listed: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.lease_id, f.error)).collect();
+    if force {
+        // The records are gone; say what may remain in AWS so a person can clean it up.
+        let mut warnings = vec![format!(
+            "{} lease(s) could not be revoked and were removed anyway; clean up in AWS by hand",
+            failures.len()
+        )];
+        warnings.extend(listed);
+        return Ok(Reply { warnings, data: Some(Value::Null), ..Default::default() });
+    }
+    Err(ApiError::BadRequest(format!(
+        "failed to revoke {} lease(s) under {prefix:?} (the others were revoked): {}",
+        failures.len(),
+        listed.join("; ")
+    )))
+}
+
+fn lease_error(e: LeaseError) -> ApiError {
+    match e {
+        LeaseError::Busy => ApiError::BadRequest(e.to_string()),
+        LeaseError::Revoke(m) => ApiError::BadRequest(m),
+        LeaseError::Store(s) => ApiError::from(s),
+    }
+}

@@ -1,0 +1,312 @@
+//! The lease lifecycle on top of the store: lookup, listing, revocation now or later, by
+//! prefix or forced, and the expiry worker that revokes what falls due.
+//!
+//! A lease is claimed before it is revoked (state `revoking` with a deadline), so a lease is
+//! revoked by one request or one replica at a time, and a replica that dies holding a claim
+//! only delays the lease until the deadline passes. A revoked lease's row is deleted; a failed
+//! revocation goes back to `active` with a retry time, and after repeated failures the lease
+//! is flagged irrevocable and retried more slowly, never dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keymint_store::leases::{self, LeaseRow};
+use keymint_store::{Backend, Store, StoreError};
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// Undoes in AWS what a lease holds. Implemented by the engine.
+#[async_trait::async_trait]
+pub trait Revoker: Send + Sync + 'static {
+    /// Ok once nothing of the lease is left; an error is retried later.
+    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String>;
+}
+
+/// Retry and batching settings of the expiry worker.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// First retry delay; doubled per failure.
+    pub base: Duration,
+    /// Longest delay between retries of a lease not yet flagged irrevocable.
+    pub cap: Duration,
+    /// Failures after which a lease is flagged irrevocable.
+    pub irrevocable_after: i64,
+    /// Delay between retries of an irrevocable lease.
+    pub irrevocable_interval: Duration,
+    /// How long a claim holds before another replica may take the lease over.
+    pub claim_for: Duration,
+    /// Revocations run at once by one replica.
+    pub concurrency: usize,
+    /// Longest sleep when nothing is due (leases created through other replicas).
+    pub idle_poll: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(15 * 60),
+            irrevocable_after: 6,
+            irrevocable_interval: Duration::from_secs(60 * 60),
+            claim_for: Duration::from_secs(5 * 60),
+            concurrency: 8,
+            idle_poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The delay before retry number `attempts` (1 for the first retry), with jitter so leases
+/// that failed together do not retry together.
+pub fn backoff(policy: &RetryPolicy, attempts: i64, jitter: f64) -> Duration {
+    let base = if attempts >= policy.irrevocable_after {
+        policy.irrevocable_interval
+    } else {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        policy.base.saturating_mul(2u32.saturating_pow(exp)).min(policy.cap)
+    };
+    base.mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("lease is being revoked by another request")]
+    Busy,
+    #[error("{0}")]
+    Revoke(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a prefix revocation could not revoke.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub lease_id: String,
+    pub error: String,
+}
+
+pub struct LeaseManager {
+    store: Store,
+    revoker: Arc<dyn Revoker>,
+    policy: RetryPolicy,
+    wake: Notify,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl LeaseManager {
+    pub fn new(store: Store, revoker: Arc<dyn Revoker>, policy: RetryPolicy) -> Arc<Self> {
+        Arc::new(LeaseManager { store, revoker, policy, wake: Notify::new() })
+    }
+
+    /// Tells the worker a lease was created: it may fall due before the worker's next wake-up.
+    pub fn lease_created(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn lookup(&self, id: &str) -> Result<Option<LeaseRow>, LeaseError> {
+        Ok(leases::get(self.store.pool(), id).await?)
+    }
+
+    /// Vault's `sys/leases/lookup/<prefix>` listing: the next path segment of every lease under
+    /// `prefix` (which ends with `/`), sub-folders with their trailing slash.
+    pub async fn list_children(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
+        let mut keys: Vec<String> = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = leases::ids_with_prefix(self.store.pool(), prefix, &after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            for id in &page {
+                let rest = &id[prefix.len()..];
+                let key = match rest.find('/') {
+                    Some(i) => &rest[..=i],
+                    None => rest,
+                };
+                if keys.last().map(String::as_str) != Some(key) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Revokes one lease now. `Ok(false)` when there is no such lease (Vault answers 204).
+    pub async fn revoke_now(&self, id: &str) -> Result<bool, LeaseError> {
+        let now = now_ms();
+        let claimed =
+            leases::claim_one(self.store.pool(), id, now, now + millis(self.policy.claim_for)).await?;
+        let Some(lease) = claimed else {
+            return match leases::get(self.store.pool(), id).await? {
+                None => Ok(false),
+                Some(_) => Err(LeaseError::Busy),
+            };
+        };
+        match self.revoker.revoke(&lease).await {
+            Ok(()) => {
+                leases::delete(self.store.pool(), id).await?;
+                info!(lease.id = id, "lease revoked");
+                Ok(true)
+            }
+            Err(e) => {
+                self.record_failure(&lease, &e).await?;
+                Err(LeaseError::Revoke(e))
+            }
+        }
+    }
+
+    /// Makes a lease due now; the expiry worker revokes it shortly.
+    pub async fn revoke_later(&self, id: &str) -> Result<(), LeaseError> {
+        leases::make_due(self.store.pool(), id, now_ms()).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Revokes every lease under `prefix`, going on past failures. With `force`, a lease whose
+    /// revocation failed is deleted all the same (the operator takes over the cleanup); its
+    /// failure is still reported.
+    pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<Vec<Failure>, LeaseError> {
+        let mut failures = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = leases::ids_with_prefix(self.store.pool(), prefix, &after, 100).await?;
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            for id in page {
+                match self.revoke_now(&id).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        if force {
+                            warn!(lease.id = %id, error = %e, "revocation failed; lease record dropped by force");
+                            leases::delete(self.store.pool(), &id).await?;
+                        }
+                        failures.push(Failure { lease_id: id, error: e.to_string() });
+                    }
+                }
+            }
+        }
+        Ok(failures)
+    }
+
+    async fn record_failure(&self, lease: &LeaseRow, error: &str) -> Result<(), StoreError> {
+        let attempts = lease.attempts + 1;
+        let delay = backoff(&self.policy, attempts, rand::rng().random_range(0.5..=1.0));
+        leases::record_failure(
+            self.store.pool(),
+            &lease.id,
+            error,
+            now_ms() + millis(delay),
+            self.policy.irrevocable_after,
+        )
+        .await?;
+        if attempts == self.policy.irrevocable_after {
+            error!(lease.id = %lease.id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
+        } else {
+            warn!(lease.id = %lease.id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
+        }
+        Ok(())
+    }
+
+    /// The expiry worker: claims due leases in batches and revokes them with bounded
+    /// concurrency, then sleeps until the next lease falls due, a new lease is created, or
+    /// `idle_poll` passes. Never holds more than one batch in memory.
+    pub async fn run_expiry(self: Arc<Self>, cancel: CancellationToken) {
+        let postgres = self.store.backend() == Backend::Postgres;
+        let permits = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
+        let tasks = TaskTracker::new();
+        while !cancel.is_cancelled() {
+            let now = now_ms();
+            let batch = match leases::claim_due(
+                self.store.pool(),
+                postgres,
+                now,
+                now + millis(self.policy.claim_for),
+                (self.policy.concurrency * 4) as i64,
+            )
+            .await
+            {
+                Ok(batch) => batch,
+                Err(e) => {
+                    warn!(error = %e, "could not claim due leases");
+                    self.sleep(&cancel, Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                let wait = match leases::next_due(self.store.pool()).await {
+                    Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)),
+                    _ => self.policy.idle_poll,
+                };
+                self.sleep(&cancel, wait.min(self.policy.idle_poll)).await;
+                continue;
+            }
+            for lease in batch {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let me = self.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    me.expire(lease).await;
+                });
+            }
+            // Let the batch finish before claiming more, so a slow AWS cannot make the
+            // claimed-but-waiting set grow without bound.
+            tasks.close();
+            tasks.wait().await;
+            tasks.reopen();
+        }
+    }
+
+    async fn expire(&self, lease: LeaseRow) {
+        match self.revoker.revoke(&lease).await {
+            Ok(()) => match leases::delete(self.store.pool(), &lease.id).await {
+                Ok(()) => info!(lease.id = %lease.id, "expired lease revoked"),
+                Err(e) => {
+                    warn!(lease.id = %lease.id, error = %e, "revoked, but the record remains; it will be revoked again")
+                }
+            },
+            Err(e) => {
+                if let Err(se) = self.record_failure(&lease, &e).await {
+                    warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
+                }
+            }
+        }
+    }
+
+    async fn sleep(&self, cancel: &CancellationToken, d: Duration) {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(d) => {}
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_then_slows_down() {
+        let p = RetryPolicy::default();
+        assert_eq!(backoff(&p, 1, 1.0), Duration::from_secs(10));
+        assert_eq!(backoff(&p, 2, 1.0), Duration::from_secs(20));
+        assert_eq!(backoff(&p, 5, 1.0), Duration::from_secs(160));
+        assert_eq!(backoff(&p, 6, 1.0), Duration::from_secs(3600));
+        assert_eq!(backoff(&p, 60, 1.0), Duration::from_secs(3600));
+        let capped = RetryPolicy { irrevocable_after: 100, ..RetryPolicy::default() };
+        assert_eq!(backoff(&capped, 40, 1.0), Duration::from_secs(900));
+        assert_eq!(backoff(&p, 1, 0.5), Duration::from_secs(5));
+        // Jitter never goes below half or above the full delay.
+        assert_eq!(backoff(&p, 1, 0.0), Duration::from_secs(5));
+        assert_eq!(backoff(&p, 1, 3.0), Duration::from_secs(10));
+    }
+}

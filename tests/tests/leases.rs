@@ -1,0 +1,158 @@
+//! Leases after they are issued: lookup, listing, renewal within the max TTL, revocation (one,
+//! by prefix, forced, asynchronous, legacy paths), and the expiry worker, across a kill -9.
+//! "Revoked" is checked in moto: the IAM user is gone.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use keymint_tests::*;
+
+const USER_PATH: &str = "/keymint-leases/";
+
+async fn env_with_role(backend: Backend, lease: &str, lease_max: &str) -> TestEnv {
+    let env = TestEnv::start(backend).await;
+    env.configure_root().await;
+    let policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    env.km
+        .post(
+            "aws/roles/deploy",
+            json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
+        )
+        .await
+        .expect(204);
+    env.km.post("aws/config/lease", json!({"lease": lease, "lease_max": lease_max})).await.expect(204);
+    env
+}
+
+async fn mint(km: &Keymint) -> String {
+    km.get("aws/creds/deploy").await.expect(200).json()["lease_id"].as_str().unwrap().to_owned()
+}
+
+async fn users(moto: &Moto) -> Vec<String> {
+    moto.user_names(USER_PATH).await
+}
+
+async fn wait_no_users(moto: &Moto, what: &str) {
+    eventually(what, Duration::from_secs(40), async || users(moto).await.is_empty().then_some(())).await;
+}
+
+async fn lookup_renew_and_revoke(backend: Backend) {
+    let env = env_with_role(backend, "1h", "2h").await;
+    let km = &env.km;
+    let id = mint(km).await;
+    assert_eq!(users(&env.moto).await.len(), 1);
+
+    let found = km.put("sys/leases/lookup", json!({"lease_id": id})).await.expect(200);
+    let data = found.data();
+    assert_eq!(data["id"], id.as_str(), "{found}");
+    assert_eq!(data["renewable"], true);
+    let ttl = data["ttl"].as_i64().unwrap();
+    assert!((3590..=3600).contains(&ttl), "{found}");
+    assert!(data["issue_time"].as_str().unwrap().ends_with('Z'), "{found}");
+    assert!(data["last_renewal"].is_null());
+
+    let listed = km.list("sys/leases/lookup/aws/creds/").await.expect(200);
+    assert_eq!(listed.data()["keys"], json!(["deploy/"]), "{listed}");
+    let listed = km.list("sys/leases/lookup/aws/creds/deploy/").await.expect(200);
+    assert_eq!(listed.data()["keys"], json!([id.rsplit('/').next().unwrap()]), "{listed}");
+
+    let renewed = km.put("sys/leases/renew", json!({"lease_id": id, "increment": "30m"})).await.expect(200);
+    assert_eq!(renewed.json()["lease_id"], id.as_str());
+    assert_eq!(renewed.json()["lease_duration"], 1800, "{renewed}");
+    assert_eq!(renewed.json()["renewable"], true);
+    // Beyond the max TTL (2h from issue) the renewal is cut, with Vault's warning.
+    let capped = km.put(&format!("sys/leases/renew/{id}"), json!({"increment": "5h"})).await.expect(200);
+    let duration = capped.json()["lease_duration"].as_i64().unwrap();
+    assert!((7190..=7200).contains(&duration), "{capped}");
+    assert!(capped.warnings()[0].contains("exceeded the effective max_ttl of \"2h0m0s\""), "{capped}");
+    let looked = km.put("sys/leases/lookup", json!({"lease_id": id})).await.expect(200);
+    assert!(looked.data()["last_renewal"].is_string(), "{looked}");
+
+    km.put(&format!("sys/leases/revoke/{id}"), json!({"sync": true})).await.expect(204);
+    assert!(users(&env.moto).await.is_empty(), "the IAM user must be deleted by revocation");
+    km.put("sys/leases/lookup", json!({"lease_id": id})).await.assert_errors(&["invalid lease"]);
+    km.put("sys/leases/renew", json!({"lease_id": id})).await.assert_errors(&["lease not found"]);
+    // Revoking what does not exist is a no-op, as in Vault.
+    km.put("sys/leases/revoke", json!({"lease_id": id})).await.expect(204);
+    km.put("sys/leases/lookup", json!({})).await.assert_errors(&["lease_id must be specified"]);
+    km.list("sys/leases/lookup/aws/creds/deploy/").await.expect(404);
+}
+
+async fn sts_leases_are_not_renewable(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    env.configure_root().await;
+    let role_arn = env.moto.create_role("km-lease-role").await;
+    env.km
+        .post("aws/roles/ar", json!({"credential_type": "assumed_role", "role_arns": [role_arn]}))
+        .await
+        .expect(204);
+    let creds = env.km.get("aws/creds/ar").await.expect(200);
+    let id = creds.json()["lease_id"].as_str().unwrap().to_owned();
+    let renew = env.km.put("sys/leases/renew", json!({"lease_id": id})).await;
+    renew.assert_error_prefix(400, "lease is not renewable");
+    let looked = env.km.put("sys/leases/lookup", json!({"lease_id": id})).await.expect(200);
+    assert_eq!(looked.data()["renewable"], false);
+    // Nothing to undo in AWS: revocation just ends the lease.
+    env.km.put(&format!("sys/revoke/{id}"), json!({})).await.expect(204);
+    env.km.put("sys/leases/lookup", json!({"lease_id": id})).await.assert_errors(&["invalid lease"]);
+}
+
+async fn expired_leases_are_revoked_even_across_kill_9(backend: Backend) {
+    let mut env = env_with_role(backend, "3s", "1h").await;
+    let first = mint(&env.km).await;
+    wait_no_users(&env.moto, "the expired lease's user to be deleted").await;
+    env.km.put("sys/leases/lookup", json!({"lease_id": first})).await.assert_errors(&["invalid lease"]);
+
+    // A lease that falls due while keymint is dead is revoked after the restart.
+    mint(&env.km).await;
+    env.km.kill9();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(users(&env.moto).await.len(), 1, "nobody revoked it while keymint was down");
+    env.km.restart().await;
+    wait_no_users(&env.moto, "the lease that fell due during the outage to be revoked").await;
+}
+
+async fn revoke_prefix_force_and_async(backend: Backend) {
+    let env = env_with_role(backend, "1h", "2h").await;
+    let km = &env.km;
+    for _ in 0..3 {
+        mint(km).await;
+    }
+    assert_eq!(users(&env.moto).await.len(), 3);
+    km.put("sys/leases/revoke-prefix/aws/creds/deploy", json!({"sync": true})).await.expect(204);
+    assert!(users(&env.moto).await.is_empty());
+    km.list("sys/leases/lookup/aws/creds/").await.expect(404);
+
+    // Legacy path, forced: same outcome when AWS cooperates.
+    mint(km).await;
+    km.put("sys/revoke-force/aws/creds", json!({})).await.expect(204);
+    assert!(users(&env.moto).await.is_empty());
+
+    // Asynchronous revocation: 202 now, done by the worker shortly after.
+    let id = mint(km).await;
+    km.put("sys/leases/revoke", json!({"lease_id": id, "sync": false})).await.expect(202);
+    wait_no_users(&env.moto, "the asynchronously revoked lease's user to be deleted").await;
+
+    let tidy = km.post("sys/leases/tidy", json!({})).await.expect(202);
+    assert!(tidy.warnings()[0].starts_with("Tidy operation successfully started"), "{tidy}");
+}
+
+async fn disabling_a_mount_revokes_its_leases(backend: Backend) {
+    let env = env_with_role(backend, "1h", "2h").await;
+    mint(&env.km).await;
+    mint(&env.km).await;
+    env.km.delete("sys/mounts/aws").await.expect(204);
+    assert!(users(&env.moto).await.is_empty(), "disabling the mount must delete its users");
+    let mounts = env.km.get("sys/mounts").await.expect(200);
+    assert!(mounts.data().get("aws/").is_none(), "{mounts}");
+}
+
+both_backends!(
+    lookup_renew_and_revoke,
+    sts_leases_are_not_renewable,
+    expired_leases_are_revoked_even_across_kill_9,
+    revoke_prefix_force_and_async,
+    disabling_a_mount_revokes_its_leases,
+);
