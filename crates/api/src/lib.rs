@@ -107,11 +107,13 @@ pub async fn ensure_default_mount(state: &AppState) -> ApiResult<()> {
     sys::ensure_mount(state, "aws/", "aws", "AWS credentials").await
 }
 
-/// Starts the background work of a server (the lease expiry worker) on `tasks`; it stops when
+/// Starts the background work of a server (the lease expiry worker and the intent sweeper) on `tasks`; it stops when
 /// `shutdown` fires, leaving unfinished claims to lapse and be retried.
 pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: CancellationToken) {
     let leases = state.leases().clone();
-    tasks.spawn(async move { leases.run_expiry(shutdown).await });
+    tasks.spawn(leases.run_expiry(shutdown.clone()));
+    let leases = state.leases().clone();
+    tasks.spawn(leases.run_sweeper(shutdown));
 }
 
 /// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.

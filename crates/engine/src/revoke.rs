@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use keymint_store::leases::LeaseRow;
+use keymint_store::wal::IntentRow;
 use serde::Deserialize;
 
 use crate::teardown::{self, Teardown};
@@ -20,8 +21,37 @@ struct Internal {
 /// than a deleted user (Vault uses five minutes).
 pub const DEFAULT_CONSISTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
 
+#[derive(Deserialize)]
+struct IntentData {
+    user_name: String,
+}
+
+impl Engine {
+    async fn iam_for_mount(&self, mount_id: &str) -> Result<aws_sdk_iam::Client, String> {
+        let mount = keymint_store::mounts::get_by_id(self.store.pool(), mount_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("mount {mount_id} no longer exists"))?;
+        let ctx = MountCtx { id: mount.id, path: mount.path, ttls: Default::default() };
+        let (clients, _) = self.clients(&ctx).await.map_err(|e| e.to_string())?;
+        Ok(clients.iam.clone())
+    }
+}
+
 #[async_trait::async_trait]
 impl keymint_lease::Revoker for Engine {
+    async fn undo_intent(&self, intent: &IntentRow) -> Result<(), String> {
+        if intent.kind != "iam_user" {
+            return Err(format!("unknown type to rollback: {}", intent.kind));
+        }
+        let data: IntentData =
+            serde_json::from_str(&intent.data).map_err(|e| format!("intent data is unreadable: {e}"))?;
+        let iam = self.iam_for_mount(&intent.mount_id).await?;
+        // Past the grace period, "no such user" is the truth: the creation never happened or
+        // was already undone.
+        teardown::delete_user(&iam, &data.user_name).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
         let internal: Internal =
             serde_json::from_str(&lease.internal).map_err(|e| format!("lease data is unreadable: {e}"))?;
@@ -32,13 +62,8 @@ impl keymint_lease::Revoker for Engine {
         if internal.username.is_empty() {
             return Err("secret is missing username internal data".into());
         }
-        let mount = keymint_store::mounts::get_by_id(self.store.pool(), &lease.mount_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("the lease's mount {} no longer exists", lease.mount_id))?;
-        let ctx = MountCtx { id: mount.id, path: mount.path, ttls: Default::default() };
-        let (clients, _) = self.clients(&ctx).await.map_err(|e| e.to_string())?;
-        match teardown::delete_user(&clients.iam, &internal.username).await {
+        let iam = self.iam_for_mount(&lease.mount_id).await?;
+        match teardown::delete_user(&iam, &internal.username).await {
             Ok(Teardown::Deleted) => Ok(()),
             Ok(Teardown::AlreadyGone) => {
                 let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keymint_store::leases::{self, LeaseRow};
+use keymint_store::wal::{self, IntentRow};
 use keymint_store::{Backend, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
@@ -18,11 +19,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-/// Undoes in AWS what a lease holds. Implemented by the engine.
+/// Undoes in AWS what a lease, or an interrupted creation, holds. Implemented by the engine.
 #[async_trait::async_trait]
 pub trait Revoker: Send + Sync + 'static {
     /// Ok once nothing of the lease is left; an error is retried later.
     async fn revoke(&self, lease: &LeaseRow) -> Result<(), String>;
+
+    /// Ok once whatever a write-ahead intent names (a user whose creation was interrupted)
+    /// is gone; an error is retried at the next sweep.
+    async fn undo_intent(&self, intent: &IntentRow) -> Result<(), String>;
 }
 
 /// Retry and batching settings of the expiry worker.
@@ -42,6 +47,11 @@ pub struct RetryPolicy {
     pub concurrency: usize,
     /// Longest sleep when nothing is due (leases created through other replicas).
     pub idle_poll: Duration,
+    /// Age after which a write-ahead intent names an abandoned creation. It must exceed the
+    /// longest creation (AWS calls with retries) and IAM's consistency window.
+    pub intent_grace: Duration,
+    /// How often the intent sweeper looks.
+    pub sweep_interval: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -54,6 +64,8 @@ impl Default for RetryPolicy {
             claim_for: Duration::from_secs(5 * 60),
             concurrency: 8,
             idle_poll: Duration::from_secs(30),
+            intent_grace: Duration::from_secs(5 * 60),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -273,6 +285,49 @@ impl LeaseManager {
                 if let Err(se) = self.record_failure(&lease, &e).await {
                     warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
                 }
+            }
+        }
+    }
+
+    /// Undoes the creations of every intent older than the grace period; returns how many were
+    /// cleared. An intent whose undo fails stays for the next sweep.
+    pub async fn sweep_intents(&self) -> Result<usize, LeaseError> {
+        let cutoff = now_ms() - millis(self.policy.intent_grace);
+        let mut cleared = 0;
+        loop {
+            let batch = wal::older_than(self.store.pool(), cutoff, 50).await?;
+            if batch.is_empty() {
+                return Ok(cleared);
+            }
+            let mut progressed = false;
+            for intent in &batch {
+                match self.revoker.undo_intent(intent).await {
+                    Ok(()) => {
+                        wal::delete(self.store.pool(), &intent.id).await?;
+                        info!(intent.id = %intent.id, intent.kind = %intent.kind, "abandoned creation undone");
+                        cleared += 1;
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        warn!(intent.id = %intent.id, error = %e, "could not undo an abandoned creation; will retry")
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(cleared);
+            }
+        }
+    }
+
+    /// The intent sweeper: runs [`LeaseManager::sweep_intents`] every `sweep_interval`.
+    pub async fn run_sweeper(self: Arc<Self>, cancel: CancellationToken) {
+        while !cancel.is_cancelled() {
+            if let Err(e) = self.sweep_intents().await {
+                warn!(error = %e, "intent sweep failed");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep(self.policy.sweep_interval) => {}
             }
         }
     }

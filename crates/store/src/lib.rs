@@ -10,6 +10,8 @@ pub mod aws;
 pub mod crypto;
 pub mod leases;
 pub mod mounts;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tokens;
 pub mod wal;
 

@@ -3,39 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test crate: failing loudly is the point
 
 use keymint_store::mounts::{self, MountRow};
-use keymint_store::{KeyMaterial, KeySource, Store, StoreError, StoreOptions, aws, leases, wal};
-use sqlx::Connection;
+use keymint_store::{KeyMaterial, KeySource, StoreError, aws, leases, wal};
 
-enum Db {
-    Sqlite(tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Db {
-    async fn new(postgres: bool) -> Db {
-        if !postgres {
-            return Db::Sqlite(tempfile::tempdir().unwrap());
-        }
-        let base = std::env::var("KEYMINT_TEST_POSTGRES_URL")
-            .expect("KEYMINT_TEST_POSTGRES_URL is unset: run scripts/test.sh, which starts PostgreSQL");
-        let name = format!("km_store_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let (head, _) = base.rsplit_once('/').unwrap();
-        Db::Postgres(format!("{head}/{name}"))
-    }
-
-    fn url(&self) -> String {
-        match self {
-            Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("k.db").display()),
-            Db::Postgres(url) => url.clone(),
-        }
-    }
-
-    async fn open(&self, key: KeySource) -> Result<Store, StoreError> {
-        Store::open(&StoreOptions::new(self.url()), key).await
-    }
-}
+use keymint_store::testing::TestDb as Db;
 
 macro_rules! both {
     ($name:ident, $body:ident) => {

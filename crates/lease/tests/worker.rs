@@ -1,0 +1,188 @@
+//! The expiry worker and the intent sweeper against real databases (SQLite and PostgreSQL),
+//! with a revoker that records what it is asked to undo.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keymint_lease::{LeaseManager, RetryPolicy, Revoker};
+use keymint_store::leases::{self, LeaseRow};
+use keymint_store::testing::TestDb;
+use keymint_store::wal::{self, IntentRow};
+use keymint_store::{KeySource, Store};
+use tokio_util::sync::CancellationToken;
+
+/// Counts revocations per lease; fails those whose id contains "stuck".
+#[derive(Default)]
+struct Recorder {
+    revoked: Mutex<HashMap<String, usize>>,
+    undone: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Revoker for Recorder {
+    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
+        if lease.id.contains("stuck") {
+            return Err("AccessDenied: not allowed".into());
+        }
+        // Long enough for other workers to try to grab the same lease meanwhile.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    async fn undo_intent(&self, intent: &IntentRow) -> Result<(), String> {
+        if intent.id.contains("stuck") {
+            return Err("Throttling".into());
+        }
+        self.undone.lock().unwrap().push(intent.id.clone());
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lease(id: &str, expire_time: i64) -> LeaseRow {
+    LeaseRow {
+        id: id.into(),
+        mount_id: "m".into(),
+        role_name: "r".into(),
+        credential_type: "iam_user".into(),
+        issue_time: expire_time - 1000,
+        expire_time,
+        renewable: 1,
+        internal: "{}".into(),
+        state: leases::STATE_ACTIVE.into(),
+        ..Default::default()
+    }
+}
+
+fn fast_policy() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(40),
+        irrevocable_after: 3,
+        irrevocable_interval: Duration::from_millis(50),
+        idle_poll: Duration::from_millis(100),
+        intent_grace: Duration::from_secs(60),
+        ..RetryPolicy::default()
+    }
+}
+
+async fn count(store: &Store) -> usize {
+    leases::ids_with_prefix(store.pool(), "", "", 100_000).await.unwrap().len()
+}
+
+macro_rules! both {
+    ($($name:ident),+) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::TestDb::new(false).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::TestDb::new(true).await).await
+            }
+        }
+    )+};
+}
+
+both!(
+    three_workers_revoke_each_lease_exactly_once,
+    failures_back_off_and_become_irrevocable,
+    sweeper_undoes_only_old_intents
+);
+
+async fn three_workers_revoke_each_lease_exactly_once(db: TestDb) {
+    let setup = db.open(KeySource::DevStored).await.unwrap();
+    let due = now_ms() - 1000;
+    for i in 0..150 {
+        leases::insert(setup.pool(), &lease(&format!("aws/creds/r/{i:04}"), due)).await.unwrap();
+    }
+    leases::insert(setup.pool(), &lease("aws/creds/r/later", now_ms() + 3_600_000)).await.unwrap();
+
+    // Three "replicas": separate pools on one database, one recorder to count the calls.
+    let recorder = Arc::new(Recorder::default());
+    let cancel = CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let store = db.open(KeySource::DevStored).await.unwrap();
+        let manager = LeaseManager::new(store, recorder.clone(), fast_policy());
+        workers.push(tokio::spawn(manager.run_expiry(cancel.clone())));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(&setup).await > 1 {
+        assert!(std::time::Instant::now() < deadline, "due leases were not all revoked in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let revoked = recorder.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.len(), 150);
+    assert!(revoked.values().all(|&n| n == 1), "some lease was revoked twice: {revoked:?}");
+    assert!(!revoked.contains_key("aws/creds/r/later"));
+    assert!(leases::get(setup.pool(), "aws/creds/r/later").await.unwrap().is_some());
+}
+
+async fn failures_back_off_and_become_irrevocable(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    leases::insert(store.pool(), &lease("aws/creds/r/stuck", now_ms() - 1000)).await.unwrap();
+    let manager = LeaseManager::new(store.clone(), Arc::new(Recorder::default()), fast_policy());
+
+    // A synchronous revocation reports the failure and schedules a retry.
+    let err = manager.revoke_now("aws/creds/r/stuck").await.unwrap_err();
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+    let row = leases::get(store.pool(), "aws/creds/r/stuck").await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.attempts, row.irrevocable), ("active", 1, 0));
+    assert!(row.next_attempt_at.unwrap() > now_ms() - 1000);
+    assert_eq!(row.last_error.as_deref(), Some("AccessDenied: not allowed"));
+
+    // The worker keeps trying; past the limit the lease is flagged, and still kept.
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(manager.clone().run_expiry(cancel.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = leases::get(store.pool(), "aws/creds/r/stuck").await.unwrap().expect("never dropped");
+        if row.irrevocable == 1 && row.attempts >= 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not flagged irrevocable: {row:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    worker.await.unwrap();
+
+    // Forced prefix revocation drops the record and reports the failure.
+    let failures = manager.revoke_prefix("aws/creds/r/", true).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(leases::get(store.pool(), "aws/creds/r/stuck").await.unwrap().is_none());
+}
+
+async fn sweeper_undoes_only_old_intents(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let intent = |id: &str, age_ms: i64| IntentRow {
+        id: id.into(),
+        mount_id: "m".into(),
+        kind: "iam_user".into(),
+        data: r#"{"user_name":"u"}"#.into(),
+        created_at: now_ms() - age_ms,
+    };
+    wal::insert(store.pool(), &intent("old", 120_000)).await.unwrap();
+    wal::insert(store.pool(), &intent("old-stuck", 120_000)).await.unwrap();
+    wal::insert(store.pool(), &intent("fresh", 1_000)).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let manager = LeaseManager::new(store.clone(), recorder.clone(), fast_policy());
+
+    assert_eq!(manager.sweep_intents().await.unwrap(), 1);
+    assert_eq!(*recorder.undone.lock().unwrap(), vec!["old".to_string()]);
+    let left: Vec<String> =
+        wal::older_than(store.pool(), now_ms() + 1, 10).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(left, vec!["old-stuck".to_string(), "fresh".to_string()]);
+}
