@@ -156,3 +156,36 @@ both_backends!(
     revoke_prefix_force_and_async,
     disabling_a_mount_revokes_its_leases,
 );
+
+/// A lease AWS refuses to revoke (keymint's keys lose the right to delete users) is kept,
+/// reported with its error, and listed as soon as it is flagged.
+async fn failed_revocations_are_kept_and_reported(backend: Backend) {
+    let env = env_with_role(backend, "1h", "2h").await;
+    let id = mint(&env.km).await;
+    // Point the mount at a dead endpoint: revocation now fails with AWS trouble.
+    let mut root = root_config(&env.moto);
+    root["iam_endpoint"] = json!(format!("http://127.0.0.1:{}", free_port()));
+    root["max_retries"] = json!(0);
+    root["verify_connection"] = json!(false);
+    env.km.post("aws/config/root", root).await.expect(204);
+
+    let failed = env.km.put("sys/leases/revoke", json!({"lease_id": id})).await;
+    failed.assert_error_prefix(400, "failed to revoke entry");
+    let looked = env.km.put("sys/leases/lookup", json!({"lease_id": id})).await.expect(200);
+    assert_eq!(looked.data()["revocation_attempts"], 1, "{looked}");
+    assert!(looked.data()["last_error"].as_str().unwrap().contains("could not reach AWS"), "{looked}");
+    assert_eq!(users(&env.moto).await.len(), 1, "the user is still there and still accounted for");
+
+    let count = env.km.get("sys/leases/count").await.expect(200);
+    assert_eq!(count.data()["lease_count"], 1, "{count}");
+    let listed = env.km.get("sys/leases?type=irrevocable").await.expect(200);
+    assert_eq!(listed.data()["lease_count"], 0, "one failure is not irrevocable yet: {listed}");
+    env.km.get("sys/leases?type=bogus").await.assert_error_prefix(400, "invalid type");
+
+    // Forcing drops the record and says what was left behind in AWS.
+    let forced = env.km.put("sys/leases/revoke-force/aws/creds/deploy", json!({})).await.expect(200);
+    assert!(forced.warnings().iter().any(|w| w.contains(&id)), "{forced}");
+    env.km.put("sys/leases/lookup", json!({"lease_id": id})).await.assert_errors(&["invalid lease"]);
+}
+
+both_backends!(failed_revocations_are_kept_and_reported);

@@ -34,6 +34,9 @@ pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<
         Some((v, t)) => (v, t),
         None => (rest, ""),
     };
+    if req.op == Operation::Read && (path == "sys/leases" || path == "sys/leases/count") {
+        return Some(irrevocable(state, req, path == "sys/leases/count").await);
+    }
     let legacy = !path.starts_with("sys/leases/");
     let result = match (verb, req.op, legacy) {
         ("lookup", Operation::Update, false) => lookup(state, req).await,
@@ -175,6 +178,44 @@ async fn revoke_prefix(
         failures.len(),
         listed.join("; ")
     )))
+}
+
+/// `GET sys/leases[?type=irrevocable]` and `GET sys/leases/count[?type=irrevocable]`: the leases
+/// keymint could not revoke, with their last error, so a person can act on them.
+async fn irrevocable(state: &AppState, req: &LogicalRequest, count_only: bool) -> ApiResult<Reply> {
+    const LIMIT: i64 = 10_000;
+    let kind = req.data.get_string("type")?.unwrap_or_default();
+    let only_irrevocable = match kind.as_str() {
+        "irrevocable" => true,
+        "" | "all" if count_only => false,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid type {other:?}: listing supports type=irrevocable, counting irrevocable or all"
+            )));
+        }
+    };
+    let total = keymint_store::leases::count(state.store().pool(), only_irrevocable).await?;
+    if count_only {
+        return Ok(Reply::data(json!({ "lease_count": total })));
+    }
+    let rows = keymint_store::leases::irrevocable(state.store().pool(), LIMIT).await?;
+    let leases: Vec<Value> = rows
+        .iter()
+        .map(|l| {
+            json!({
+                "lease_id": l.id,
+                "mount_id": l.mount_id,
+                "expire_time": rfc3339(l.expire_time),
+                "attempts": l.attempts,
+                "error": l.last_error,
+            })
+        })
+        .collect();
+    let mut reply = Reply::data(json!({ "lease_count": total, "leases": leases }));
+    if total > LIMIT {
+        reply.warnings.push(format!("showing the first {LIMIT} of {total} irrevocable leases"));
+    }
+    Ok(reply)
 }
 
 fn lease_error(e: LeaseError) -> ApiError {

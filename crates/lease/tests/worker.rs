@@ -158,6 +158,10 @@ async fn failures_back_off_and_become_irrevocable(db: TestDb) {
     }
     cancel.cancel();
     worker.await.unwrap();
+    let flagged = leases::irrevocable(store.pool(), 10).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].last_error.as_deref(), Some("AccessDenied: not allowed"));
+    assert_eq!(leases::count(store.pool(), true).await.unwrap(), 1);
 
     // Forced prefix revocation drops the record and reports the failure.
     let failures = manager.revoke_prefix("aws/creds/r/", true).await.unwrap();

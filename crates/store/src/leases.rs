@@ -242,3 +242,23 @@ pub async fn claim_one<'e>(
     .fetch_optional(exec)
     .await?)
 }
+
+/// Leases flagged irrevocable, oldest expiry first, at most `limit`.
+pub async fn irrevocable<'e>(exec: impl Executor<'e, Database = Any>, limit: i64) -> Result<Vec<LeaseRow>> {
+    Ok(sqlx::query_as::<_, LeaseRow>(&format!(
+        "SELECT {COLUMNS} FROM leases WHERE irrevocable = 1 ORDER BY expire_time LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// How many leases there are, all or only the irrevocable ones.
+pub async fn count<'e>(exec: impl Executor<'e, Database = Any>, only_irrevocable: bool) -> Result<i64> {
+    let sql = if only_irrevocable {
+        "SELECT COUNT(*) FROM leases WHERE irrevocable = 1"
+    } else {
+        "SELECT COUNT(*) FROM leases"
+    };
+    Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(exec).await?)
+}
