@@ -60,9 +60,13 @@ impl AppState {
         Self::with_policy(store, RetryPolicy::default())
     }
 
-    /// State whose expiry worker follows `policy`.
+    /// State whose expiry worker follows `policy`, with IAM's eventual-consistency window.
     pub fn with_policy(store: Store, policy: RetryPolicy) -> Self {
-        let engine = Engine::new(store.clone());
+        Self::with_timing(store, policy, keymint_engine::revoke::DEFAULT_CONSISTENCY_WINDOW)
+    }
+
+    pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
+        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         AppState {
             inner: Arc::new(Inner {

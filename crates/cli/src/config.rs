@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use keymint_store::KeyMaterial;
 use toml::{Table, Value};
@@ -15,6 +16,25 @@ pub struct Config {
     pub max_connections: u32,
     pub seal_key: KeyMaterial,
     pub log: LogConfig,
+    pub leases: LeaseTiming,
+}
+
+/// Lease timings an operator may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// How long after creation a missing IAM user may still be IAM's eventual consistency.
+    pub iam_consistency_window: Duration,
+    /// Age after which a write-ahead intent names an abandoned creation to undo.
+    pub intent_grace: Duration,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        LeaseTiming {
+            iam_consistency_window: Duration::from_secs(300),
+            intent_grace: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +58,8 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("seal", "key_env", "KEYMINT_SEAL_KEY_ENV"),
     ("log", "format", "KEYMINT_LOG_FORMAT"),
     ("log", "level", "KEYMINT_LOG_LEVEL"),
+    ("leases", "iam_consistency_window", "KEYMINT_LEASES_IAM_CONSISTENCY_WINDOW"),
+    ("leases", "intent_grace", "KEYMINT_LEASES_INTENT_GRACE"),
 ];
 
 /// Loads `path`, applies environment overrides from `env` and validates. The error lists every
@@ -183,9 +205,28 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         }
     }
 
+    let mut leases = LeaseTiming::default();
+    for (key, target) in [
+        ("iam_consistency_window", &mut leases.iam_consistency_window),
+        ("intent_grace", &mut leases.intent_grace),
+    ] {
+        if let Some(text) = string("leases", key, &mut errors) {
+            match keymint_api::duration::parse_duration_secs(&text) {
+                Ok(secs) => *target = Duration::from_secs(secs),
+                Err(e) => errors.push(format!("leases.{key}: {e}")),
+            }
+        }
+    }
+    if leases.intent_grace < leases.iam_consistency_window {
+        errors.push(
+            "leases.intent_grace must be at least leases.iam_consistency_window: an intent younger than the window may name a user IAM does not show yet"
+                .into(),
+        );
+    }
+
     match (listen, storage_url, seal_key) {
         (Some(listen), Some(storage_url), Some(seal_key)) if errors.is_empty() => {
-            Ok(Config { listen, storage_url, max_connections, seal_key, log })
+            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases })
         }
         _ => Err(errors),
     }
@@ -285,6 +326,43 @@ mod tests {
         let cfg = parse("[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n", &env).unwrap();
         assert_eq!(cfg.storage_url, "postgres://db/keymint");
         assert_eq!(cfg.listen.port(), 9999);
+    }
+
+    #[test]
+    fn lease_timings_parse_and_are_checked() {
+        let env = |k: &str| (k == "K").then(|| KEY.to_string());
+        let base = "[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
+        let cfg = parse(
+            &format!("{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(cfg.leases.iam_consistency_window, Duration::from_secs(120));
+        assert_eq!(cfg.leases.intent_grace, Duration::from_secs(600));
+        assert_eq!(parse(base, &env).unwrap().leases, LeaseTiming::default());
+        let errors = parse(
+            &format!("{base}[leases]\niam_consistency_window = \"1h\"\nintent_grace = \"abc\"\n"),
+            &env,
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(errors.contains("leases.intent_grace: time: invalid duration"), "{errors}");
+    }
+
+    #[test]
+    fn the_documented_examples_are_valid() {
+        // The examples point at key files that exist on a real host, not here: that must be
+        // the only complaint, so every documented key and value is known and well-formed.
+        for (name, text) in [
+            ("keymint.example.toml", include_str!("../../../config/keymint.example.toml")),
+            ("keymint.single-node.toml", include_str!("../../../config/keymint.single-node.toml")),
+        ] {
+            let errors = parse(text, &no_env).unwrap_err();
+            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+            assert!(errors[0].starts_with("seal.key_file /etc/keymint/seal.key"), "{name}: {errors:?}");
+        }
+        let env = |k: &str| (k == "KEYMINT_SEAL_KEY").then(|| KEY.to_string());
+        parse(include_str!("../../../config/keymint.ha-postgres.toml"), &env).unwrap();
     }
 
     #[test]

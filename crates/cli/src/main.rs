@@ -70,6 +70,7 @@ fn main() -> Result<()> {
 async fn server(args: ServerArgs) -> Result<()> {
     // Keeps a dev server's throwaway database alive until the process ends.
     let mut _scratch: Option<tempfile::TempDir> = None;
+    let mut timing = config::LeaseTiming::default();
     let (listen, options, key, log, dev_token) = if args.dev {
         let url = match args.storage {
             Some(url) => url,
@@ -103,12 +104,14 @@ async fn server(args: ServerArgs) -> Result<()> {
             }
         };
         let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
+        timing = cfg.leases;
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
     init_tracing(&log);
 
     let store = Store::open(&options, key).await.context("opening storage")?;
-    let state = AppState::new(store.clone());
+    let policy = keymint_lease::RetryPolicy { intent_grace: timing.intent_grace, ..Default::default() };
+    let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window);
     let now = chrono_now_ms();
     let mut stdout = std::io::stdout().lock();
     match &dev_token {
