@@ -189,3 +189,58 @@ async fn failed_revocations_are_kept_and_reported(backend: Backend) {
 }
 
 both_backends!(failed_revocations_are_kept_and_reported);
+
+/// kill -9 in the middle of a burst of 20 concurrent iam_user requests: after the restart and
+/// the grace period, every IAM user keymint created belongs to a live lease; the rest (users
+/// whose creation was cut short) are torn down.
+async fn kill_9_during_a_burst_loses_no_user(backend: Backend) {
+    let storage = Storage::new(backend);
+    let args = ["--iam-consistency-window", "1s", "--intent-grace", "3s"];
+    let (moto, mut km) = tokio::join!(Moto::start(), Keymint::start_with(storage.url(), &args));
+    km.post("aws/config/root", root_config(&moto)).await.expect(200);
+    let policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    km.post(
+        "aws/roles/deploy",
+        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
+    )
+    .await
+    .expect(204);
+
+    let client = km.client();
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.get("aws/creds/deploy").await })
+        })
+        .collect();
+    // Let some requests get past CreateUser, then pull the plug.
+    eventually("a user to be created", Duration::from_secs(20), async || {
+        (!users(&moto).await.is_empty()).then_some(())
+    })
+    .await;
+    km.kill9();
+    for request in burst {
+        let _ = request.await;
+    }
+    let created = users(&moto).await;
+    assert!(!created.is_empty());
+
+    km.restart().await;
+    // After the grace period, each remaining user must carry the tag of a lease that exists.
+    eventually("every remaining user to belong to a live lease", Duration::from_secs(40), async || {
+        for name in users(&moto).await {
+            // The sweeper may delete the user between the listing and this call: look again.
+            let tags = moto.iam().list_user_tags().user_name(&name).send().await.ok()?;
+            let lease = tags.tags().iter().find(|t| t.key() == "keymint:lease")?.value().to_owned();
+            let found = km.put("sys/leases/lookup", json!({"lease_id": lease})).await;
+            if found.status != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+both_backends!(kill_9_during_a_burst_loses_no_user);

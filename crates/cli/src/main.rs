@@ -43,6 +43,14 @@ struct ServerArgs {
     /// Dev mode: keep state in this database (sqlite:///abs/path.db or postgres://...).
     #[arg(long, requires = "dev")]
     storage: Option<String>,
+    /// How long a missing IAM user may be IAM's eventual consistency (overrides the config
+    /// file's `[leases] iam_consistency_window`), e.g. `5m`.
+    #[arg(long, value_parser = parse_duration)]
+    iam_consistency_window: Option<Duration>,
+    /// Age after which an unfinished user creation is undone (overrides `[leases]
+    /// intent_grace`), e.g. `5m`.
+    #[arg(long, value_parser = parse_duration)]
+    intent_grace: Option<Duration>,
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
     config: Option<PathBuf>,
@@ -107,6 +115,15 @@ async fn server(args: ServerArgs) -> Result<()> {
         timing = cfg.leases;
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
+    if let Some(w) = args.iam_consistency_window {
+        timing.iam_consistency_window = w;
+    }
+    if let Some(g) = args.intent_grace {
+        timing.intent_grace = g;
+    }
+    if timing.intent_grace < timing.iam_consistency_window {
+        bail!("--intent-grace must be at least the IAM consistency window");
+    }
     init_tracing(&log);
 
     let store = Store::open(&options, key).await.context("opening storage")?;
@@ -158,6 +175,10 @@ async fn server(args: ServerArgs) -> Result<()> {
     // Bounded, so a stuck connection cannot hold the process past its grace period.
     let _ = tokio::time::timeout(Duration::from_secs(10), store.close()).await;
     Ok(())
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    keymint_api::duration::parse_duration_secs(text).map(Duration::from_secs).map_err(|e| e.to_string())
 }
 
 fn chrono_now_ms() -> i64 {

@@ -327,7 +327,8 @@ impl LeaseManager {
             }
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(self.policy.sweep_interval) => {}
+                // A short grace (tests, impatient operators) is honoured by sweeping as often.
+                _ = tokio::time::sleep(self.policy.sweep_interval.min(self.policy.intent_grace.max(Duration::from_secs(1)))) => {}
             }
         }
     }
