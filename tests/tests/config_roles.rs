@@ -218,10 +218,12 @@ async fn roles_crud_and_list(backend: Backend) {
     let expected = json!({
         "credential_type": "iam_user",
         "default_sts_ttl": 0,
+        "default_ttl": 0,
         "external_id": "",
         "iam_groups": ["devs", "ops"],
         "iam_tags": {"team": "core", "env": "dev"},
         "max_sts_ttl": 0,
+        "max_ttl": 0,
         "mfa_serial_number": "",
         "permissions_boundary_arn": boundary,
         "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/IAMReadOnlyAccess"],

@@ -244,3 +244,35 @@ async fn kill_9_during_a_burst_loses_no_user(backend: Backend) {
 }
 
 both_backends!(kill_9_during_a_burst_loses_no_user);
+
+/// Beyond Vault: a role's own TTLs for iam_user leases win over the mount-wide config/lease, at
+/// issue and at renewal; and a lease asked for as an orphan is not tied to the token.
+async fn role_ttls_and_orphan_leases(backend: Backend) {
+    let env = env_with_role(backend, "1h", "2h").await;
+    let km = &env.km;
+    km.post("aws/roles/deploy", json!({"default_ttl": "10m", "max_ttl": "20m"})).await.expect(204);
+    let read = km.get("aws/roles/deploy").await.expect(200);
+    assert_eq!(
+        (read.data()["default_ttl"].as_u64(), read.data()["max_ttl"].as_u64()),
+        (Some(600), Some(1200))
+    );
+
+    let creds = km.get("aws/creds/deploy?orphan=true").await.expect(200);
+    assert_eq!(creds.json()["lease_duration"], 600, "{creds}");
+    let id = creds.json()["lease_id"].as_str().unwrap().to_owned();
+    let looked = km.put("sys/leases/lookup", json!({"lease_id": id})).await.expect(200);
+    assert_eq!(looked.data()["orphan"], true, "{looked}");
+
+    // Renewal honours the role's max even after the role is deleted.
+    km.delete("aws/roles/deploy").await.expect(204);
+    let renewed = km.put("sys/leases/renew", json!({"lease_id": id, "increment": "1h"})).await.expect(200);
+    let duration = renewed.json()["lease_duration"].as_i64().unwrap();
+    assert!((1190..=1200).contains(&duration), "{renewed}");
+    assert!(renewed.warnings()[0].contains("\"20m0s\""), "{renewed}");
+
+    km.post("aws/roles/ar", json!({"credential_type": "assumed_role", "default_ttl": "1h"}))
+        .await
+        .assert_error_prefix(400, "error(s) validating supplied role data");
+}
+
+both_backends!(role_ttls_and_orphan_leases);

@@ -74,13 +74,15 @@ const ROLE_FIELDS: &[&str] = &[
     "external_id",
     "default_sts_ttl",
     "max_sts_ttl",
+    "default_ttl",
+    "max_ttl",
     "user_path",
     "permissions_boundary_arn",
     "mfa_serial_number",
     "policy",
     "arn",
 ];
-const CREDS_FIELDS: &[&str] = &["name", "role_arn", "role_session_name", "ttl", "mfa_code"];
+const CREDS_FIELDS: &[&str] = &["name", "role_arn", "role_session_name", "ttl", "mfa_code", "orphan"];
 
 /// Vault's warning for parameters a path does not know, added to any reply with a body.
 fn unknown_warning(data: &RequestData, known: &[&str]) -> Option<String> {
@@ -273,6 +275,8 @@ async fn role(state: &AppState, ctx: &MountCtx, name: &str, req: LogicalRequest)
                 user_path: d.get_string("user_path")?,
                 permissions_boundary_arn: d.get_string("permissions_boundary_arn")?,
                 mfa_serial_number: d.get_string("mfa_serial_number")?,
+                default_ttl: d.get_duration_secs("default_ttl")?,
+                max_ttl: d.get_duration_secs("max_ttl")?,
                 legacy_policy: d.get_string("policy")?,
                 legacy_arn: d.get_string("arn")?,
             };
@@ -300,7 +304,7 @@ async fn creds(
         mfa_code: d.get_string("mfa_code")?,
         display_name: identity.display_name.clone(),
         token_accessor: Some(identity.accessor.clone()),
-        orphan: false,
+        orphan: d.get_bool("orphan")?.unwrap_or(false),
     };
     let minted = state.engine().mint(ctx, req).await?;
     state.leases().lease_created();

@@ -77,6 +77,7 @@ async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
         "revocation_attempts": lease.attempts,
         "irrevocable": lease.irrevocable == 1,
         "last_error": lease.last_error,
+        "orphan": lease.orphan == 1,
     })))
 }
 
@@ -115,7 +116,12 @@ async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<
     let ctx = mount_ctx(&mount);
     // Vault re-reads config/lease at renewal time.
     let cfg = state.engine().lease_config(&ctx).await?;
-    let (backend_ttl, backend_max) = cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+    let (cfg_ttl, cfg_max) = cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+    // TTLs the role had when the lease was issued win over config/lease.
+    let internal: Value = serde_json::from_str(&lease.internal).unwrap_or(Value::Null);
+    let role_value = |k: &str| internal.get(k).and_then(Value::as_u64).filter(|v| *v > 0);
+    let backend_ttl = role_value("role_ttl").unwrap_or(cfg_ttl);
+    let backend_max = role_value("role_max_ttl").unwrap_or(cfg_max);
     let decision = renew_ttl(now, lease.issue_time, increment, backend_ttl, backend_max, ctx.ttls)
         .map_err(|PastMaxTtl| ApiError::BadRequest("past the max TTL, cannot renew".into()))?;
     let expire = now + (decision.ttl as i64) * 1000;

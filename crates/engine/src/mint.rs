@@ -191,7 +191,10 @@ impl Engine {
         };
 
         let lease_cfg = self.lease_config(mount).await?;
-        let (backend_ttl, backend_max) = lease_cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+        let (cfg_ttl, cfg_max) = lease_cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+        // A role's own TTLs win over config/lease, which is mount-wide.
+        let backend_ttl = if role.default_ttl > 0 { role.default_ttl } else { cfg_ttl };
+        let backend_max = if role.max_ttl > 0 { role.max_ttl } else { cfg_max };
         let decision = calculate_ttl(backend_ttl, backend_max, mount.ttls);
         let row = leases::LeaseRow {
             id: lease_id.clone(),
@@ -202,7 +205,11 @@ impl Engine {
             expire_time: now.timestamp_millis() + (decision.ttl as i64) * 1000,
             last_renewal: None,
             renewable: 1,
-            internal: json!({"username": user, "access_key_id": access_key, "is_sts": false}).to_string(),
+            // The role's TTLs travel with the lease: renewal must honour them even if the
+            // role changes or is deleted meanwhile.
+            internal: json!({"username": user, "access_key_id": access_key, "is_sts": false,
+                             "role_ttl": role.default_ttl, "role_max_ttl": role.max_ttl})
+            .to_string(),
             secret: None,
             token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
             orphan: i64::from(req.orphan),

@@ -33,6 +33,10 @@ pub struct Role {
     pub user_path: String,
     pub permissions_boundary_arn: String,
     pub mfa_serial_number: String,
+    /// keymint: TTL of this role's `iam_user` leases (0: `config/lease`, then the mount).
+    pub default_ttl: u64,
+    /// keymint: max TTL of this role's `iam_user` leases (0: `config/lease`, then the mount).
+    pub max_ttl: u64,
     /// Set on roles written with the legacy parameters: `creds/` and `sts/` then mint different
     /// types.
     pub prohibit_flexible_cred_path: bool,
@@ -54,6 +58,8 @@ pub struct RoleInput {
     pub user_path: Option<String>,
     pub permissions_boundary_arn: Option<String>,
     pub mfa_serial_number: Option<String>,
+    pub default_ttl: Option<u64>,
+    pub max_ttl: Option<u64>,
     pub legacy_policy: Option<String>,
     pub legacy_arn: Option<String>,
 }
@@ -82,7 +88,7 @@ pub fn compact_policy(doc: &str) -> Result<String> {
 }
 
 fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
-    let named: [(&str, bool); 13] = [
+    let named: [(&str, bool); 15] = [
         ("an explicit credential_type", input.credential_type.is_some()),
         ("role_arns", input.role_arns.is_some()),
         ("policy_arns", input.policy_arns.is_some()),
@@ -96,6 +102,8 @@ fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
         ("user_path", input.user_path.is_some()),
         ("permissions_boundary_arn", input.permissions_boundary_arn.is_some()),
         ("mfa_serial_number", input.mfa_serial_number.is_some()),
+        ("default_ttl", input.default_ttl.is_some()),
+        ("max_ttl", input.max_ttl.is_some()),
     ];
     named.into_iter().find(|(_, present)| *present).map(|(name, _)| name)
 }
@@ -186,6 +194,12 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
     if let Some(v) = input.mfa_serial_number {
         role.mfa_serial_number = v;
     }
+    if let Some(v) = input.default_ttl {
+        role.default_ttl = v;
+    }
+    if let Some(v) = input.max_ttl {
+        role.max_ttl = v;
+    }
     let errors = validate(&role);
     if !errors.is_empty() {
         return Err(EngineError::bad_request(format!(
@@ -229,6 +243,15 @@ fn validate(role: &Role) -> Vec<String> {
     }
     if role.max_sts_ttl > 0 && role.default_sts_ttl > role.max_sts_ttl {
         errors.push("\"default_sts_ttl\" value must be less than or equal to \"max_sts_ttl\" value".into());
+    }
+    if (role.default_ttl > 0 || role.max_ttl > 0) && sts {
+        errors.push(
+            "default_ttl and max_ttl are for iam_user roles; STS roles use default_sts_ttl and max_sts_ttl"
+                .into(),
+        );
+    }
+    if role.max_ttl > 0 && role.default_ttl > role.max_ttl {
+        errors.push("\"default_ttl\" value must be less than or equal to \"max_ttl\" value".into());
     }
     if !role.user_path.is_empty() {
         if kind != IAM_USER {
@@ -300,6 +323,8 @@ impl Role {
             "user_path": self.user_path,
             "permissions_boundary_arn": self.permissions_boundary_arn,
             "mfa_serial_number": self.mfa_serial_number,
+            "default_ttl": self.default_ttl,
+            "max_ttl": self.max_ttl,
         })
     }
 
@@ -363,6 +388,14 @@ mod tests {
     fn each_rule_reports_its_text() {
         let cases: Vec<(RoleInput, &str)> = vec![
             (typed("admin"), "unrecognized credential type: admin"),
+            (
+                RoleInput { default_ttl: Some(60), ..typed(ASSUMED_ROLE) },
+                "default_ttl and max_ttl are for iam_user roles",
+            ),
+            (
+                RoleInput { default_ttl: Some(120), max_ttl: Some(60), ..typed(IAM_USER) },
+                r#"\"default_ttl\" value must be less than or equal to \"max_ttl\" value"#,
+            ),
             (
                 RoleInput { default_sts_ttl: Some(60), ..typed(IAM_USER) },
                 "default_sts_ttl parameter only valid",
