@@ -71,6 +71,12 @@ pub fn root_config(moto: &Moto) -> Value {
     })
 }
 
+/// The installation id a server tags its IAM users with (reported as `cluster_id`).
+pub async fn installation_id(km: &Keymint) -> String {
+    let health = km.anonymous().get("sys/health").await.expect(200);
+    health.json()["cluster_id"].as_str().expect("cluster_id").to_owned()
+}
+
 /// Asserts a Vault lease id: `<prefix>` (e.g. `aws/creds/deploy/`) then 24 base62 characters.
 #[track_caller]
 pub fn assert_lease_id(lease_id: &Value, prefix: &str) {

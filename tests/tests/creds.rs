@@ -79,6 +79,7 @@ async fn iam_user_creds_build_the_user_the_role_describes(backend: Backend) {
         ("team".to_owned(), "core".to_owned()),
         ("keymint:owner".to_owned(), "keymint".to_owned()),
         ("keymint:lease".to_owned(), lease_id.clone()),
+        ("keymint:installation".to_owned(), installation_id(km).await),
     ]);
     assert_eq!(user.tags, expected_tags);
     assert_eq!(user.access_keys, [access_key]);

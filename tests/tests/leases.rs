@@ -276,3 +276,64 @@ async fn role_ttls_and_orphan_leases(backend: Backend) {
 }
 
 both_backends!(role_ttls_and_orphan_leases);
+
+/// The reconciler lists (dry run) and removes IAM users carrying this installation's tags for
+/// the mount that no lease or intent accounts for, and leaves every other user alone.
+async fn reconciler_removes_only_this_installations_strays(backend: Backend) {
+    let storage = Storage::new(backend);
+    let (moto, km) =
+        tokio::join!(Moto::start(), Keymint::start_with(storage.url(), &["--iam-consistency-window", "1s"]));
+    km.post("aws/config/root", root_config(&moto)).await.expect(200);
+    let policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    km.post(
+        "aws/roles/deploy",
+        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
+    )
+    .await
+    .expect(204);
+    let live = km.get("aws/creds/deploy").await.expect(200);
+    let ours = installation_id(&km).await;
+    let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
+    let make = async |name: &str, installation: &str| {
+        moto.iam()
+            .create_user()
+            .user_name(name)
+            .path(USER_PATH)
+            .tags(tag("keymint:owner", "keymint"))
+            .tags(tag("keymint:installation", installation))
+            .tags(tag("keymint:lease", &format!("aws/creds/deploy/{name}")))
+            .send()
+            .await
+            .unwrap();
+    };
+    make("stray", &ours).await;
+    make("someone-elses", "another-installation").await;
+    moto.iam().create_user().user_name("plain").path(USER_PATH).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let listed = km.get("aws/reconcile").await.expect(200);
+    let strays: Vec<&str> = listed.data()["strays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(strays, ["stray"], "{listed}");
+    assert_eq!(users(&moto).await.len(), 4, "a listing removes nothing");
+
+    let removed = km.post("aws/reconcile", json!({})).await.expect(200);
+    assert_eq!(removed.data()["removed"][0]["user_name"], "stray", "{removed}");
+    let mut left = users(&moto).await;
+    left.sort();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.contains(&"plain".to_owned()) && left.contains(&"someone-elses".to_owned()));
+    // The live lease's user is still there and still works.
+    let data = live.data();
+    let arn = moto
+        .caller_arn(data["access_key"].as_str().unwrap(), data["secret_key"].as_str().unwrap(), None)
+        .await;
+    assert!(arn.contains(":user/keymint-leases/"), "{arn}");
+}
+
+both_backends!(reconciler_removes_only_this_installations_strays);

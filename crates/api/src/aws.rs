@@ -126,6 +126,22 @@ pub async fn handle(
             }
             _ => Err(ApiError::UnsupportedOperation),
         },
+        "reconcile" => match op {
+            Operation::Read => {
+                let strays = state.engine().find_strays(&ctx).await?;
+                Ok(Reply::data(json!({ "strays": strays })))
+            }
+            Operation::Update => {
+                let removal = state.engine().remove_strays(&ctx).await?;
+                let failed: Vec<Value> = removal
+                    .failed
+                    .iter()
+                    .map(|(s, e)| json!({"user_name": s.user_name, "lease_id": s.lease_id, "error": e}))
+                    .collect();
+                Ok(Reply::data(json!({ "removed": removal.removed, "failed": failed })))
+            }
+            _ => Err(ApiError::UnsupportedOperation),
+        },
         "roles/" | "roles" => match op {
             Operation::List => {
                 let keys = state.engine().list_roles(&ctx).await?;

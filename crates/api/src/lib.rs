@@ -51,7 +51,7 @@ struct Inner {
     leases: Arc<LeaseManager>,
     /// Cluster name reported by `sys/health` and `sys/seal-status`.
     cluster_name: String,
-    /// Random per-process cluster id (keymint has no cluster identity beyond its database).
+    /// The installation id: every replica on one database reports the same one.
     cluster_id: String,
 }
 
@@ -68,14 +68,9 @@ impl AppState {
     pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
         let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
+        let cluster_id = store.installation_id().to_string();
         AppState {
-            inner: Arc::new(Inner {
-                store,
-                engine,
-                leases,
-                cluster_name: "keymint".into(),
-                cluster_id: uuid::Uuid::new_v4().to_string(),
-            }),
+            inner: Arc::new(Inner { store, engine, leases, cluster_name: "keymint".into(), cluster_id }),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gotext;
 mod groups;
 pub mod mint;
+pub mod reconcile;
 pub mod revoke;
 pub mod role;
 pub mod teardown;

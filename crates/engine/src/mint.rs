@@ -27,6 +27,7 @@ use crate::{Engine, MountCtx, groups};
 pub const OWNER_TAG: &str = "keymint:owner";
 pub const OWNER_TAG_VALUE: &str = "keymint";
 pub const LEASE_TAG: &str = "keymint:lease";
+pub const INSTALLATION_TAG: &str = "keymint:installation";
 
 /// A credential request, after field coercion.
 #[derive(Debug, Clone)]
@@ -161,6 +162,7 @@ impl Engine {
         let owner_tags = [
             IamTag::builder().key(OWNER_TAG).value(OWNER_TAG_VALUE).build(),
             IamTag::builder().key(LEASE_TAG).value(&lease_id).build(),
+            IamTag::builder().key(INSTALLATION_TAG).value(self.store.installation_id()).build(),
         ];
         let mut create = iam.create_user().user_name(&user).path(if role.user_path.is_empty() {
             "/"

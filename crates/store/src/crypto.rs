@@ -208,6 +208,12 @@ pub(crate) async fn resolve_key(pool: &AnyPool, source: KeySource) -> Result<Key
     }
 }
 
+/// The installation id, created once; concurrent first starts agree through the insert race.
+pub(crate) async fn installation_id(pool: &AnyPool) -> Result<String> {
+    meta_insert_if_absent(pool, "installation_id", &uuid::Uuid::new_v4().to_string()).await?;
+    meta_get(pool, "installation_id").await?.ok_or_else(|| StoreError::Corrupt("no installation id".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,8 @@ pub struct Store {
     backend: Backend,
     seal: Seal,
     hasher: TokenHasher,
+    /// Stable identity of this keymint installation (one per database), created at first start.
+    installation_id: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,7 +139,14 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         let material = crypto::resolve_key(&pool, key).await?;
-        Ok(Store { pool, backend, seal: Seal::new(&material), hasher: TokenHasher::new(&material) })
+        let installation_id = crypto::installation_id(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            seal: Seal::new(&material),
+            hasher: TokenHasher::new(&material),
+            installation_id,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -154,6 +163,12 @@ impl Store {
 
     pub fn hasher(&self) -> &TokenHasher {
         &self.hasher
+    }
+
+    /// This installation's identity: tagged on the IAM users it creates, so it never mistakes
+    /// another installation's users in a shared account for its own.
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
     }
 
     pub async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {

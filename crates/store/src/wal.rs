@@ -47,3 +47,22 @@ pub async fn older_than<'e>(
     .fetch_all(exec)
     .await?)
 }
+
+/// Whether an intent of `mount_id` names the IAM user `user_name` (its creation is under way or
+/// awaiting the sweeper).
+pub async fn exists_for_user<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    user_name: &str,
+) -> Result<bool> {
+    // The data is JSON written by the engine; `_` in a name only widens the match, which errs
+    // on the side of keeping a user.
+    let pattern = format!("%\"user_name\":\"{user_name}\"%");
+    let n =
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM wal_intents WHERE mount_id = $1 AND data LIKE $2")
+            .bind(mount_id)
+            .bind(pattern)
+            .fetch_one(exec)
+            .await?;
+    Ok(n > 0)
+}
