@@ -10,20 +10,33 @@ use keymint_tests::*;
 
 const USER_PATH: &str = "/keymint-leases/";
 
+/// Writes the `deploy` role: iam_user, one inline policy, users under [`USER_PATH`].
+async fn write_role(km: &Keymint) {
+    let policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    km.post(
+        "aws/roles/deploy",
+        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
+    )
+    .await
+    .expect(204);
+}
+
 async fn env_with_role(backend: Backend, lease: &str, lease_max: &str) -> TestEnv {
     let env = TestEnv::start(backend).await;
     env.configure_root().await;
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-    env.km
-        .post(
-            "aws/roles/deploy",
-            json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
-        )
-        .await
-        .expect(204);
+    write_role(&env.km).await;
     env.km.post("aws/config/lease", json!({"lease": lease, "lease_max": lease_max})).await.expect(204);
     env
+}
+
+/// Like [`env_with_role`] for a server started with extra flags.
+async fn start_with_role(backend: Backend, args: &[&str]) -> (Storage, Moto, Keymint) {
+    let storage = Storage::new(backend);
+    let (moto, km) = tokio::join!(Moto::start(), Keymint::start_with(storage.url(), args));
+    km.post("aws/config/root", root_config(&moto)).await.expect(200);
+    write_role(&km).await;
+    (storage, moto, km)
 }
 
 async fn mint(km: &Keymint) -> String {
@@ -194,18 +207,8 @@ both_backends!(failed_revocations_are_kept_and_reported);
 /// the grace period, every IAM user keymint created belongs to a live lease; the rest (users
 /// whose creation was cut short) are torn down.
 async fn kill_9_during_a_burst_loses_no_user(backend: Backend) {
-    let storage = Storage::new(backend);
-    let args = ["--iam-consistency-window", "1s", "--intent-grace", "3s"];
-    let (moto, mut km) = tokio::join!(Moto::start(), Keymint::start_with(storage.url(), &args));
-    km.post("aws/config/root", root_config(&moto)).await.expect(200);
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-    km.post(
-        "aws/roles/deploy",
-        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
-    )
-    .await
-    .expect(204);
+    let (_storage, moto, mut km) =
+        start_with_role(backend, &["--iam-consistency-window", "1s", "--intent-grace", "3s"]).await;
 
     let client = km.client();
     let burst: Vec<_> = (0..20)
@@ -280,18 +283,7 @@ both_backends!(role_ttls_and_orphan_leases);
 /// The reconciler lists (dry run) and removes IAM users carrying this installation's tags for
 /// the mount that no lease or intent accounts for, and leaves every other user alone.
 async fn reconciler_removes_only_this_installations_strays(backend: Backend) {
-    let storage = Storage::new(backend);
-    let (moto, km) =
-        tokio::join!(Moto::start(), Keymint::start_with(storage.url(), &["--iam-consistency-window", "1s"]));
-    km.post("aws/config/root", root_config(&moto)).await.expect(200);
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-    km.post(
-        "aws/roles/deploy",
-        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
-    )
-    .await
-    .expect(204);
+    let (_storage, moto, km) = start_with_role(backend, &["--iam-consistency-window", "1s"]).await;
     let live = km.get("aws/creds/deploy").await.expect(200);
     let ours = installation_id(&km).await;
     let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
