@@ -287,3 +287,44 @@ async fn each_mount_mints_through_its_own_endpoint() {
     let whoami = moto_b.caller_arn(str_of(data, "access_key"), str_of(data, "secret_key"), None).await;
     assert_eq!(whoami, user_b.arn);
 }
+
+/// Vault folds a role's IAM groups into STS requests: inline group policies join the role's
+/// document (groups first), attached group policies join its policy ARNs.
+#[tokio::test]
+async fn group_policies_are_merged_into_assume_role() {
+    let env = TestEnv::start(Backend::Sqlite).await;
+    env.configure_root().await;
+    let (km, moto) = (&env.km, &env.moto);
+    let role_arn = moto.create_role("km-merged").await;
+    moto.create_group("km-readers").await;
+    let group_doc = json!({"Version": "2012-10-17",
+        "Statement": {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}});
+    moto.iam()
+        .put_group_policy()
+        .group_name("km-readers")
+        .policy_name("list")
+        .policy_document(group_doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let managed = moto.create_managed_policy("km-group-managed", &s3_read_policy()).await;
+    moto.iam().attach_group_policy().group_name("km-readers").policy_arn(&managed).send().await.unwrap();
+    let role_doc = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    km.post(
+        "aws/roles/merged",
+        json!({"credential_type": "assumed_role", "role_arns": [role_arn], "iam_groups": ["km-readers"],
+               "policy_document": role_doc.to_string()}),
+    )
+    .await
+    .expect(204);
+
+    km.get("aws/creds/merged").await.expect(200);
+    let calls = moto.calls(Some("AssumeRole"));
+    let call = calls.last().expect("keymint called AssumeRole");
+    let policy: Value = serde_json::from_str(call.param("Policy").expect("a Policy was sent")).unwrap();
+    let actions: Vec<&str> =
+        policy["Statement"].as_array().unwrap().iter().map(|s| s["Action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["s3:ListBucket", "s3:GetObject"], "{policy}");
+    assert_eq!(call.param("PolicyArns.member.1.arn"), Some(managed.as_str()), "{call:?}");
+}
