@@ -45,14 +45,25 @@ pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<
         ("revoke", Operation::Update, _) => revoke(state, req, tail).await,
         ("revoke-prefix", Operation::Update, _) => revoke_prefix(state, req, tail, false).await,
         ("revoke-force", Operation::Update, _) => revoke_prefix(state, req, tail, true).await,
-        ("tidy", Operation::Update, false) => Ok(Reply {
+        ("tidy", Operation::Update, false) => {
+            // keymint's tidy undoes abandoned user creations now instead of at the next sweep;
+            // like Vault's, it runs in the background and reports to the server log.
+            let leases = state.leases().clone();
+            tokio::spawn(async move {
+                match leases.sweep_intents().await {
+                    Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
+                    Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
+                }
+            });
+            Ok(Reply {
             status: Some(axum::http::StatusCode::ACCEPTED),
             warnings: vec![
                 "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
                     .into(),
             ],
             ..Default::default()
-        }),
+        })
+        }
         ("lookup" | "renew" | "revoke" | "revoke-prefix" | "revoke-force" | "tidy", _, _) => {
             Err(ApiError::UnsupportedOperation)
         }

@@ -103,7 +103,7 @@ pub async fn dispatch(
         Err(e) => return e.into_response(),
     };
     let (result, mount_type) = if req.path.starts_with("sys/") {
-        (sys::handle(&state, &identity, req).await, "system".to_string())
+        (sys::handle(&state, req).await, "system".to_string())
     } else if req.path.starts_with("auth/token/") {
         (sys::handle_token(&state, &identity, req).await, "token".to_string())
     } else {

@@ -176,7 +176,7 @@ fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
+pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     if let Some(result) = crate::leases::handle(state, &req).await {
         return result;
     }
@@ -194,7 +194,7 @@ pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) 
             if let Some(mount) = rest.strip_suffix("/tune") {
                 tune(state, &normalize_mount_path(mount)?, req).await
             } else {
-                mount_op(state, identity, &normalize_mount_path(rest)?, req).await
+                mount_op(state, &normalize_mount_path(rest)?, req).await
             }
         }
         _ => Err(ApiError::UnsupportedPath),
@@ -224,12 +224,7 @@ async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
     Ok(Reply { top_level: Some(data.clone()), data: Some(Value::Object(data)), ..Default::default() })
 }
 
-async fn mount_op(
-    state: &AppState,
-    _identity: &Identity,
-    path: &str,
-    req: LogicalRequest,
-) -> ApiResult<Reply> {
+async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Reply> {
     match req.op {
         Operation::Update => {
             let kind = req.data.get_string("type")?.unwrap_or_default();
@@ -258,7 +253,7 @@ async fn mount_op(
             };
             // Disabling a mount must not orphan what its leases hold in AWS: revoke them all
             // first, and keep the mount if any could not be.
-            let pending = keymint_store::leases::count_intents_for_mount(state.store().pool(), &m.id).await?;
+            let pending = keymint_store::wal::count_for_mount(state.store().pool(), &m.id).await?;
             if pending > 0 {
                 return Err(ApiError::BadRequest(format!(
                     "the mount has {pending} IAM user(s) being created or awaiting cleanup; retry in a few minutes"

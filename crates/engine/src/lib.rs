@@ -111,8 +111,9 @@ impl Engine {
         input: RootConfigInput,
         verify: bool,
     ) -> Result<Option<CallerIdentity>> {
-        let existing = self.root_config(mount).await?.map(|(c, s, _)| (c, s));
-        let (cfg, secrets) = config::apply_root_write(existing, input)?;
+        let stored = self.root_config(mount).await?;
+        let previous_version = stored.as_ref().map(|(_, _, v)| *v);
+        let (cfg, secrets) = config::apply_root_write(stored.map(|(c, s, _)| (c, s)), input)?;
         let identity = if verify {
             let clients = clients::build(&cfg, &secrets).await?;
             let who = clients.caller_identity().await.map_err(|e| match e {
@@ -137,7 +138,7 @@ impl Engine {
         let row = rows::ConfigRow {
             body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
-            updated_at: next_version(self.root_config(mount).await?.map(|(_, _, v)| v)),
+            updated_at: next_version(previous_version),
         };
         rows::put_config(self.store.pool(), &mount.id, ROOT, &row).await?;
         self.clients.forget(&mount.id);

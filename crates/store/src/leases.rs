@@ -107,17 +107,6 @@ pub async fn delete<'e>(exec: impl Executor<'e, Database = Any>, id: &str) -> Re
     Ok(())
 }
 
-/// Intents of a mount (a disabled mount's half-made users must still be torn down).
-pub async fn count_intents_for_mount<'e>(
-    exec: impl Executor<'e, Database = Any>,
-    mount_id: &str,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM wal_intents WHERE mount_id = $1")
-        .bind(mount_id)
-        .fetch_one(exec)
-        .await?)
-}
-
 /// A page of lease ids starting with `prefix`, after `after`, in id order.
 pub async fn ids_with_prefix<'e>(
     exec: impl Executor<'e, Database = Any>,

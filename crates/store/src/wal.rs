@@ -66,3 +66,11 @@ pub async fn exists_for_user<'e>(
             .await?;
     Ok(n > 0)
 }
+
+/// Intents of a mount (a disabled mount's half-made users must still be torn down).
+pub async fn count_for_mount<'e>(exec: impl Executor<'e, Database = Any>, mount_id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM wal_intents WHERE mount_id = $1")
+        .bind(mount_id)
+        .fetch_one(exec)
+        .await?)
+}
