@@ -26,6 +26,9 @@ pub struct LeaseTiming {
     pub iam_consistency_window: Duration,
     /// Age after which a write-ahead intent names an abandoned creation to undo.
     pub intent_grace: Duration,
+    /// How long a replica's claim on a lease it is revoking holds without renewal: how soon
+    /// another replica takes over the leases of one that died.
+    pub claim_timeout: Duration,
 }
 
 impl Default for LeaseTiming {
@@ -33,6 +36,7 @@ impl Default for LeaseTiming {
         LeaseTiming {
             iam_consistency_window: Duration::from_secs(300),
             intent_grace: Duration::from_secs(300),
+            claim_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -60,6 +64,7 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("log", "level", "KEYMINT_LOG_LEVEL"),
     ("leases", "iam_consistency_window", "KEYMINT_LEASES_IAM_CONSISTENCY_WINDOW"),
     ("leases", "intent_grace", "KEYMINT_LEASES_INTENT_GRACE"),
+    ("leases", "claim_timeout", "KEYMINT_LEASES_CLAIM_TIMEOUT"),
 ];
 
 /// Loads `path`, applies environment overrides from `env` and validates. The error lists every
@@ -209,6 +214,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     for (key, target) in [
         ("iam_consistency_window", &mut leases.iam_consistency_window),
         ("intent_grace", &mut leases.intent_grace),
+        ("claim_timeout", &mut leases.claim_timeout),
     ] {
         if let Some(text) = string("leases", key, &mut errors) {
             match keymint_api::duration::parse_duration_secs(&text) {
@@ -216,6 +222,9 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 Err(e) => errors.push(format!("leases.{key}: {e}")),
             }
         }
+    }
+    if leases.claim_timeout < Duration::from_secs(1) {
+        errors.push("leases.claim_timeout must be at least 1s".into());
     }
     if leases.intent_grace < leases.iam_consistency_window {
         errors.push(
@@ -333,12 +342,15 @@ mod tests {
         let env = |k: &str| (k == "K").then(|| KEY.to_string());
         let base = "[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
         let cfg = parse(
-            &format!("{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\n"),
+            &format!(
+                "{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\nclaim_timeout = \"90s\"\n"
+            ),
             &env,
         )
         .unwrap();
         assert_eq!(cfg.leases.iam_consistency_window, Duration::from_secs(120));
         assert_eq!(cfg.leases.intent_grace, Duration::from_secs(600));
+        assert_eq!(cfg.leases.claim_timeout, Duration::from_secs(90));
         assert_eq!(parse(base, &env).unwrap().leases, LeaseTiming::default());
         let errors = parse(
             &format!("{base}[leases]\niam_consistency_window = \"1h\"\nintent_grace = \"abc\"\n"),

@@ -51,6 +51,10 @@ struct ServerArgs {
     /// intent_grace`), e.g. `5m`.
     #[arg(long, value_parser = parse_duration)]
     intent_grace: Option<Duration>,
+    /// How soon another replica takes over the leases a dead one was revoking (overrides
+    /// `[leases] claim_timeout`), e.g. `1m`.
+    #[arg(long, value_parser = parse_duration)]
+    lease_claim_timeout: Option<Duration>,
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
     config: Option<PathBuf>,
@@ -121,13 +125,23 @@ async fn server(args: ServerArgs) -> Result<()> {
     if let Some(g) = args.intent_grace {
         timing.intent_grace = g;
     }
+    if let Some(c) = args.lease_claim_timeout {
+        if c < Duration::from_secs(1) {
+            bail!("--lease-claim-timeout must be at least 1s");
+        }
+        timing.claim_timeout = c;
+    }
     if timing.intent_grace < timing.iam_consistency_window {
         bail!("--intent-grace must be at least the IAM consistency window");
     }
     init_tracing(&log);
 
     let store = Store::open(&options, key).await.context("opening storage")?;
-    let policy = keymint_lease::RetryPolicy { intent_grace: timing.intent_grace, ..Default::default() };
+    let policy = keymint_lease::RetryPolicy {
+        intent_grace: timing.intent_grace,
+        claim_for: timing.claim_timeout,
+        ..Default::default()
+    };
     let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window);
     let now = chrono_now_ms();
     let mut stdout = std::io::stdout().lock();

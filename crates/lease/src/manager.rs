@@ -7,7 +7,9 @@
 //! revocation goes back to `active` with a retry time, and after repeated failures the lease
 //! is flagged irrevocable and retried more slowly, never dropped.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keymint_store::leases::{self, LeaseRow};
@@ -41,7 +43,9 @@ pub struct RetryPolicy {
     pub irrevocable_after: i64,
     /// Delay between retries of an irrevocable lease.
     pub irrevocable_interval: Duration,
-    /// How long a claim holds before another replica may take the lease over.
+    /// How long a claim holds before another replica may take the lease over. The holder
+    /// renews it every third of this while it works, so it bounds how long a dead replica's
+    /// leases wait, not how long a revocation may take.
     pub claim_for: Duration,
     /// Revocations run at once by one replica.
     pub concurrency: usize,
@@ -61,7 +65,7 @@ impl Default for RetryPolicy {
             cap: Duration::from_secs(15 * 60),
             irrevocable_after: 6,
             irrevocable_interval: Duration::from_secs(60 * 60),
-            claim_for: Duration::from_secs(5 * 60),
+            claim_for: Duration::from_secs(60),
             concurrency: 8,
             idle_poll: Duration::from_secs(30),
             intent_grace: Duration::from_secs(5 * 60),
@@ -159,7 +163,8 @@ impl LeaseManager {
                 Some(_) => Err(LeaseError::Busy),
             };
         };
-        match self.revoker.revoke(&lease).await {
+        let held = Arc::new(Mutex::new(HashSet::from([lease.id.clone()])));
+        match self.holding(&held, self.revoker.revoke(&lease)).await {
             Ok(()) => {
                 leases::delete(self.store.pool(), id).await?;
                 info!(lease.id = id, "lease revoked");
@@ -177,6 +182,18 @@ impl LeaseManager {
         leases::make_due(self.store.pool(), id, now_ms()).await?;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Revoking a token revokes the leases it created, except those issued as orphans: they
+    /// are made due now and the expiry worker revokes them (with its retries) shortly, as
+    /// Vault's token revocation hands leases to its expiration manager. Returns how many.
+    pub async fn revoke_for_token(&self, token_accessor: &str) -> Result<u64, LeaseError> {
+        let n = leases::make_due_for_token(self.store.pool(), token_accessor, now_ms()).await?;
+        if n > 0 {
+            info!(leases = n, "token revoked; its leases are being revoked");
+            self.wake.notify_one();
+        }
+        Ok(n)
     }
 
     /// Revokes every lease under `prefix`, going on past failures. With `force`, a lease whose
@@ -216,7 +233,9 @@ impl LeaseManager {
             self.policy.irrevocable_after,
         )
         .await?;
+        metrics::counter!("keymint_lease_revocation_failures_total").increment(1);
         if attempts == self.policy.irrevocable_after {
+            metrics::counter!("keymint_leases_flagged_irrevocable_total").increment(1);
             error!(lease.id = %lease.id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
         } else {
             warn!(lease.id = %lease.id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
@@ -224,32 +243,49 @@ impl LeaseManager {
         Ok(())
     }
 
-    /// The expiry worker: claims due leases in batches and revokes them with bounded
-    /// concurrency, then sleeps until the next lease falls due, a new lease is created, or
-    /// `idle_poll` passes. Never holds more than one batch in memory.
+    /// The expiry worker: claims due leases as revocation slots free up (never more than it
+    /// can work on at once, so nothing sits claimed while waiting) and revokes them with
+    /// bounded concurrency; one slow or hung AWS call holds one slot, not the whole worker.
+    /// When nothing is due it sleeps until the next lease falls due, a new lease is created,
+    /// or `idle_poll` passes. A heartbeat renews the claims of the revocations under way.
     pub async fn run_expiry(self: Arc<Self>, cancel: CancellationToken) {
         let postgres = self.store.backend() == Backend::Postgres;
-        let permits = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
+        let slots = self.policy.concurrency.max(1);
+        let permits = Arc::new(Semaphore::new(slots));
+        let held: Arc<Mutex<HashSet<String>>> = Arc::default();
         let tasks = TaskTracker::new();
+        let heartbeat = tokio::spawn({
+            let me = self.clone();
+            let held = held.clone();
+            async move { me.holding(&held, std::future::pending::<()>()).await }
+        });
         while !cancel.is_cancelled() {
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit,
+                _ = cancel.cancelled() => break,
+            };
+            let Ok(first) = first else { break };
+            let free = permits.available_permits() + 1;
             let now = now_ms();
-            let batch = match leases::claim_due(
+            let claimed = leases::claim_due(
                 self.store.pool(),
                 postgres,
                 now,
                 now + millis(self.policy.claim_for),
-                (self.policy.concurrency * 4) as i64,
+                i64::try_from(free).unwrap_or(1),
             )
-            .await
-            {
+            .await;
+            let batch = match claimed {
                 Ok(batch) => batch,
                 Err(e) => {
+                    drop(first);
                     warn!(error = %e, "could not claim due leases");
                     self.sleep(&cancel, Duration::from_secs(5)).await;
                     continue;
                 }
             };
             if batch.is_empty() {
+                drop(first);
                 let wait = match leases::next_due(self.store.pool()).await {
                     Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)),
                     _ => self.policy.idle_poll,
@@ -257,26 +293,41 @@ impl LeaseManager {
                 self.sleep(&cancel, wait.min(self.policy.idle_poll)).await;
                 continue;
             }
+            let mut first = Some(first);
             for lease in batch {
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                // This loop is the only taker of permits, and `free` were free: no wait here.
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                lock(&held).insert(lease.id.clone());
                 let me = self.clone();
+                let held = held.clone();
                 tasks.spawn(async move {
-                    let _permit = permit;
+                    let id = lease.id.clone();
                     me.expire(lease).await;
+                    lock(&held).remove(&id);
+                    drop(permit);
                 });
             }
-            // Let the batch finish before claiming more, so a slow AWS cannot make the
-            // claimed-but-waiting set grow without bound.
-            tasks.close();
-            tasks.wait().await;
-            tasks.reopen();
         }
+        // Revocations under way finish (the process bounds how long it waits for them); their
+        // claims are renewed until then.
+        tasks.close();
+        tasks.wait().await;
+        heartbeat.abort();
     }
 
     async fn expire(&self, lease: LeaseRow) {
         match self.revoker.revoke(&lease).await {
             Ok(()) => match leases::delete(self.store.pool(), &lease.id).await {
-                Ok(()) => info!(lease.id = %lease.id, "expired lease revoked"),
+                Ok(()) => {
+                    metrics::counter!("keymint_leases_expired_revoked_total").increment(1);
+                    info!(lease.id = %lease.id, "expired lease revoked")
+                }
                 Err(e) => {
                     warn!(lease.id = %lease.id, error = %e, "revoked, but the record remains; it will be revoked again")
                 }
@@ -285,6 +336,8 @@ impl LeaseManager {
                 if let Err(se) = self.record_failure(&lease, &e).await {
                     warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
                 }
+                // Its retry may fall due before the worker's planned wake-up.
+                self.wake.notify_one();
             }
         }
     }
@@ -333,6 +386,29 @@ impl LeaseManager {
         }
     }
 
+    /// Runs `work` while renewing the claims on the leases in `held` (the work removes each
+    /// lease as it finishes with it) every third of the claim time.
+    async fn holding<F: Future>(&self, held: &Mutex<HashSet<String>>, work: F) -> F::Output {
+        let every = (self.policy.claim_for / 3).max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    let ids: Vec<String> = lock(held).iter().cloned().collect();
+                    let until = now_ms() + millis(self.policy.claim_for);
+                    for chunk in ids.chunks(500) {
+                        if let Err(e) = leases::extend_claims(self.store.pool(), chunk, until).await {
+                            warn!(error = %e, "could not renew lease claims; another replica may take them over");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     async fn sleep(&self, cancel: &CancellationToken, d: Duration) {
         tokio::select! {
             _ = cancel.cancelled() => {}
@@ -340,6 +416,11 @@ impl LeaseManager {
             _ = tokio::time::sleep(d) => {}
         }
     }
+}
+
+/// A poisoned set of ids is still a usable set of ids.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn millis(d: Duration) -> i64 {

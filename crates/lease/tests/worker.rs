@@ -27,8 +27,10 @@ impl Revoker for Recorder {
         if lease.id.contains("stuck") {
             return Err("AccessDenied: not allowed".into());
         }
-        // Long enough for other workers to try to grab the same lease meanwhile.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Long enough for other workers to try to grab the same lease meanwhile; a "slow" one
+        // outlasts several claim periods of `short_claims`.
+        let pause = if lease.id.contains("slow") { 1200 } else { 5 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
         Ok(())
     }
@@ -94,6 +96,8 @@ macro_rules! both {
 
 both!(
     three_workers_revoke_each_lease_exactly_once,
+    a_slow_revocation_keeps_its_claim,
+    revoking_a_token_revokes_its_leases_but_not_orphans,
     failures_back_off_and_become_irrevocable,
     sweeper_undoes_only_old_intents
 );
@@ -189,4 +193,72 @@ async fn sweeper_undoes_only_old_intents(db: TestDb) {
     let left: Vec<String> =
         wal::older_than(store.pool(), now_ms() + 1, 10).await.unwrap().into_iter().map(|i| i.id).collect();
     assert_eq!(left, vec!["old-stuck".to_string(), "fresh".to_string()]);
+}
+
+async fn a_slow_revocation_keeps_its_claim(db: TestDb) {
+    let setup = db.open(KeySource::DevStored).await.unwrap();
+    let due = now_ms() - 1000;
+    for i in 0..4 {
+        leases::insert(setup.pool(), &lease(&format!("aws/creds/r/slow{i}"), due)).await.unwrap();
+    }
+    // Claims of 300 ms and revocations of 1.2 s: without the holder renewing its claims, the
+    // second worker would take each lease over and revoke it again.
+    let policy = RetryPolicy { claim_for: Duration::from_millis(300), ..fast_policy() };
+    let recorder = Arc::new(Recorder::default());
+    let cancel = CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let store = db.open(KeySource::DevStored).await.unwrap();
+        let manager = LeaseManager::new(store, recorder.clone(), policy.clone());
+        workers.push(tokio::spawn(manager.run_expiry(cancel.clone())));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&setup).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "slow leases were not revoked in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give a worker that wrongly took a lease over the time to finish revoking it again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cancel.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let revoked = recorder.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.len(), 4, "{revoked:?}");
+    assert!(revoked.values().all(|&n| n == 1), "a slow lease was revoked twice: {revoked:?}");
+}
+
+async fn revoking_a_token_revokes_its_leases_but_not_orphans(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let later = now_ms() + 3_600_000;
+    let owned = |id: &str, accessor: &str, orphan: i64| LeaseRow {
+        token_accessor: Some(accessor.into()),
+        orphan,
+        ..lease(id, later)
+    };
+    leases::insert(store.pool(), &owned("aws/creds/r/a1", "acc-a", 0)).await.unwrap();
+    leases::insert(store.pool(), &owned("aws/creds/r/a2", "acc-a", 0)).await.unwrap();
+    leases::insert(store.pool(), &owned("aws/creds/r/a-orphan", "acc-a", 1)).await.unwrap();
+    leases::insert(store.pool(), &owned("aws/creds/r/b1", "acc-b", 0)).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let manager = LeaseManager::new(store.clone(), recorder.clone(), fast_policy());
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(manager.clone().run_expiry(cancel.clone()));
+
+    assert_eq!(manager.revoke_for_token("acc-a").await.unwrap(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&store).await > 2 {
+        assert!(std::time::Instant::now() < deadline, "the token's leases were not revoked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(manager.revoke_for_token("acc-a").await.unwrap(), 0, "nothing left to revoke");
+    cancel.cancel();
+    worker.await.unwrap();
+    let mut revoked: Vec<String> = recorder.revoked.lock().unwrap().keys().cloned().collect();
+    revoked.sort();
+    assert_eq!(revoked, ["aws/creds/r/a1", "aws/creds/r/a2"]);
+    for kept in ["aws/creds/r/a-orphan", "aws/creds/r/b1"] {
+        let row = leases::get(store.pool(), kept).await.unwrap().expect("kept");
+        assert_eq!(row.expire_time, later, "{kept} must keep its expiry");
+    }
 }

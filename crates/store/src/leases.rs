@@ -251,3 +251,44 @@ pub async fn count<'e>(exec: impl Executor<'e, Database = Any>, only_irrevocable
     };
     Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(exec).await?)
 }
+
+/// Pushes the claim deadline of leases this replica is still revoking to `claim_until`: the
+/// claim holder's heartbeat, so a claim can be short (a dead replica's leases are soon taken
+/// over) without a slow revocation losing its claim to another replica.
+pub async fn extend_claims<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    ids: &[String],
+    claim_until: i64,
+) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "UPDATE leases SET claimed_until = $1 WHERE state = 'revoking' AND id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(claim_until);
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query.execute(exec).await?.rows_affected())
+}
+
+/// Makes every lease a token created (and did not ask to orphan) due now, so the expiry worker
+/// revokes them: what revoking a token does to its leases. Returns how many were due-dated.
+pub async fn make_due_for_token<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    token_accessor: &str,
+    now_ms: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE leases SET expire_time = $1, next_attempt_at = NULL \
+         WHERE token_accessor = $2 AND orphan = 0 AND expire_time > $1",
+    )
+    .bind(now_ms)
+    .bind(token_accessor)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected())
+}
