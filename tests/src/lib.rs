@@ -14,6 +14,7 @@ mod iam;
 mod keymint;
 mod moto;
 mod process;
+mod proxy;
 mod storage;
 
 pub use client::{Auth, Client, Resp};
@@ -21,6 +22,7 @@ pub use iam::IamUser;
 pub use keymint::{Keymint, ROOT_TOKEN, keymint_binary};
 pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto};
 pub use process::{STARTUP_DEADLINE, eventually, free_port};
+pub use proxy::{Fault, FaultProxy, Outcome, ProxiedCall};
 pub use reqwest::{Method, StatusCode};
 pub use serde_json::{Value, json};
 pub use storage::{Backend, POSTGRES_URL_VAR, Storage, psql};
@@ -62,12 +64,21 @@ pub const ROOT_SECRET_KEY: &str = "keymint-test-root-secret";
 
 /// A `config/root` body for `moto`: dummy static keys, both endpoints, us-east-1.
 pub fn root_config(moto: &Moto) -> Value {
+    root_config_at(&moto.url())
+}
+
+/// A `config/root` body sending keymint's AWS calls through `proxy` (to its moto).
+pub fn root_config_via(proxy: &FaultProxy) -> Value {
+    root_config_at(&proxy.url())
+}
+
+fn root_config_at(endpoint: &str) -> Value {
     json!({
         "access_key": ROOT_ACCESS_KEY,
         "secret_key": ROOT_SECRET_KEY,
         "region": "us-east-1",
-        "iam_endpoint": moto.url(),
-        "sts_endpoint": moto.url(),
+        "iam_endpoint": endpoint,
+        "sts_endpoint": endpoint,
     })
 }
 

@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_sdk_iam::config::retry::RetryConfig;
 use aws_sdk_iam::config::timeout::TimeoutConfig;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use base64::Engine as _;
@@ -151,14 +152,7 @@ impl Moto {
 
     /// An IAM client with the harness's dummy credentials.
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        let config = aws_sdk_iam::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .credentials_provider(dummy_credentials())
-            .timeout_config(sdk_timeouts())
-            .build();
-        aws_sdk_iam::Client::from_conf(config)
+        iam_client(&self.url(), RetryConfig::standard())
     }
 
     /// An STS client with the harness's dummy credentials.
@@ -173,14 +167,7 @@ impl Moto {
         secret_key: &str,
         session_token: Option<&str>,
     ) -> aws_sdk_sts::Client {
-        let creds = Credentials::new(
-            access_key,
-            secret_key,
-            session_token.map(str::to_owned),
-            None,
-            "keymint-tests-minted",
-        );
-        self.sts_client(creds)
+        self.sts_client(minted(access_key, secret_key, session_token))
     }
 
     /// The ARN that `GetCallerIdentity` reports for the given keys: the proof that minted keys
@@ -201,15 +188,39 @@ impl Moto {
     }
 
     fn sts_client(&self, creds: Credentials) -> aws_sdk_sts::Client {
-        let config = aws_sdk_sts::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .credentials_provider(creds)
-            .timeout_config(sdk_timeouts())
-            .build();
-        aws_sdk_sts::Client::from_conf(config)
+        sts_client(&self.url(), creds, RetryConfig::standard())
     }
+}
+
+/// An IAM client for `url` with the harness's dummy credentials.
+pub(crate) fn iam_client(url: &str, retry: RetryConfig) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(dummy_credentials())
+        .timeout_config(sdk_timeouts())
+        .retry_config(retry)
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// An STS client for `url` signing with `creds`.
+pub(crate) fn sts_client(url: &str, creds: Credentials, retry: RetryConfig) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .timeout_config(sdk_timeouts())
+        .retry_config(retry)
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+/// Credentials for [`sts_client`] from minted keys.
+pub(crate) fn minted(access_key: &str, secret_key: &str, session_token: Option<&str>) -> Credentials {
+    Credentials::new(access_key, secret_key, session_token.map(str::to_owned), None, "keymint-tests-minted")
 }
 
 impl Drop for Moto {
@@ -236,24 +247,31 @@ fn parse_recorded_call(line: &str) -> Option<AwsCall> {
             .decode(&body)
             .unwrap_or_else(|e| panic!("moto recorded a body that is not base64 ({e}): {line}"));
     }
-    let query = entry["url"]
-        .as_str()
-        .and_then(|u| u.split_once('?'))
-        .map(|(_, q)| q.as_bytes().to_vec())
-        .unwrap_or_default();
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&query)
-        .chain(url::form_urlencoded::parse(&body))
+    let url = entry["url"].as_str().unwrap_or_default();
+    let headers = entry["headers"].as_object()?;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_owned)
+    };
+    parse_call(url, &body, &header)
+}
+
+/// A query-protocol call from its URL (or path and query), body and headers (looked up by
+/// lower-case name); `None` without an `Action`.
+pub(crate) fn parse_call(url: &str, body: &[u8], header: &dyn Fn(&str) -> Option<String>) -> Option<AwsCall> {
+    let query = url.split_once('?').map(|(_, q)| q.as_bytes()).unwrap_or_default();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query)
+        .chain(url::form_urlencoded::parse(body))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let action = params.iter().find(|(k, _)| k == "Action")?.1.clone();
-    let headers = entry["headers"].as_object()?;
-    let header =
-        |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str());
     // "AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/<service>/aws4_request, …"
     let access_key = header("authorization")
-        .and_then(|auth| auth.split_once("Credential=")?.1.split('/').next())
-        .map(str::to_owned);
-    let session_token = header("x-amz-security-token").map(str::to_owned);
+        .and_then(|auth| auth.split_once("Credential=")?.1.split('/').next().map(str::to_owned));
+    let session_token = header("x-amz-security-token");
     Some(AwsCall { action, params, access_key, session_token })
 }
 

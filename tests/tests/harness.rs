@@ -124,3 +124,72 @@ fn postgres_storage_is_a_fresh_database() {
     drop(storage);
     assert_eq!(psql(&admin, &exists), "0", "database outlived its Storage");
 }
+
+/// The AWS error code of a failed SDK call.
+fn code<E: aws_sdk_iam::error::ProvideErrorMetadata, R>(e: &aws_sdk_iam::error::SdkError<E, R>) -> String {
+    use aws_sdk_iam::error::ProvideErrorMetadata as _;
+    e.code().unwrap_or_default().to_owned()
+}
+
+/// Every fault the proxy injects, seen through an SDK client without retries, and the record
+/// of what reached moto.
+#[tokio::test]
+async fn the_fault_proxy_injects_what_it_is_told() {
+    let moto = Moto::start().await;
+    let proxy = FaultProxy::start(&moto).await;
+    let iam = proxy.iam();
+
+    // Passing through: the call reaches moto and is recorded with its answer.
+    iam.create_user().user_name("proxied").send().await.unwrap();
+    let calls = proxy.calls(Some("CreateUser"));
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].param("UserName"), Some("proxied"));
+    assert_eq!(calls[0].outcome, Outcome::Answered(200));
+
+    // Throttling twice, then through again.
+    proxy.fail_times("GetUser", Fault::Throttle, 2);
+    for _ in 0..2 {
+        let err = iam.get_user().user_name("proxied").send().await.unwrap_err();
+        assert_eq!(code(&err), "Throttling");
+    }
+    iam.get_user().user_name("proxied").send().await.unwrap();
+    proxy.fail_times("*", Fault::ServerError(503), 1);
+    let err = iam.list_users().send().await.unwrap_err();
+    assert_eq!(code(&err), "ServiceUnavailable");
+    proxy.fail_times("CreateGroup", Fault::LimitExceeded, 1);
+    let err = iam.create_group().group_name("g").send().await.unwrap_err();
+    assert_eq!(code(&err), "LimitExceeded");
+    assert!(!proxy.calls(Some("CreateGroup"))[0].forwarded());
+
+    // Dropped after forwarding: the caller sees an error, but the user exists in moto.
+    proxy.fail_times("CreateUser", Fault::DropAfterForward, 1);
+    iam.create_user().user_name("lost-answer").send().await.unwrap_err();
+    assert_eq!(proxy.calls(Some("CreateUser"))[1].outcome, Outcome::DroppedAfterForward(200));
+    moto.iam().get_user().user_name("lost-answer").send().await.unwrap();
+
+    // Held: nothing reaches moto until the test lets go, and then the caller sees an error.
+    proxy.fail_times("DeleteUser", Fault::Hold, 1);
+    let held = tokio::spawn({
+        let iam = iam.clone();
+        async move { iam.delete_user().user_name("proxied").send().await }
+    });
+    eventually("the DeleteUser to be held", STARTUP_DEADLINE, async || (proxy.held() == 1).then_some(()))
+        .await;
+    moto.iam().get_user().user_name("proxied").send().await.expect("a held call never reaches moto");
+    proxy.release_held();
+    held.await.unwrap().unwrap_err();
+    assert_eq!(proxy.held(), 0);
+
+    // Eventual consistency: a new key is refused for a while, then accepted.
+    proxy.clear();
+    proxy.delay_new_keys(std::time::Duration::from_secs(2));
+    let key = iam.create_access_key().user_name("proxied").send().await.unwrap();
+    let key = key.access_key().unwrap();
+    let sts = proxy.sts_with(key.access_key_id(), key.secret_access_key());
+    let err = sts.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(code(&err), "InvalidClientTokenId");
+    eventually("the new key to be accepted", STARTUP_DEADLINE, async || {
+        sts.get_caller_identity().send().await.ok().map(|_| ())
+    })
+    .await;
+}
