@@ -29,6 +29,8 @@ pub struct LeaseTiming {
     /// How long a replica's claim on a lease it is revoking holds without renewal: how soon
     /// another replica takes over the leases of one that died.
     pub claim_timeout: Duration,
+    /// Revocations one replica runs at once.
+    pub revocation_concurrency: usize,
 }
 
 impl Default for LeaseTiming {
@@ -37,6 +39,7 @@ impl Default for LeaseTiming {
             iam_consistency_window: Duration::from_secs(300),
             intent_grace: Duration::from_secs(300),
             claim_timeout: Duration::from_secs(60),
+            revocation_concurrency: 8,
         }
     }
 }
@@ -65,6 +68,7 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("leases", "iam_consistency_window", "KEYMINT_LEASES_IAM_CONSISTENCY_WINDOW"),
     ("leases", "intent_grace", "KEYMINT_LEASES_INTENT_GRACE"),
     ("leases", "claim_timeout", "KEYMINT_LEASES_CLAIM_TIMEOUT"),
+    ("leases", "revocation_concurrency", "KEYMINT_LEASES_REVOCATION_CONCURRENCY"),
 ];
 
 /// Loads `path`, applies environment overrides from `env` and validates. The error lists every
@@ -102,11 +106,11 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         if let Some(v) = env(var) {
             let entry = table.entry(section.to_string()).or_insert_with(|| Value::Table(Table::new()));
             if let Some(t) = entry.as_table_mut() {
-                let value = if *key == "max_connections" {
+                let value = if ["max_connections", "revocation_concurrency"].contains(key) {
                     match v.parse::<i64>() {
                         Ok(n) => Value::Integer(n),
                         Err(_) => {
-                            errors.push(format!("{var}: max_connections must be a whole number, got {v:?}"));
+                            errors.push(format!("{var}: {key} must be a whole number, got {v:?}"));
                             continue;
                         }
                     }
@@ -222,6 +226,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 Err(e) => errors.push(format!("leases.{key}: {e}")),
             }
         }
+    }
+    match get("leases", "revocation_concurrency") {
+        None => {}
+        Some(Value::Integer(n)) if (1..=256).contains(n) => leases.revocation_concurrency = *n as usize,
+        Some(other) => errors
+            .push(format!("leases.revocation_concurrency must be a whole number from 1 to 256, got {other}")),
     }
     if leases.claim_timeout < Duration::from_secs(1) {
         errors.push("leases.claim_timeout must be at least 1s".into());
@@ -343,7 +353,7 @@ mod tests {
         let base = "[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
         let cfg = parse(
             &format!(
-                "{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\nclaim_timeout = \"90s\"\n"
+                "{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\nclaim_timeout = \"90s\"\nrevocation_concurrency = 32\n"
             ),
             &env,
         )
@@ -351,6 +361,7 @@ mod tests {
         assert_eq!(cfg.leases.iam_consistency_window, Duration::from_secs(120));
         assert_eq!(cfg.leases.intent_grace, Duration::from_secs(600));
         assert_eq!(cfg.leases.claim_timeout, Duration::from_secs(90));
+        assert_eq!(cfg.leases.revocation_concurrency, 32);
         assert_eq!(parse(base, &env).unwrap().leases, LeaseTiming::default());
         let errors = parse(
             &format!("{base}[leases]\niam_consistency_window = \"1h\"\nintent_grace = \"abc\"\n"),

@@ -55,6 +55,9 @@ struct ServerArgs {
     /// `[leases] claim_timeout`), e.g. `1m`.
     #[arg(long, value_parser = parse_duration)]
     lease_claim_timeout: Option<Duration>,
+    /// Revocations one replica runs at once (overrides `[leases] revocation_concurrency`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    revocation_concurrency: Option<u16>,
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
     config: Option<PathBuf>,
@@ -131,6 +134,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         }
         timing.claim_timeout = c;
     }
+    if let Some(n) = args.revocation_concurrency {
+        timing.revocation_concurrency = usize::from(n);
+    }
     if timing.intent_grace < timing.iam_consistency_window {
         bail!("--intent-grace must be at least the IAM consistency window");
     }
@@ -140,6 +146,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     let policy = keymint_lease::RetryPolicy {
         intent_grace: timing.intent_grace,
         claim_for: timing.claim_timeout,
+        concurrency: timing.revocation_concurrency,
         ..Default::default()
     };
     let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window);

@@ -2,6 +2,9 @@
 //! Vault removes only keys, policies and groups, so a user someone gave a console password or
 //! an MFA device survives its lease; keymint removes all of it.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_sdk_iam::Client;
 
 use crate::aws_error::{AwsCallError, classify};
@@ -15,6 +18,9 @@ pub enum Teardown {
 }
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
+
+/// One removal call of a teardown, run alongside the others.
+type Removal<'a> = Pin<Box<dyn Future<Output = Result<(), AwsCallError>> + Send + 'a>>;
 
 /// Runs `$call` (a paginated IAM list call with `.marker()`), collecting `$field` of every page.
 macro_rules! collect_pages {
@@ -58,53 +64,88 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
         Err(e) if e.is_code(NO_SUCH_ENTITY) => return Ok(Teardown::AlreadyGone),
         Err(e) => return Err(e),
     };
-    let inline = collect_pages!(iam.list_user_policies().user_name(user), policy_names, |n: String| n);
-    let attached = collect_pages!(
-        iam.list_attached_user_policies().user_name(user),
-        attached_policies,
-        |p: aws_sdk_iam::types::AttachedPolicy| p.policy_arn.unwrap_or_default()
-    );
-    let keys = collect_pages!(
-        iam.list_access_keys().user_name(user),
-        access_key_metadata,
-        |k: aws_sdk_iam::types::AccessKeyMetadata| k.access_key_id.unwrap_or_default()
-    );
+    // The user exists: what hangs on it is listed all at once, then removed all at once, so a
+    // teardown costs a few round trips to IAM however many calls it makes.
+    let (inline, attached, keys, mfa, ssh, certs) = tokio::try_join!(
+        async { Ok(collect_pages!(iam.list_user_policies().user_name(user), policy_names, |n: String| n)) },
+        async {
+            Ok(collect_pages!(
+                iam.list_attached_user_policies().user_name(user),
+                attached_policies,
+                |p: aws_sdk_iam::types::AttachedPolicy| p.policy_arn.unwrap_or_default()
+            ))
+        },
+        async {
+            Ok(collect_pages!(
+                iam.list_access_keys().user_name(user),
+                access_key_metadata,
+                |k: aws_sdk_iam::types::AccessKeyMetadata| k.access_key_id.unwrap_or_default()
+            ))
+        },
+        async {
+            Ok(collect_pages!(
+                iam.list_mfa_devices().user_name(user),
+                mfa_devices,
+                |d: aws_sdk_iam::types::MfaDevice| d.serial_number
+            ))
+        },
+        async {
+            Ok(collect_pages!(
+                iam.list_ssh_public_keys().user_name(user),
+                ssh_public_keys,
+                |k: aws_sdk_iam::types::SshPublicKeyMetadata| k.ssh_public_key_id
+            ))
+        },
+        async {
+            Ok::<_, AwsCallError>(collect_pages!(
+                iam.list_signing_certificates().user_name(user),
+                certificates,
+                |c: aws_sdk_iam::types::SigningCertificate| c.certificate_id
+            ))
+        },
+    )?;
+    let mut removals: Vec<Removal<'_>> = Vec::new();
     for key in keys {
-        tolerate_gone(iam.delete_access_key().user_name(user).access_key_id(key).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.delete_access_key().user_name(user).access_key_id(key).send().await)
+        }));
     }
     for arn in attached {
-        tolerate_gone(iam.detach_user_policy().user_name(user).policy_arn(arn).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.detach_user_policy().user_name(user).policy_arn(arn).send().await)
+        }));
     }
     for name in inline {
-        tolerate_gone(iam.delete_user_policy().user_name(user).policy_name(name).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.delete_user_policy().user_name(user).policy_name(name).send().await)
+        }));
     }
     for group in groups {
-        tolerate_gone(iam.remove_user_from_group().user_name(user).group_name(group).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.remove_user_from_group().user_name(user).group_name(group).send().await)
+        }));
     }
-    tolerate_gone(iam.delete_login_profile().user_name(user).send().await)?;
-    let mfa = collect_pages!(
-        iam.list_mfa_devices().user_name(user),
-        mfa_devices,
-        |d: aws_sdk_iam::types::MfaDevice| d.serial_number
-    );
+    removals.push(Box::pin(
+        async move { tolerate_gone(iam.delete_login_profile().user_name(user).send().await) },
+    ));
     for serial in mfa {
-        tolerate_gone(iam.deactivate_mfa_device().user_name(user).serial_number(serial).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.deactivate_mfa_device().user_name(user).serial_number(serial).send().await)
+        }));
     }
-    let ssh = collect_pages!(
-        iam.list_ssh_public_keys().user_name(user),
-        ssh_public_keys,
-        |k: aws_sdk_iam::types::SshPublicKeyMetadata| k.ssh_public_key_id
-    );
     for id in ssh {
-        tolerate_gone(iam.delete_ssh_public_key().user_name(user).ssh_public_key_id(id).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.delete_ssh_public_key().user_name(user).ssh_public_key_id(id).send().await)
+        }));
     }
-    let certs = collect_pages!(
-        iam.list_signing_certificates().user_name(user),
-        certificates,
-        |c: aws_sdk_iam::types::SigningCertificate| c.certificate_id
-    );
     for id in certs {
-        tolerate_gone(iam.delete_signing_certificate().user_name(user).certificate_id(id).send().await)?;
+        removals.push(Box::pin(async move {
+            tolerate_gone(iam.delete_signing_certificate().user_name(user).certificate_id(id).send().await)
+        }));
+    }
+    // All of them run to the end even if one fails, so a retry finds less to do.
+    for result in futures_util::future::join_all(removals).await {
+        result?;
     }
     match iam.delete_user().user_name(user).send().await {
         Ok(_) => {}
