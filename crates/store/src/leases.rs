@@ -204,14 +204,28 @@ pub async fn record_failure<'e>(
     Ok(())
 }
 
-/// When the next lease falls due (unix ms), if any: the expiry worker sleeps until then.
-pub async fn next_due<'e>(exec: impl Executor<'e, Database = Any>) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT MIN(CASE WHEN next_attempt_at IS NOT NULL AND next_attempt_at > expire_time \
-         THEN next_attempt_at ELSE expire_time END) FROM leases WHERE state = 'active'",
+/// When the next lease falls due (unix ms), if any: the expiry worker sleeps until then. Two
+/// index look-ups, never a scan: the earliest lease not waiting for a retry (first row of the
+/// `(state, expire_time)` index that passes the filter), and among the few leases that wait
+/// for a retry (the partial `leases_retry` index), the earliest retry or expiry, whichever is
+/// later for each.
+pub async fn next_due(exec: &sqlx::Pool<Any>) -> Result<Option<i64>> {
+    let fresh = sqlx::query_scalar::<_, i64>(
+        "SELECT expire_time FROM leases WHERE state = 'active' AND next_attempt_at IS NULL \
+         ORDER BY expire_time LIMIT 1",
+    )
+    .fetch_optional(exec)
+    .await?;
+    let retrying = sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MIN(CASE WHEN next_attempt_at > expire_time THEN next_attempt_at ELSE expire_time END) \
+         FROM leases WHERE state = 'active' AND next_attempt_at IS NOT NULL",
     )
     .fetch_one(exec)
-    .await?)
+    .await?;
+    Ok(match (fresh, retrying) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// Claims one lease for immediate revocation, unless another request or replica holds it.
