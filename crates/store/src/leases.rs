@@ -217,8 +217,11 @@ pub async fn next_due(exec: &sqlx::Pool<Any>) -> Result<Option<i64>> {
     .fetch_optional(exec)
     .await?;
     let retrying = sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT MIN(CASE WHEN next_attempt_at > expire_time THEN next_attempt_at ELSE expire_time END) \
-         FROM leases WHERE state = 'active' AND next_attempt_at IS NOT NULL",
+        // The state test sits in the CASE, not the WHERE: given `state = ?`, SQLite would walk
+        // the `(state, expire_time)` index over every active lease instead of `leases_retry`.
+        "SELECT MIN(CASE WHEN state <> 'active' THEN NULL \
+                         WHEN next_attempt_at > expire_time THEN next_attempt_at ELSE expire_time END) \
+         FROM leases WHERE next_attempt_at IS NOT NULL",
     )
     .fetch_one(exec)
     .await?;

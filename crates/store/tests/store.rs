@@ -125,3 +125,40 @@ async fn lease_body(db: Db) {
     assert_eq!(leases::page_for_mount(store.pool(), "m", "", 10).await.unwrap().len(), 1);
     assert!(leases::page_for_mount(store.pool(), "m", &lease.id, 10).await.unwrap().is_empty());
 }
+
+both!(next_due_weighs_retries_and_expiries, next_due_body);
+async fn next_due_body(db: Db) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let pool = store.pool();
+    assert_eq!(leases::next_due(pool).await.unwrap(), None);
+    let add = async |id: &str, expire_time: i64, retry_at: Option<i64>, state: &str| {
+        let row = leases::LeaseRow {
+            id: id.into(),
+            mount_id: "m".into(),
+            role_name: "r".into(),
+            credential_type: "iam_user".into(),
+            expire_time,
+            renewable: 1,
+            internal: "{}".into(),
+            state: state.into(),
+            ..Default::default()
+        };
+        leases::insert(pool, &row).await.unwrap();
+        if let Some(at) = retry_at {
+            leases::record_failure(pool, id, "Throttling", at, 6).await.unwrap();
+        }
+    };
+    // A lease being revoked right now is not "next".
+    add("a", 50, None, leases::STATE_REVOKING).await;
+    assert_eq!(leases::next_due(pool).await.unwrap(), None);
+    add("b", 1000, None, leases::STATE_ACTIVE).await;
+    assert_eq!(leases::next_due(pool).await.unwrap(), Some(1000));
+    // A revocation that failed before expiry is retried no sooner than the expiry.
+    add("c", 2000, Some(300), leases::STATE_ACTIVE).await;
+    assert_eq!(leases::next_due(pool).await.unwrap(), Some(1000));
+    // An expired lease waiting for its retry is due at the retry time.
+    add("d", 100, Some(700), leases::STATE_ACTIVE).await;
+    assert_eq!(leases::next_due(pool).await.unwrap(), Some(700));
+    leases::make_due(pool, "c", 200).await.unwrap();
+    assert_eq!(leases::next_due(pool).await.unwrap(), Some(200));
+}

@@ -1,0 +1,570 @@
+//! The measurements behind docs/benchmarks.md, run against a real `keymint` binary (build it
+//! with `cargo build --release -p keymint-cli` first: debug builds measure the wrong thing).
+//!
+//! - `keymint-bench startup`: time from process start to the first 200 from `sys/health`, and
+//!   resident memory once started, with 0, 100k, 1M… active leases in the store.
+//! - `keymint-bench expiry`: N leases (real IAM users in moto) falling due within one minute:
+//!   how late each revocation is, revocations per second, and the AWS call rate moto allows.
+//!
+//! Everything listens on 127.0.0.1; moto stands in for AWS.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use keymint_store::{KeySource, Store, StoreOptions};
+use serde_json::json;
+
+/// The dev root token of every server the bench starts.
+const TOKEN: &str = "bench";
+/// The leases the bench writes are of this role, so they are easy to tell apart.
+const ROLE: &str = "bench";
+
+#[derive(Parser)]
+#[command(about = "keymint's benchmarks (results in docs/benchmarks.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Startup time and memory against the number of active leases.
+    Startup(StartupArgs),
+    /// Revocation of many leases falling due within one minute, against moto.
+    Expiry(ExpiryArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// The keymint binary to measure.
+    #[arg(long, default_value = "target/release/keymint")]
+    keymint: PathBuf,
+    /// Storage URL (sqlite:///abs/path.db or postgres://…); a fresh SQLite file if absent.
+    /// The bench writes leases into it: give it a throwaway database.
+    #[arg(long)]
+    storage: Option<String>,
+}
+
+#[derive(Args)]
+struct StartupArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Lease counts to measure at, ascending, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,100000,1000000")]
+    leases: Vec<u64>,
+    /// Starts measured per lease count.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+}
+
+#[derive(Args)]
+struct ExpiryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The moto_server executable.
+    #[arg(long, default_value = ".venv/bin/moto_server")]
+    moto_server: PathBuf,
+    /// Leases (and IAM users) falling due within the minute.
+    #[arg(long, default_value_t = 10_000)]
+    leases: u64,
+    /// Extra arguments for `keymint server`, e.g. `--iam-consistency-window=1s`.
+    #[arg(long, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Cmd::Startup(args) => runtime.block_on(startup(args)),
+        Cmd::Expiry(args) => runtime.block_on(expiry(args)),
+    }
+}
+
+/// Storage for the run: the given URL, or a SQLite file in a directory that lives as long as
+/// the returned guard.
+fn storage(common: &Common) -> Result<(String, Option<tempfile::TempDir>)> {
+    if let Some(url) = &common.storage {
+        return Ok((url.clone(), None));
+    }
+    let dir = tempfile::Builder::new().prefix("keymint-bench-").tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("keymint.db").display());
+    Ok((url, Some(dir)))
+}
+
+async fn startup(args: StartupArgs) -> Result<()> {
+    let (url, _dir) = storage(&args.common)?;
+    let bin = &args.common.keymint;
+    // A first start creates the schema, the dev token and the aws/ mount.
+    Server::start(bin, &url, &[]).await?.stop();
+    let store = open_store(&url).await?;
+    let mount = aws_mount_id(&store).await?;
+
+    println!(
+        "| active leases | startup (median of {}) | startup (max) | RSS after start | peak RSS |",
+        args.runs
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    let mut seeded = 0;
+    for &target in &args.leases {
+        if target > seeded {
+            let t = Instant::now();
+            let now = chrono::Utc::now().timestamp_millis();
+            // Due between tomorrow and a month from now: active, nothing for the worker to do.
+            seed(&store, &mount, seeded, target, |i| now + 86_400_000 + (i as i64 % 2_592_000) * 1000)
+                .await?;
+            eprintln!("seeded {} leases in {:.1?}", target - seeded, t.elapsed());
+            seeded = target;
+        }
+        let mut times = Vec::new();
+        let (mut rss, mut hwm) = (0, 0);
+        for _ in 0..args.runs {
+            let server = Server::start(bin, &url, &[]).await?;
+            times.push(server.ready_after);
+            // Let the expiry worker and the sweeper do their first round.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (r, h) = memory_kib(server.pid())?;
+            rss = rss.max(r);
+            hwm = hwm.max(h);
+            server.stop();
+        }
+        times.sort();
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} MiB |",
+            thousands(target),
+            ms(times[times.len() / 2]),
+            ms(*times.last().unwrap_or(&Duration::ZERO)),
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+async fn expiry(args: ExpiryArgs) -> Result<()> {
+    let (url, _dir) = storage(&args.common)?;
+    let bin = &args.common.keymint;
+    let extra: Vec<&str> = args.server_arg.iter().map(String::as_str).collect();
+    let n = args.leases;
+    let moto = Moto::start(&args.moto_server).await?;
+
+    let server = Server::start(bin, &url, &extra).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
+                      "iam_endpoint": moto.url(), "sts_endpoint": moto.url()});
+    let resp = http
+        .post(format!("{}/v1/aws/config/root", server.url))
+        .header("X-Vault-Token", TOKEN)
+        .json(&root)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("config/root: {} {}", resp.status(), resp.text().await?);
+    }
+    server.stop();
+
+    // The users the leases stand for, each with an inline policy and an access key, as keymint
+    // makes them: a revocation has all of it to tear down.
+    let t = Instant::now();
+    let calls_before = moto.requests();
+    create_users(&moto.url(), n).await?;
+    let create_calls = moto.requests() - calls_before;
+    eprintln!("created {n} users in moto in {:.1?} ({create_calls} calls)", t.elapsed());
+    let create_rate = create_calls as f64 / t.elapsed().as_secs_f64();
+
+    let store = open_store(&url).await?;
+    let mount = aws_mount_id(&store).await?;
+    // Due within one minute, starting 20 s from now (after keymint is back up).
+    let start = chrono::Utc::now().timestamp_millis() + 20_000;
+    let due = move |i: u64| start + (i * 60_000 / n.max(1)) as i64;
+    seed(&store, &mount, 0, n, due).await?;
+
+    let server = Server::start(bin, &url, &extra).await?;
+    let calls_at_start = moto.requests();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases").fetch_one(store.pool()).await?;
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{left} leases still not revoked after an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let revoke_calls = moto.requests() - calls_at_start;
+
+    // Each revocation is logged with its time: lateness = logged time − due time.
+    let mut late = Vec::new();
+    let mut first = i64::MAX;
+    let mut last = i64::MIN;
+    for line in server.stderr_lines() {
+        if !line.contains("expired lease revoked") {
+            continue;
+        }
+        let Some((at, id)) = parse_revoked(&line) else { continue };
+        let Some(i) = id.rsplit('/').next().and_then(|s| s.parse::<u64>().ok()) else { continue };
+        late.push(at - due(i));
+        first = first.min(at);
+        last = last.max(at);
+    }
+    server.stop();
+    if late.len() as u64 != n {
+        bail!("found {} revocations in keymint's log, expected {n}", late.len());
+    }
+    late.sort_unstable();
+    let pct = |p: f64| late[((late.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    let span = (last - first).max(1) as f64 / 1000.0;
+    let moto_rate = moto_call_rate(&moto.url()).await?;
+    let per_revocation = revoke_calls as f64 / n as f64;
+
+    println!("| measure | value |");
+    println!("|---|---:|");
+    println!("| leases due within one minute | {} |", thousands(n));
+    println!("| lateness p50 / p90 / p99 | {:.1} s / {:.1} s / {:.1} s |", pct(0.5), pct(0.9), pct(0.99));
+    println!("| lateness of the last revocation | {:.1} s |", pct(1.0));
+    println!("| first to last revocation | {span:.1} s |");
+    println!("| revocations per second | {:.0} |", n as f64 / span);
+    println!("| AWS calls per revocation | {per_revocation:.1} |");
+    println!("| AWS calls per second while revoking | {:.0} |", revoke_calls as f64 / span);
+    println!("| moto's rate for one read call, 8 at a time | {moto_rate:.0} calls/s |");
+    println!("| moto's rate while the bench created users (32 at a time) | {create_rate:.0} calls/s |");
+    println!(
+        "| revocations per second moto allows (read rate / calls per revocation) | {:.0} |",
+        moto_rate / per_revocation
+    );
+    Ok(())
+}
+
+/// `2026-11-22T21:45:27.206167Z  INFO keymint_lease::manager: expired lease revoked lease.id=aws/creds/bench/…`
+/// (ANSI colours stripped) → (unix ms, lease id).
+fn parse_revoked(line: &str) -> Option<(i64, String)> {
+    let plain = strip_ansi(line);
+    let stamp = plain.split_whitespace().next()?;
+    let at = chrono::DateTime::parse_from_rfc3339(stamp).ok()?.timestamp_millis();
+    let id = plain.split_once("lease.id=")?.1.split_whitespace().next()?.to_owned();
+    Some((at, id))
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn open_store(url: &str) -> Result<Store> {
+    Store::open(&StoreOptions::new(url), KeySource::DevStored).await.context("opening the store")
+}
+
+async fn aws_mount_id(store: &Store) -> Result<String> {
+    let mount = keymint_store::mounts::get_by_path(store.pool(), "aws/").await?;
+    Ok(mount.ok_or_else(|| anyhow!("no aws/ mount in the store"))?.id)
+}
+
+/// Inserts leases `from..to` of role [`ROLE`] on `mount`, lease `i` due at `due(i)`, for IAM
+/// user `bench-<i>`, 500 rows a statement.
+async fn seed(store: &Store, mount: &str, from: u64, to: u64, due: impl Fn(u64) -> i64) -> Result<()> {
+    const ROWS: u64 = 500;
+    const COLS: usize = 10;
+    let issued = chrono::Utc::now().timestamp_millis() - 600_000;
+    let mut i = from;
+    while i < to {
+        let end = (i + ROWS).min(to);
+        let rows: Vec<String> = (0..(end - i) as usize)
+            .map(|r| {
+                let p: Vec<String> = (1..=COLS).map(|c| format!("${}", r * COLS + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO leases (id, mount_id, role_name, credential_type, issue_time, expire_time, \
+             renewable, internal, orphan, state) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for k in i..end {
+            query = query
+                .bind(format!("aws/creds/{ROLE}/{k:024}"))
+                .bind(mount.to_owned())
+                .bind(ROLE)
+                .bind("iam_user")
+                .bind(issued)
+                .bind(due(k))
+                .bind(1_i64)
+                .bind(json!({"username": user_name(k), "is_sts": false}).to_string())
+                .bind(0_i64)
+                .bind("active");
+        }
+        query.execute(store.pool()).await?;
+        i = end;
+    }
+    Ok(())
+}
+
+fn user_name(i: u64) -> String {
+    format!("bench-{i}")
+}
+
+fn iam_client(url: &str) -> aws_sdk_iam::Client {
+    let creds = aws_credential_types::Credentials::new("bench", "bench", None, None, "keymint-bench");
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// Creates users `bench-0..n` with an inline policy and an access key, 32 at a time.
+async fn create_users(url: &str, n: u64) -> Result<()> {
+    let iam = iam_client(url);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (iam, next) = (iam.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let name = user_name(i);
+                iam.create_user().user_name(&name).path("/bench/").send().await?;
+                iam.put_user_policy()
+                    .user_name(&name)
+                    .policy_name("bench")
+                    .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#)
+                    .send()
+                    .await?;
+                iam.create_access_key().user_name(&name).send().await?;
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// Calls per second moto serves for one cheap read (ListAccessKeys), 8 at a time: keymint's
+/// revocation concurrency per replica.
+async fn moto_call_rate(url: &str) -> Result<f64> {
+    const CALLS: u64 = 4000;
+    let iam = iam_client(url);
+    iam.create_user().user_name("bench-rate").send().await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (iam, next) = (iam.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < CALLS {
+                iam.list_access_keys().user_name("bench-rate").send().await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(CALLS as f64 / t.elapsed().as_secs_f64())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn thousands(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
+}
+
+/// A keymint server in dev mode on a port of its choosing.
+struct Server {
+    child: Child,
+    url: String,
+    /// From spawning the process to the first 200 from `sys/health`.
+    ready_after: Duration,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    async fn start(bin: &Path, storage: &str, extra: &[&str]) -> Result<Server> {
+        let started = Instant::now();
+        let mut child = Command::new(bin)
+            .args(["server", "--dev", "--dev-root-token-id", TOKEN, "--dev-listen-address", "127.0.0.1:0"])
+            .args(["--storage", storage])
+            .args(extra)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().context("piped stdout")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) =
+                    line.split_once("Api Address:").and_then(|(_, r)| r.split_whitespace().next())
+                {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().context("piped stderr")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
+            .await?
+            .context("keymint printed no address within 120 s")?;
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let health = format!("{url}/v1/sys/health");
+        loop {
+            if let Ok(r) = http.get(&health).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("keymint was not healthy within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Server { child, url, ready_after: started.elapsed(), stderr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto on a free port of 127.0.0.1, counting the requests it logs.
+struct Moto {
+    child: Child,
+    port: u16,
+    requests: Arc<AtomicU64>,
+}
+
+impl Moto {
+    async fn start(bin: &Path) -> Result<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        // moto (werkzeug) logs one line per request on stderr.
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        let pipe = child.stderr.take().context("piped stderr")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if line.contains("\"POST ") {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let moto = Moto { child, port, requests };
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let started = Instant::now();
+        while http.get(format!("{}/moto-api/", moto.url())).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("moto did not answer within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(moto)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_log_line_gives_its_time_and_lease() {
+        let line = "\u{1b}[2m2026-11-22T21:45:27.206167Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2mkeymint_lease::manager\u{1b}[0m\u{1b}[2m:\u{1b}[0m expired lease revoked \u{1b}[3mlease.id\u{1b}[0m\u{1b}[2m=\u{1b}[0maws/creds/bench/000000000000000000000042";
+        let (at, id) = parse_revoked(line).expect("parsed");
+        assert_eq!(id, "aws/creds/bench/000000000000000000000042");
+        assert_eq!(
+            at,
+            chrono::DateTime::parse_from_rfc3339("2026-11-22T21:45:27.206Z").unwrap().timestamp_millis()
+        );
+    }
+
+    #[test]
+    fn counts_print_short() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(100_000), "100k");
+        assert_eq!(thousands(1_000_000), "1M");
+        assert_eq!(thousands(12_345), "12345");
+    }
+}
