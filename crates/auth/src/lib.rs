@@ -4,6 +4,8 @@
 //! This crate turns a presented token into an [`Identity`] (policies, display name, accessor)
 //! and mints new tokens. ACL policy evaluation will live here too: it is pure logic.
 
+pub mod policy;
+
 use keymint_store::tokens::{self, TokenRow};
 use keymint_store::{Store, StoreError};
 use rand::Rng;
