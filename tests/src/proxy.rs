@@ -306,23 +306,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     match pick_fault(&shared, &action) {
         Some(Fault::Throttle) => {
             record(Outcome::Injected(400, "Throttling".into()));
-            return Ok(aws_error(400, "Throttling", "Rate exceeded"));
+            Ok(aws_error(400, "Throttling", "Rate exceeded"))
         }
         Some(Fault::LimitExceeded) => {
             record(Outcome::Injected(409, "LimitExceeded".into()));
-            return Ok(aws_error(409, "LimitExceeded", "Cannot exceed quota"));
+            Ok(aws_error(409, "LimitExceeded", "Cannot exceed quota"))
         }
         Some(Fault::ServerError(status)) => {
             let code = if status == 503 { "ServiceUnavailable" } else { "InternalFailure" };
             record(Outcome::Injected(status, code.into()));
-            return Ok(aws_error(status, code, "injected by the fault proxy"));
+            Ok(aws_error(status, code, "injected by the fault proxy"))
         }
         Some(Fault::Hold) => {
             record(Outcome::Held);
             *lock(&shared.held_now) += 1;
             shared.release.notified().await;
             *lock(&shared.held_now) -= 1;
-            return Err(Dropped);
+            Err(Dropped)
         }
         Some(Fault::Latency(d)) => {
             tokio::time::sleep(d).await;
