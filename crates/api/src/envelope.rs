@@ -18,6 +18,8 @@ pub struct Reply {
     pub top_level: Option<Map<String, Value>>,
     /// No body at all: 204.
     pub no_content: bool,
+    /// Vault's `auth` block (token creation and renewal).
+    pub auth: Option<Value>,
 }
 
 impl Reply {
@@ -53,7 +55,7 @@ impl Reply {
             "warnings".into(),
             if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) },
         );
-        body.insert("auth".into(), Value::Null);
+        body.insert("auth".into(), self.auth.unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(mount_type));
         (self.status.unwrap_or(StatusCode::OK), axum::Json(Value::Object(body))).into_response()
     }

@@ -89,6 +89,7 @@ impl From<keymint_auth::AuthError> for ApiError {
     fn from(e: keymint_auth::AuthError) -> Self {
         match e {
             keymint_auth::AuthError::PermissionDenied => ApiError::PermissionDenied,
+            keymint_auth::AuthError::Invalid(m) => ApiError::BadRequest(m),
             keymint_auth::AuthError::Store(s) => ApiError::from(s),
         }
     }

@@ -235,7 +235,7 @@ async fn irrevocable(state: &AppState, req: &LogicalRequest, count_only: bool) -
     Ok(reply)
 }
 
-fn lease_error(e: LeaseError) -> ApiError {
+pub(crate) fn lease_error(e: LeaseError) -> ApiError {
     match e {
         LeaseError::Busy => ApiError::BadRequest(e.to_string()),
         LeaseError::Revoke(m) => ApiError::BadRequest(m),

@@ -12,8 +12,10 @@ mod aws;
 mod envelope;
 mod error;
 mod leases;
+mod policies;
 mod request;
 mod sys;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,13 +108,15 @@ pub async fn ensure_default_mount(state: &AppState) -> ApiResult<()> {
     sys::ensure_mount(state, "aws/", "aws", "AWS credentials").await
 }
 
-/// Starts the background work of a server (the lease expiry worker and the intent sweeper) on `tasks`; it stops when
-/// `shutdown` fires, leaving unfinished claims to lapse and be retried.
+/// Starts the background work of a server (the lease expiry worker, the intent sweeper and
+/// the revocation of expired tokens) on `tasks`; it stops when `shutdown` fires, leaving
+/// unfinished claims to lapse and be retried.
 pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: CancellationToken) {
     let leases = state.leases().clone();
     tasks.spawn(leases.run_expiry(shutdown.clone()));
     let leases = state.leases().clone();
-    tasks.spawn(leases.run_sweeper(shutdown));
+    tasks.spawn(leases.run_sweeper(shutdown.clone()));
+    tasks.spawn(tokens::run_token_expiry(state.clone(), shutdown));
 }
 
 /// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{RequestData, parse_go_bool};
+use keymint_auth::policy::Caps;
+
 use crate::{AppState, aws, sys};
 
 /// Vault's logical operations.
@@ -102,15 +104,41 @@ pub async fn dispatch(
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let last_use = identity.last_use.then(|| identity.accessor.clone());
+    let response = authorized(&state, &identity, req).await;
+    if let Some(accessor) = last_use {
+        // The request that spent a token's last use is answered; then the token goes, as in
+        // Vault, with whatever it created.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::tokens::revoke_token(&state, &accessor, false).await {
+                tracing::warn!(token.accessor = %accessor, error = %e, "could not revoke a used-up token; the sweeper will");
+            }
+        });
+    }
+    response
+}
+
+/// Checks the caller's policies for the request, then routes it.
+async fn authorized(state: &AppState, identity: &keymint_auth::Identity, req: LogicalRequest) -> Response {
+    if let Err(e) = check_acl(state, identity, &req).await {
+        return e.into_response();
+    }
+    if let Some(result) = crate::policies::handle(state, identity, &req).await {
+        return match result {
+            Ok(reply) => reply.render("system"),
+            Err(e) => e.into_response(),
+        };
+    }
     let (result, mount_type) = if req.path.starts_with("sys/") {
-        (sys::handle(&state, req).await, "system".to_string())
+        (sys::handle(state, req).await, "system".to_string())
     } else if req.path.starts_with("auth/token/") {
-        (sys::handle_token(&state, &identity, req).await, "token".to_string())
+        (crate::tokens::handle(state, identity, req).await, "token".to_string())
     } else {
-        match sys::resolve_mount(&state, &req.path).await {
+        match sys::resolve_mount(state, &req.path).await {
             Ok(Some((mount, rest))) => {
                 let kind = mount.mount_type.clone();
-                (aws::handle(&state, &identity, &mount, &rest, req).await, kind)
+                (aws::handle(state, identity, &mount, &rest, req).await, kind)
             }
             Ok(None) => (Err(ApiError::NoHandler(req.path.clone())), String::new()),
             Err(e) => (Err(e), String::new()),
@@ -120,6 +148,63 @@ pub async fn dispatch(
         Ok(reply) => reply.render(&mount_type),
         Err(e) => e.into_response(),
     }
+}
+
+/// Paths that need `sudo` on top of the operation's capability, as Vault's root paths do.
+fn needs_sudo(op: Operation, path: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "sys/leases/revoke-prefix/",
+        "sys/leases/revoke-force/",
+        "sys/revoke-prefix/",
+        "sys/revoke-force/",
+        "sys/audit",
+        "sys/rotate",
+        "auth/token/revoke-orphan",
+        "auth/token/accessors",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || (op == Operation::List && path.starts_with("sys/leases/lookup/"))
+        || path == "sys/leases"
+        || path.starts_with("sys/leases/count")
+}
+
+/// The capability a request needs: Vault's mapping of operations, with `create` instead of
+/// `update` for a write to an AWS role that does not exist yet (Vault's existence check).
+async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
+    Ok(match req.op {
+        Operation::Read | Operation::Head => Caps::READ,
+        Operation::List => Caps::LIST,
+        Operation::Delete => Caps::DELETE,
+        Operation::Update => {
+            if let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await?
+                && mount.mount_type == "aws"
+                && let Some(role) = rest.strip_prefix("roles/").filter(|r| !r.is_empty() && !r.contains('/'))
+                && keymint_store::aws::get_role(state.store().pool(), &mount.id, role).await?.is_none()
+            {
+                Caps::CREATE
+            } else {
+                Caps::UPDATE
+            }
+        }
+    })
+}
+
+async fn check_acl(
+    state: &AppState,
+    identity: &keymint_auth::Identity,
+    req: &LogicalRequest,
+) -> ApiResult<()> {
+    if identity.is_root() {
+        return Ok(());
+    }
+    let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+    let need = needed(state, req).await?;
+    let params: Vec<(&str, &serde_json::Value)> =
+        req.data.as_map().iter().map(|(k, v)| (k.as_str(), v)).collect();
+    acl.check(&req.path, need, needs_sudo(req.op, &req.path), &params).map_err(|denied| {
+        tracing::info!(path = %req.path, token.accessor = %identity.accessor, ?denied, "request denied by policy");
+        ApiError::PermissionDenied
+    })
 }
 
 async fn authenticate(state: &AppState, req: &LogicalRequest) -> ApiResult<keymint_auth::Identity> {

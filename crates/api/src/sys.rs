@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keymint_auth::Identity;
 use keymint_lease::SYSTEM_DEFAULT_TTL_SECS;
 use keymint_store::mounts::{self, MountRow};
 use serde_json::{Map, Value, json};
@@ -313,38 +312,6 @@ async fn tune(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Re
 }
 
 /// `auth/token/lookup-self`: what `vault login` and hvac's `is_authenticated` call.
-pub async fn handle_token(_state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
-    match (req.op, req.path.as_str()) {
-        (Operation::Read, "auth/token/lookup-self") | (Operation::Update, "auth/token/lookup-self") => {
-            let created = identity.created_at_ms / 1000;
-            let ttl = identity
-                .expire_at_ms
-                .map(|at| ((at - chrono::Utc::now().timestamp_millis()) / 1000).max(0))
-                .unwrap_or(0);
-            Ok(Reply::data(json!({
-                "accessor": identity.accessor,
-                "creation_time": created,
-                "creation_ttl": 0,
-                "display_name": identity.display_name,
-                "entity_id": "",
-                "expire_time": Value::Null,
-                "explicit_max_ttl": 0,
-                "id": req.token.unwrap_or_default(),
-                "issue_time": keymint_store::from_millis(identity.created_at_ms).to_rfc3339(),
-                "meta": Value::Null,
-                "num_uses": 0,
-                "orphan": true,
-                "path": if identity.is_root() { "auth/token/root" } else { "auth/token/create" },
-                "policies": identity.policies,
-                "renewable": false,
-                "ttl": ttl,
-                "type": "service",
-            })))
-        }
-        _ => Err(ApiError::UnsupportedPath),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! and mints new tokens. ACL policy evaluation will live here too: it is pure logic.
 
 pub mod policy;
+pub mod token;
 
 use keymint_store::tokens::{self, TokenRow};
 use keymint_store::{Store, StoreError};
@@ -18,10 +19,13 @@ pub const ROOT_POLICY: &str = "root";
 pub struct Identity {
     pub accessor: String,
     pub policies: Vec<String>,
-    /// Vault's display name: `root` for root tokens; it feeds generated IAM user names.
+    /// Vault's display name: `root` for root tokens, `token-<name>` for created ones; it feeds
+    /// generated IAM user names.
     pub display_name: String,
     pub created_at_ms: i64,
     pub expire_at_ms: Option<i64>,
+    /// This request spent the token's last use: the token is revoked once it is answered.
+    pub last_use: bool,
 }
 
 impl Identity {
@@ -34,6 +38,9 @@ impl Identity {
 pub enum AuthError {
     #[error("permission denied")]
     PermissionDenied,
+    /// The caller's mistake, in Vault's words (a 400).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,17 +57,23 @@ pub fn generate_token() -> String {
     format!("hvs.{}", random(24))
 }
 
+/// A new token accessor (24 base62 characters; it names a token without being one).
+pub fn generate_accessor() -> String {
+    random(24)
+}
+
 /// Makes sure `token` is a root token in the store (idempotent: the dev root token given at
 /// every start stays the same token).
 pub async fn ensure_root_token(store: &Store, token: &str, now_ms: i64) -> Result<(), AuthError> {
     let row = TokenRow {
         hash: store.hasher().hash(token),
-        accessor: random(24),
+        accessor: generate_accessor(),
         policies: serde_json::to_string(&[ROOT_POLICY]).unwrap_or_else(|_| "[\"root\"]".into()),
         display_name: "root".into(),
         meta: "{}".into(),
         created_at: now_ms,
-        expire_at: None,
+        path: "auth/token/root".into(),
+        ..TokenRow::default()
     };
     tokens::insert_if_absent(store.pool(), &row).await?;
     Ok(())
@@ -71,28 +84,66 @@ pub async fn has_tokens(store: &Store) -> Result<bool, AuthError> {
     Ok(tokens::count(store.pool()).await? > 0)
 }
 
-/// Resolves a presented token; unknown or expired tokens are `PermissionDenied`, as Vault
-/// answers 403 without saying which.
+/// Resolves a presented token and spends one of its uses if it has a use limit. Unknown,
+/// expired and used-up tokens are `PermissionDenied`: Vault answers 403 without saying which.
 pub async fn authenticate(store: &Store, token: &str, now_ms: i64) -> Result<Identity, AuthError> {
     if token.is_empty() {
         return Err(AuthError::PermissionDenied);
     }
-    let row = tokens::get_by_hash(store.pool(), &store.hasher().hash(token))
-        .await?
-        .ok_or(AuthError::PermissionDenied)?;
-    if row.expire_at.is_some_and(|at| at <= now_ms) {
+    let hash = store.hasher().hash(token);
+    let row = tokens::get_by_hash(store.pool(), &hash).await?.ok_or(AuthError::PermissionDenied)?;
+    if row.expire_at.is_some_and(|at| at <= now_ms) || row.num_uses < 0 {
         return Err(AuthError::PermissionDenied);
     }
-    let policies: Vec<String> = serde_json::from_str(&row.policies)
-        .map_err(|e| StoreError::Corrupt(format!("token policies: {e}")))?;
+    let mut last_use = false;
+    if row.num_uses > 0 {
+        match tokens::spend_use(store.pool(), &hash).await? {
+            Some(left) => last_use = left < 0,
+            // Another request spent the last use meanwhile.
+            None => return Err(AuthError::PermissionDenied),
+        }
+    }
     Ok(Identity {
+        policies: policies_of(&row)?,
         accessor: row.accessor,
-        policies,
         display_name: row.display_name,
         created_at_ms: row.created_at,
         expire_at_ms: row.expire_at,
+        last_use,
     })
 }
+
+/// The policy names a token row holds.
+pub fn policies_of(row: &TokenRow) -> Result<Vec<String>, AuthError> {
+    Ok(serde_json::from_str(&row.policies)
+        .map_err(|e| StoreError::Corrupt(format!("token policies: {e}")))?)
+}
+
+/// The ACL of a set of policy names: stored policies by name, the built-in `default` unless
+/// one was written, and `root` for everything. Names with no policy grant nothing, as in
+/// Vault.
+pub async fn acl_for(store: &Store, names: &[String]) -> Result<policy::Acl, AuthError> {
+    if names.iter().any(|n| n == ROOT_POLICY) {
+        return Ok(policy::Acl::new(&[], true));
+    }
+    let mut policies = Vec::with_capacity(names.len());
+    for name in names {
+        let text = match tokens::get_policy(store.pool(), name).await? {
+            Some(row) => row.body,
+            None if name == DEFAULT_POLICY_NAME => policy::DEFAULT_POLICY.to_string(),
+            None => continue,
+        };
+        match policy::parse(name, &text) {
+            Ok(p) => policies.push(p),
+            // Written policies were checked when written; a bad one grants nothing.
+            Err(e) => tracing::warn!(policy = %name, error = %e, "stored policy does not parse; ignored"),
+        }
+    }
+    Ok(policy::Acl::new(&policies, false))
+}
+
+/// The policy every token gets unless created with `no_default_policy`.
+pub const DEFAULT_POLICY_NAME: &str = "default";
 
 #[cfg(test)]
 mod tests {
@@ -114,6 +165,7 @@ mod tests {
             display_name: "root".into(),
             created_at_ms: 0,
             expire_at_ms: None,
+            last_use: false,
         };
         assert!(id.is_root());
         assert!(!Identity { policies: vec!["default".into()], ..id }.is_root());

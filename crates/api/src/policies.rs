@@ -1,0 +1,163 @@
+//! ACL policy management (`sys/policies/acl/*` and the legacy `sys/policy/*`) and the
+//! capability queries (`sys/capabilities`, `-self`, `-accessor`).
+
+use keymint_auth::policy::{self, Acl};
+use keymint_auth::{DEFAULT_POLICY_NAME, Identity, ROOT_POLICY};
+use keymint_store::tokens;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::envelope::Reply;
+use crate::error::{ApiError, ApiResult};
+use crate::request::{LogicalRequest, Operation};
+
+/// Answers a policy or capabilities path, or `None` when the path is neither.
+pub async fn handle(state: &AppState, identity: &Identity, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
+    let path = req.path.as_str();
+    let result = if let Some(name) = path.strip_prefix("sys/policies/acl/") {
+        if name.is_empty() {
+            match req.op {
+                Operation::List => list(state).await,
+                _ => Err(ApiError::UnsupportedOperation),
+            }
+        } else {
+            one(state, req, name, false).await
+        }
+    } else if path == "sys/policy" || path == "sys/policy/" {
+        match req.op {
+            Operation::Read | Operation::List => list(state).await.map(|mut reply| {
+                // The legacy listing has both `policies` and `keys`, also at the top level.
+                if let Some(keys) = reply.data.as_ref().map(|d| d["keys"].clone()) {
+                    let data = json!({"policies": keys.clone(), "keys": keys});
+                    reply.top_level = data.as_object().cloned();
+                    reply.data = Some(data);
+                }
+                reply
+            }),
+            _ => Err(ApiError::UnsupportedOperation),
+        }
+    } else if let Some(name) = path.strip_prefix("sys/policy/") {
+        one(state, req, name, true).await
+    } else if path == "sys/capabilities-self" {
+        capabilities(state, req, Some(identity.policies.clone())).await
+    } else if path == "sys/capabilities" || path == "sys/capabilities-accessor" {
+        capabilities(state, req, None).await
+    } else {
+        return None;
+    };
+    Some(result)
+}
+
+async fn list(state: &AppState) -> ApiResult<Reply> {
+    let mut keys = tokens::policy_names(state.store().pool()).await?;
+    for builtin in [DEFAULT_POLICY_NAME, ROOT_POLICY] {
+        if !keys.iter().any(|k| k == builtin) {
+            keys.push(builtin.to_string());
+        }
+    }
+    keys.sort();
+    Ok(Reply::data(json!({ "keys": keys })))
+}
+
+/// Read, write or delete one policy; `legacy` answers in `sys/policy`'s shape (`rules`).
+async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -> ApiResult<Reply> {
+    let name = name.trim_end_matches('/').to_lowercase();
+    let pool = state.store().pool();
+    match req.op {
+        Operation::Read => {
+            let body = match tokens::get_policy(pool, &name).await? {
+                Some(row) => row.body,
+                None if name == DEFAULT_POLICY_NAME => policy::DEFAULT_POLICY.trim_start().to_string(),
+                None => return Err(ApiError::NotFound),
+            };
+            let field = if legacy { "rules" } else { "policy" };
+            let mut data = Map::new();
+            data.insert("name".into(), json!(name));
+            data.insert(field.into(), json!(body));
+            let mut reply = Reply::data(Value::Object(data.clone()));
+            if legacy {
+                reply.top_level = Some(data);
+            }
+            Ok(reply)
+        }
+        Operation::Update => {
+            if name == ROOT_POLICY {
+                return Err(ApiError::BadRequest("cannot update \"root\" policy".into()));
+            }
+            let text = match req.data.get_string("policy")? {
+                Some(p) if !p.is_empty() => p,
+                _ if legacy => req.data.get_string("rules")?.unwrap_or_default(),
+                _ => String::new(),
+            };
+            if text.trim().is_empty() {
+                return Err(ApiError::BadRequest("'policy' parameter not supplied or empty".into()));
+            }
+            // Vault accepts the policy base64-encoded too.
+            let text = decode_if_base64(&text);
+            policy::parse(&name, &text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            tokens::put_policy(pool, &name, &text, chrono::Utc::now().timestamp_millis()).await?;
+            Ok(Reply::no_content())
+        }
+        Operation::Delete => {
+            if name == ROOT_POLICY || name == DEFAULT_POLICY_NAME {
+                return Err(ApiError::BadRequest(format!("cannot delete {name:?} policy")));
+            }
+            tokens::delete_policy(pool, &name).await?;
+            Ok(Reply::no_content())
+        }
+        _ => Err(ApiError::UnsupportedOperation),
+    }
+}
+
+fn decode_if_base64(text: &str) -> String {
+    use base64::Engine as _;
+    let looks_encoded = !text.contains(char::is_whitespace) && !text.contains('{');
+    if looks_encoded
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
+        && let Ok(decoded) = String::from_utf8(bytes)
+    {
+        return decoded;
+    }
+    text.to_string()
+}
+
+/// `{path|paths}` → capabilities at each, for the caller (`-self`), the token given, or the
+/// accessor given.
+async fn capabilities(state: &AppState, req: &LogicalRequest, own: Option<Vec<String>>) -> ApiResult<Reply> {
+    if req.op != Operation::Update {
+        return Err(ApiError::UnsupportedOperation);
+    }
+    let mut paths = req.data.get_comma_slice("paths")?.unwrap_or_default();
+    if let Some(p) = req.data.get_string("path")?.filter(|p| !p.is_empty()) {
+        paths.push(p);
+    }
+    paths.retain(|p| !p.is_empty());
+    if paths.is_empty() {
+        return Err(ApiError::BadRequest("missing paths".into()));
+    }
+    let policies = match own {
+        Some(p) => p,
+        None => {
+            let pool = state.store().pool();
+            let row = if req.path == "sys/capabilities-accessor" {
+                let accessor = req.data.get_string("accessor")?.unwrap_or_default();
+                tokens::get_by_accessor(pool, &accessor).await?
+            } else {
+                let token = req.data.get_string("token")?.unwrap_or_default();
+                tokens::get_by_hash(pool, &state.store().hasher().hash(&token)).await?
+            };
+            let row = row.ok_or_else(|| ApiError::BadRequest("invalid token".into()))?;
+            keymint_auth::policies_of(&row)?
+        }
+    };
+    let acl: Acl = keymint_auth::acl_for(state.store(), &policies).await?;
+    let mut data = Map::new();
+    for path in &paths {
+        data.insert(path.clone(), json!(acl.capabilities(path)));
+    }
+    if paths.len() == 1 {
+        data.insert("capabilities".into(), json!(acl.capabilities(&paths[0])));
+    }
+    let top = data.clone();
+    Ok(Reply { data: Some(Value::Object(data)), top_level: Some(top), ..Default::default() })
+}

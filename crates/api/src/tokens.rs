@@ -1,0 +1,274 @@
+//! `auth/token/*`: create (and create-orphan), lookup, renew and revoke tokens, by token, by
+//! accessor or self, with Vault's `auth` block. Revoking a token revokes its children (unless
+//! revoked with `revoke-orphan`) and makes the leases each of them created due at once.
+
+use keymint_auth::Identity;
+use keymint_auth::token::{self, CreateRequest};
+use keymint_store::tokens::{self, TokenRow};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::AppState;
+use crate::envelope::Reply;
+use crate::error::{ApiError, ApiResult};
+use crate::request::{LogicalRequest, Operation};
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
+    let rest = req.path.strip_prefix("auth/token/").unwrap_or_default().to_string();
+    match (req.op, rest.as_str()) {
+        (Operation::Update, "create") => create(state, identity, &req, false).await,
+        (Operation::Update, "create-orphan") => create(state, identity, &req, true).await,
+        (Operation::Read | Operation::Update, "lookup-self") => {
+            let row = own_row(state, identity).await?;
+            Ok(Reply::data(lookup_data(&row, req.token.as_deref().unwrap_or_default())?))
+        }
+        (Operation::Update, "lookup") => {
+            let (row, token) = by_token(state, &req).await?;
+            Ok(Reply::data(lookup_data(&row, &token)?))
+        }
+        (Operation::Update, "lookup-accessor") => {
+            let row = by_accessor(state, &req).await?;
+            Ok(Reply::data(lookup_data(&row, "")?))
+        }
+        (Operation::Update, "renew-self") => {
+            let row = own_row(state, identity).await?;
+            renew(state, &row, &req, req.token.as_deref().unwrap_or_default()).await
+        }
+        (Operation::Update, "renew") => {
+            let (row, token) = by_token(state, &req).await?;
+            renew(state, &row, &req, &token).await
+        }
+        (Operation::Update, "renew-accessor") => {
+            let row = by_accessor(state, &req).await?;
+            renew(state, &row, &req, "").await
+        }
+        (Operation::Update, "revoke-self") => {
+            revoke_token(state, &identity.accessor, false).await?;
+            Ok(Reply::no_content())
+        }
+        (Operation::Update, "revoke") => {
+            let (row, _) = by_token(state, &req).await?;
+            revoke_token(state, &row.accessor, false).await?;
+            Ok(Reply::no_content())
+        }
+        (Operation::Update, "revoke-accessor") => {
+            let row = by_accessor(state, &req).await?;
+            revoke_token(state, &row.accessor, false).await?;
+            Ok(Reply::no_content())
+        }
+        (Operation::Update, "revoke-orphan") => {
+            let (row, _) = by_token(state, &req).await?;
+            revoke_token(state, &row.accessor, true).await?;
+            Ok(Reply::no_content())
+        }
+        (Operation::List, "accessors/") => {
+            let keys = tokens::accessors(state.store().pool()).await?;
+            Ok(Reply::data(json!({ "keys": keys })))
+        }
+        _ => Err(ApiError::UnsupportedPath),
+    }
+}
+
+async fn own_row(state: &AppState, identity: &Identity) -> ApiResult<TokenRow> {
+    tokens::get_by_accessor(state.store().pool(), &identity.accessor).await?.ok_or(ApiError::PermissionDenied)
+}
+
+/// The token named by the `token` parameter, and that token.
+async fn by_token(state: &AppState, req: &LogicalRequest) -> ApiResult<(TokenRow, String)> {
+    let token = req.data.get_string("token")?.filter(|t| !t.is_empty());
+    let token = token.ok_or_else(|| ApiError::BadRequest("missing token to look up".into()))?;
+    let row = tokens::get_by_hash(state.store().pool(), &state.store().hasher().hash(&token)).await?;
+    let row = row.filter(live).ok_or_else(|| ApiError::BadRequest("bad token".into()))?;
+    Ok((row, token))
+}
+
+async fn by_accessor(state: &AppState, req: &LogicalRequest) -> ApiResult<TokenRow> {
+    let accessor = req.data.get_string("accessor")?.filter(|a| !a.is_empty());
+    let accessor = accessor.ok_or_else(|| ApiError::BadRequest("missing accessor".into()))?;
+    let row = tokens::get_by_accessor(state.store().pool(), &accessor).await?;
+    row.filter(live).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
+}
+
+/// Neither expired nor used up (the sweeper may not have removed it yet).
+fn live(row: &TokenRow) -> bool {
+    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms())
+}
+
+async fn create(
+    state: &AppState,
+    identity: &Identity,
+    req: &LogicalRequest,
+    orphan: bool,
+) -> ApiResult<Reply> {
+    let d = &req.data;
+    if let Some(kind) = d.get_string("type")?
+        && !kind.is_empty()
+        && kind != "service"
+        && kind != "default"
+    {
+        return Err(ApiError::BadRequest(format!(
+            "keymint issues service tokens only; type {kind:?} is not supported"
+        )));
+    }
+    let secs = |key: &str| -> ApiResult<Option<i64>> {
+        Ok(d.get_duration_secs(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+    };
+    let meta = match d.get_kv_pairs("meta")? {
+        Some(m) => m.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+        None => serde_json::Map::new(),
+    };
+    let request = CreateRequest {
+        id: d.get_string("id")?.filter(|s| !s.is_empty()),
+        policies: d.get_comma_slice("policies")?,
+        meta,
+        no_parent: d.get_bool("no_parent")?.unwrap_or(false),
+        no_default_policy: d.get_bool("no_default_policy")?.unwrap_or(false),
+        renewable: d.get_bool("renewable")?,
+        ttl: secs("ttl")?,
+        explicit_max_ttl: secs("explicit_max_ttl")?,
+        period: secs("period")?,
+        display_name: d.get_string("display_name")?,
+        num_uses: d.get_int("num_uses")?.unwrap_or(0),
+        orphan_endpoint: orphan,
+    };
+    let created = token::create(state.store(), identity, request, now_ms()).await?;
+    info!(token.accessor = %created.row.accessor, parent = %identity.accessor, "token created");
+    let warnings = d.unknown_keys(&[
+        "id",
+        "policies",
+        "meta",
+        "no_parent",
+        "no_default_policy",
+        "renewable",
+        "ttl",
+        "explicit_max_ttl",
+        "period",
+        "display_name",
+        "num_uses",
+        "type",
+        "entity_alias",
+        "lease",
+    ]);
+    let mut reply = Reply {
+        auth: Some(auth_block(&created.row, &created.token, created.row.ttl)?),
+        ..Default::default()
+    };
+    if !warnings.is_empty() {
+        reply
+            .warnings
+            .push(format!("Endpoint ignored these unrecognized parameters: [{}]", warnings.join(" ")));
+    }
+    Ok(reply)
+}
+
+async fn renew(state: &AppState, row: &TokenRow, req: &LogicalRequest, token: &str) -> ApiResult<Reply> {
+    let increment =
+        req.data.get_duration_secs("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let renewed = token::renew(state.store(), row, increment, now_ms()).await?;
+    let mut reply = Reply { auth: Some(auth_block(row, token, renewed.ttl)?), ..Default::default() };
+    reply.warnings.extend(renewed.warning);
+    Ok(reply)
+}
+
+/// Vault's `auth` block for a token.
+fn auth_block(row: &TokenRow, token: &str, ttl: i64) -> ApiResult<Value> {
+    let policies = keymint_auth::policies_of(row)?;
+    let meta: Value = serde_json::from_str(&row.meta).unwrap_or(Value::Null);
+    let meta = if meta.as_object().is_some_and(|m| !m.is_empty()) { meta } else { Value::Null };
+    Ok(json!({
+        "client_token": token,
+        "accessor": row.accessor,
+        "policies": policies,
+        "token_policies": policies,
+        "metadata": meta,
+        "lease_duration": ttl,
+        "renewable": row.renewable == 1,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": row.orphan == 1 || row.parent.is_none(),
+        "mfa_requirement": Value::Null,
+        "num_uses": row.num_uses.max(0),
+    }))
+}
+
+/// `auth/token/lookup*` data.
+fn lookup_data(row: &TokenRow, token: &str) -> ApiResult<Value> {
+    let policies = keymint_auth::policies_of(row)?;
+    let meta: Value = serde_json::from_str(&row.meta).unwrap_or(Value::Null);
+    let meta = if meta.as_object().is_some_and(|m| !m.is_empty()) { meta } else { Value::Null };
+    let rfc3339 =
+        |ms: i64| keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms()) / 1000).max(0));
+    let mut data = json!({
+        "accessor": row.accessor,
+        "creation_time": row.created_at / 1000,
+        "creation_ttl": row.ttl,
+        "display_name": row.display_name,
+        "entity_id": "",
+        "expire_time": row.expire_at.map(rfc3339),
+        "explicit_max_ttl": row.explicit_max_ttl,
+        "id": token,
+        "issue_time": rfc3339(row.created_at),
+        "meta": meta,
+        "num_uses": row.num_uses.max(0),
+        "orphan": row.orphan == 1 || row.parent.is_none(),
+        "path": row.path,
+        "policies": policies,
+        "renewable": row.renewable == 1,
+        "ttl": ttl,
+        "type": "service",
+    });
+    if row.period > 0 {
+        data["period"] = json!(row.period);
+    }
+    if let Some(at) = row.last_renewal {
+        data["last_renewal"] = json!(rfc3339(at));
+        data["last_renewal_time"] = json!(at / 1000);
+    }
+    Ok(data)
+}
+
+/// Revokes a token: with `orphan_children`, its children become orphans; otherwise they are
+/// revoked too, deepest first. Each revoked token's leases (bar orphan leases) are made due,
+/// and the expiry worker revokes them.
+pub async fn revoke_token(state: &AppState, accessor: &str, orphan_children: bool) -> ApiResult<()> {
+    let doomed = if orphan_children {
+        tokens::orphan_children(state.store().pool(), accessor).await?;
+        vec![accessor.to_string()]
+    } else {
+        token::tree(state.store(), accessor).await?
+    };
+    for acc in doomed {
+        // Leases first: should this stop half-way, a token that still exists can be revoked
+        // again, while leases of a token already gone would have nobody to revoke them.
+        state.leases().revoke_for_token(&acc).await.map_err(crate::leases::lease_error)?;
+        tokens::delete_by_accessor(state.store().pool(), &acc).await?;
+        info!(token.accessor = %acc, "token revoked");
+    }
+    Ok(())
+}
+
+/// Revokes tokens that expired or ran out of uses, with their children and leases, every few
+/// seconds until `shutdown`.
+pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match tokens::expired(state.store().pool(), now_ms(), 100).await {
+            Ok(accessors) => {
+                for acc in accessors {
+                    if let Err(e) = revoke_token(&state, &acc, false).await {
+                        warn!(token.accessor = %acc, error = %e, "could not revoke an expired token; will retry");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not look for expired tokens"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+}
