@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod fields;
 
+mod audit;
 mod aws;
 mod envelope;
 mod error;
@@ -55,6 +56,8 @@ struct Inner {
     cluster_name: String,
     /// The installation id: every replica on one database reports the same one.
     cluster_id: String,
+    /// Audit devices.
+    audit: audit::AuditBroker,
 }
 
 impl AppState {
@@ -71,8 +74,16 @@ impl AppState {
         let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         let cluster_id = store.installation_id().to_string();
+        let audit = audit::AuditBroker::new(store.audit_hasher().clone(), None);
         AppState {
-            inner: Arc::new(Inner { store, engine, leases, cluster_name: "keymint".into(), cluster_id }),
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                leases,
+                cluster_name: "keymint".into(),
+                cluster_id,
+                audit,
+            }),
         }
     }
 
@@ -86,6 +97,28 @@ impl AppState {
 
     pub fn leases(&self) -> &Arc<LeaseManager> {
         &self.inner.leases
+    }
+
+    pub(crate) fn audit(&self) -> &audit::AuditBroker {
+        &self.inner.audit
+    }
+
+    /// Writes audit records to `file_path` (a file, or `stdout`) besides any device enabled
+    /// through `sys/audit`. Call before serving.
+    pub fn with_audit_file(self, file_path: Option<String>) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.audit = audit::AuditBroker::new(inner.store.audit_hasher().clone(), file_path);
+                AppState { inner: Arc::new(inner) }
+            }
+            // Shared already: keep it as it is (only ever called right after construction).
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    /// Opens the audit devices; a configured device that cannot be opened is an error.
+    pub async fn start_audit(&self) -> Result<(), String> {
+        self.audit().reload(self).await.map_err(|e| e.to_string())
     }
 }
 

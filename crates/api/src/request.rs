@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields::{RequestData, parse_go_bool};
 use keymint_auth::policy::Caps;
 
-use crate::{AppState, aws, sys};
+use crate::{AppState, audit, aws, sys};
 
 /// Vault's logical operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,63 +90,96 @@ pub async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
     let req = match parse(&method, &uri, &headers, &body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    // `sys/health` is the only unauthenticated path: load balancers call it.
+    // `sys/health` is the only unauthenticated path: load balancers call it, unaudited.
     if req.path == "sys/health" {
         return sys::health(&state, &req).await;
     }
-    let identity = match authenticate(&state, &req).await {
-        Ok(identity) => identity,
-        Err(e) => return e.into_response(),
+    let authenticated = authenticate(&state, &req).await;
+    let identity = authenticated.as_ref().ok();
+    let devices = state.audit().snapshot();
+    let audited = !devices.is_empty();
+    let token = req.token.clone();
+    let remote = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let caller = audit::Caller { token: token.as_deref(), identity, remote };
+    let mut request_part = serde_json::Value::Null;
+    if audited {
+        let error = authenticated.as_ref().err().map(ToString::to_string);
+        let record = audit::request_record(state.audit(), &req, &request_id, &caller, error.as_deref());
+        request_part = record["request"].clone();
+        if let Err(e) = state.audit().log(&devices, &record) {
+            return e.into_response();
+        }
+    }
+
+    let outcome = match &authenticated {
+        Ok(identity) => authorized(&state, identity, req).await,
+        Err(e) => Err(match e {
+            ApiError::PermissionDenied => ApiError::PermissionDenied,
+            other => ApiError::Internal { public: other.to_string() },
+        }),
     };
-    let last_use = identity.last_use.then(|| identity.accessor.clone());
-    let response = authorized(&state, &identity, req).await;
-    if let Some(accessor) = last_use {
+    if audited {
+        let record = audit::response_record(state.audit(), request_part, &caller, &outcome);
+        if let Err(e) = state.audit().log(&devices, &record) {
+            return e.into_response();
+        }
+    }
+    if let Ok(identity) = &authenticated
+        && identity.last_use
+    {
         // The request that spent a token's last use is answered; then the token goes, as in
         // Vault, with whatever it created.
         let state = state.clone();
+        let accessor = identity.accessor.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::tokens::revoke_token(&state, &accessor, false).await {
                 tracing::warn!(token.accessor = %accessor, error = %e, "could not revoke a used-up token; the sweeper will");
             }
         });
     }
-    response
+    match outcome {
+        Ok((reply, mount_type)) => reply.render(&mount_type),
+        Err(e) => e.into_response(),
+    }
 }
 
-/// Checks the caller's policies for the request, then routes it.
-async fn authorized(state: &AppState, identity: &keymint_auth::Identity, req: LogicalRequest) -> Response {
-    if let Err(e) = check_acl(state, identity, &req).await {
-        return e.into_response();
-    }
+/// Checks the caller's policies for the request, then routes it: the reply and the type of
+/// the mount that answered.
+async fn authorized(
+    state: &AppState,
+    identity: &keymint_auth::Identity,
+    req: LogicalRequest,
+) -> ApiResult<(crate::envelope::Reply, String)> {
+    check_acl(state, identity, &req).await?;
     if let Some(result) = crate::policies::handle(state, identity, &req).await {
-        return match result {
-            Ok(reply) => reply.render("system"),
-            Err(e) => e.into_response(),
-        };
+        return result.map(|reply| (reply, "system".to_string()));
     }
-    let (result, mount_type) = if req.path.starts_with("sys/") {
-        (sys::handle(state, req).await, "system".to_string())
+    if let Some(result) = audit::handle(state, &req).await {
+        return result.map(|reply| (reply, "system".to_string()));
+    }
+    if req.path.starts_with("sys/") {
+        Ok((sys::handle(state, req).await?, "system".to_string()))
     } else if req.path.starts_with("auth/token/") {
-        (crate::tokens::handle(state, identity, req).await, "token".to_string())
+        Ok((crate::tokens::handle(state, identity, req).await?, "token".to_string()))
     } else {
-        match sys::resolve_mount(state, &req.path).await {
-            Ok(Some((mount, rest))) => {
+        match sys::resolve_mount(state, &req.path).await? {
+            Some((mount, rest)) => {
                 let kind = mount.mount_type.clone();
-                (aws::handle(state, identity, &mount, &rest, req).await, kind)
+                Ok((aws::handle(state, identity, &mount, &rest, req).await?, kind))
             }
-            Ok(None) => (Err(ApiError::NoHandler(req.path.clone())), String::new()),
-            Err(e) => (Err(e), String::new()),
+            None => Err(ApiError::NoHandler(req.path.clone())),
         }
-    };
-    match result {
-        Ok(reply) => reply.render(&mount_type),
-        Err(e) => e.into_response(),
     }
 }
 

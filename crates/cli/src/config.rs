@@ -17,6 +17,8 @@ pub struct Config {
     pub seal_key: KeyMaterial,
     pub log: LogConfig,
     pub leases: LeaseTiming,
+    /// `[audit] file_path`: audit records to this file (or `stdout`).
+    pub audit_file: Option<String>,
 }
 
 /// Lease timings an operator may tune.
@@ -69,6 +71,7 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("leases", "intent_grace", "KEYMINT_LEASES_INTENT_GRACE"),
     ("leases", "claim_timeout", "KEYMINT_LEASES_CLAIM_TIMEOUT"),
     ("leases", "revocation_concurrency", "KEYMINT_LEASES_REVOCATION_CONCURRENCY"),
+    ("audit", "file_path", "KEYMINT_AUDIT_FILE_PATH"),
 ];
 
 /// Loads `path`, applies environment overrides from `env` and validates. The error lists every
@@ -243,9 +246,11 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         );
     }
 
+    let audit_file = string("audit", "file_path", &mut errors).filter(|p| !p.is_empty());
+
     match (listen, storage_url, seal_key) {
         (Some(listen), Some(storage_url), Some(seal_key)) if errors.is_empty() => {
-            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases })
+            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases, audit_file })
         }
         _ => Err(errors),
     }

@@ -86,6 +86,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     // Keeps a dev server's throwaway database alive until the process ends.
     let mut _scratch: Option<tempfile::TempDir> = None;
     let mut timing = config::LeaseTiming::default();
+    let mut audit_file: Option<String> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
         let url = match args.storage {
             Some(url) => url,
@@ -120,6 +121,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         };
         let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
         timing = cfg.leases;
+        audit_file = cfg.audit_file.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
     if let Some(w) = args.iam_consistency_window {
@@ -149,7 +151,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         concurrency: timing.revocation_concurrency,
         ..Default::default()
     };
-    let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window);
+    let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window)
+        .with_audit_file(audit_file);
+    state.start_audit().await.map_err(|e| anyhow::anyhow!("audit: {e}"))?;
     let now = chrono_now_ms();
     let mut stdout = std::io::stdout().lock();
     match &dev_token {

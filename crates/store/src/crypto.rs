@@ -146,8 +146,19 @@ impl std::fmt::Debug for TokenHasher {
 
 impl TokenHasher {
     pub fn new(material: &KeyMaterial) -> Self {
+        Self::for_purpose(material, b"keymint token hmac-sha256")
+    }
+
+    /// The HMAC key of the audit log: every replica of an installation derives the same one,
+    /// so `sys/audit-hash` answers alike wherever it is asked. Distinct from the token key, so
+    /// an audit log never holds a token's lookup hash.
+    pub fn for_audit(material: &KeyMaterial) -> Self {
+        Self::for_purpose(material, b"keymint audit hmac-sha256")
+    }
+
+    fn for_purpose(material: &KeyMaterial, info: &[u8]) -> Self {
         let mut raw = [0u8; 32];
-        material.derive_into(b"keymint token hmac-sha256", hmac::HMAC_SHA256, &mut raw);
+        material.derive_into(info, hmac::HMAC_SHA256, &mut raw);
         Self { key: hmac::Key::new(hmac::HMAC_SHA256, &raw) }
     }
 

@@ -6,6 +6,7 @@
 //! written once for both backends (sqlx's `Any` driver, `$n` placeholders); no other crate writes
 //! SQL.
 
+pub mod audit;
 pub mod aws;
 pub mod crypto;
 pub mod leases;
@@ -68,6 +69,7 @@ pub struct Store {
     backend: Backend,
     seal: Seal,
     hasher: TokenHasher,
+    audit_hasher: TokenHasher,
     /// Stable identity of this keymint installation (one per database), created at first start.
     installation_id: String,
 }
@@ -145,6 +147,7 @@ impl Store {
             backend,
             seal: Seal::new(&material),
             hasher: TokenHasher::new(&material),
+            audit_hasher: TokenHasher::for_audit(&material),
             installation_id,
         })
     }
@@ -163,6 +166,11 @@ impl Store {
 
     pub fn hasher(&self) -> &TokenHasher {
         &self.hasher
+    }
+
+    /// The keyed hash the audit log writes in place of secrets.
+    pub fn audit_hasher(&self) -> &TokenHasher {
+        &self.audit_hasher
     }
 
     /// This installation's identity: tagged on the IAM users it creates, so it never mistakes
