@@ -74,7 +74,7 @@ fn write_config(dir: &std::path::Path, storage_url: &str) -> std::path::PathBuf 
     std::fs::write(
         &path,
         format!(
-            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\nurl = \"{storage_url}\"\n\
+            "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[storage]\nurl = \"{storage_url}\"\n\
              [seal]\nkey_env = \"TEST_SEAL_KEY\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n"
         ),
     )
@@ -163,3 +163,58 @@ fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus 
 }
 
 both_backends!(state_survives_and_the_initial_token_is_printed_once);
+
+/// With a certificate the API is served over TLS only; a certificate that cannot be loaded
+/// stops the start before the port is taken.
+#[tokio::test]
+async fn the_listener_serves_tls_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::new(Backend::Sqlite);
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    std::fs::write(dir.path().join("tls.crt"), &cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &key_pem).unwrap();
+    let config = dir.path().join("tls.toml");
+    let write = |cert_file: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[listener]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\
+                 [storage]\nurl = \"{}\"\n[seal]\nkey_env = \"TEST_SEAL_KEY\"\n",
+                dir.path().join(cert_file).display(),
+                dir.path().join("tls.key").display(),
+                storage.url()
+            ),
+        )
+        .unwrap();
+    };
+
+    write("tls.crt");
+    let running = start(&config, KEY);
+    assert!(running.base.starts_with("https://127.0.0.1:"), "{}", running.base);
+    let tls_client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = tls_client.get(format!("{}/v1/sys/health", running.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Plain HTTP to the same port gets no answer.
+    let plain = running.base.replace("https://", "http://");
+    let refused = local_client().get(format!("{plain}/v1/sys/health")).send().await;
+    assert!(refused.is_err() || refused.unwrap().status() != 200, "plain HTTP must not be served");
+    drop(running);
+
+    std::fs::write(dir.path().join("broken.crt"), "not a certificate").unwrap();
+    write("broken.crt");
+    let out = server(&config, KEY).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tls_cert_file") && stderr.contains("broken.crt"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Api Address"), "no port may be taken");
+}
+
+fn local_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+}

@@ -16,9 +16,9 @@ mod leases;
 mod policies;
 mod request;
 mod sys;
+pub mod tls;
 mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,12 +152,23 @@ pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: Cancell
     tasks.spawn(tokens::run_token_expiry(state.clone(), shutdown));
 }
 
+/// Serves the API over TLS on `listener` until `shutdown` fires, then drains in-flight
+/// requests.
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
 /// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -107,8 +107,8 @@ pub async fn dispatch(
     let audited = !devices.is_empty();
     let token = req.token.clone();
     let remote = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<axum::extract::ConnectInfo<crate::tls::Peer>>()
+        .map(|c| c.0.0.ip().to_string())
         .unwrap_or_default();
     let request_id = uuid::Uuid::new_v4().to_string();
     let caller = audit::Caller { token: token.as_deref(), identity, remote };

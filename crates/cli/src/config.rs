@@ -19,6 +19,14 @@ pub struct Config {
     pub leases: LeaseTiming,
     /// `[audit] file_path`: audit records to this file (or `stdout`).
     pub audit_file: Option<String>,
+    /// TLS certificate chain and private key (PEM files); `None` only with `tls_disable`.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 /// Lease timings an operator may tune.
@@ -61,6 +69,9 @@ impl Default for LogConfig {
 /// Every field the file may hold: (section, key, environment variable).
 const FIELDS: &[(&str, &str, &str)] = &[
     ("listener", "address", "KEYMINT_LISTENER_ADDRESS"),
+    ("listener", "tls_cert_file", "KEYMINT_LISTENER_TLS_CERT_FILE"),
+    ("listener", "tls_key_file", "KEYMINT_LISTENER_TLS_KEY_FILE"),
+    ("listener", "tls_disable", "KEYMINT_LISTENER_TLS_DISABLE"),
     ("storage", "url", "KEYMINT_STORAGE_URL"),
     ("storage", "max_connections", "KEYMINT_STORAGE_MAX_CONNECTIONS"),
     ("seal", "key_file", "KEYMINT_SEAL_KEY_FILE"),
@@ -248,9 +259,38 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 
     let audit_file = string("audit", "file_path", &mut errors).filter(|p| !p.is_empty());
 
+    // Plain HTTP only when asked for: a secrets server answers with secrets.
+    let tls_disable = match get("listener", "tls_disable") {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(Value::String(s)) if s == "true" || s == "1" => true,
+        Some(Value::String(s)) if s == "false" || s == "0" => false,
+        Some(other) => {
+            errors.push(format!("listener.tls_disable must be true or false, got {other}"));
+            false
+        }
+    };
+    let cert = string("listener", "tls_cert_file", &mut errors).filter(|p| !p.is_empty());
+    let key = string("listener", "tls_key_file", &mut errors).filter(|p| !p.is_empty());
+    let tls = match (tls_disable, cert, key) {
+        (true, None, None) => None,
+        (true, _, _) => {
+            errors.push("listener.tls_disable = true conflicts with tls_cert_file/tls_key_file".into());
+            None
+        }
+        (false, Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+        (false, _, _) => {
+            errors.push(
+                "listener: tls_cert_file and tls_key_file are required (or tls_disable = true for plain HTTP)"
+                    .into(),
+            );
+            None
+        }
+    };
+
     match (listen, storage_url, seal_key) {
         (Some(listen), Some(storage_url), Some(seal_key)) if errors.is_empty() => {
-            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases, audit_file })
+            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases, audit_file, tls })
         }
         _ => Err(errors),
     }
@@ -289,6 +329,8 @@ mod tests {
             r#"
             [listener]
             address = "0.0.0.0:8300"
+            tls_cert_file = "/etc/keymint/tls.crt"
+            tls_key_file = "/etc/keymint/tls.key"
             [storage]
             url = "sqlite:///var/lib/keymint/k.db"
             max_connections = 4
@@ -302,6 +344,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.listen.port(), 8300);
+        assert_eq!(
+            cfg.tls,
+            Some(TlsFiles {
+                cert_file: "/etc/keymint/tls.crt".into(),
+                key_file: "/etc/keymint/tls.key".into()
+            })
+        );
         assert_eq!(cfg.max_connections, 4);
         assert!(cfg.log.json);
     }
@@ -347,15 +396,43 @@ mod tests {
             "K" => Some(KEY.to_string()),
             _ => None,
         };
-        let cfg = parse("[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n", &env).unwrap();
+        let cfg = parse(
+            "[listener]\ntls_disable = true\n[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n",
+            &env,
+        )
+        .unwrap();
         assert_eq!(cfg.storage_url, "postgres://db/keymint");
         assert_eq!(cfg.listen.port(), 9999);
     }
 
     #[test]
+    fn plain_http_must_be_asked_for() {
+        let env = |k: &str| (k == "K").then(|| KEY.to_string());
+        let rest = "[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
+        let errors = parse(rest, &env).unwrap_err().join("\n");
+        assert!(errors.contains("tls_cert_file and tls_key_file are required"), "{errors}");
+        let errors =
+            parse(&format!("[listener]\ntls_cert_file = \"c.pem\"\n{rest}"), &env).unwrap_err().join("\n");
+        assert!(errors.contains("tls_cert_file and tls_key_file are required"), "{errors}");
+        let cfg = parse(&format!("[listener]\ntls_disable = true\n{rest}"), &env).unwrap();
+        assert_eq!(cfg.tls, None);
+        let env_off = |k: &str| match k {
+            "K" => Some(KEY.to_string()),
+            "KEYMINT_LISTENER_TLS_DISABLE" => Some("true".to_string()),
+            _ => None,
+        };
+        assert_eq!(parse(rest, &env_off).unwrap().tls, None);
+        let errors = parse(&format!("[listener]\ntls_disable = true\ntls_key_file = \"k\"\n{rest}"), &env)
+            .unwrap_err()
+            .join("\n");
+        assert!(errors.contains("conflicts"), "{errors}");
+    }
+
+    #[test]
     fn lease_timings_parse_and_are_checked() {
         let env = |k: &str| (k == "K").then(|| KEY.to_string());
-        let base = "[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
+        let base =
+            "[listener]\ntls_disable = true\n[storage]\nurl = \"sqlite:///a.db\"\n[seal]\nkey_env = \"K\"\n";
         let cfg = parse(
             &format!(
                 "{base}[leases]\niam_consistency_window = \"2m\"\nintent_grace = \"10m\"\nclaim_timeout = \"90s\"\nrevocation_concurrency = 32\n"

@@ -87,6 +87,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     let mut _scratch: Option<tempfile::TempDir> = None;
     let mut timing = config::LeaseTiming::default();
     let mut audit_file: Option<String> = None;
+    let mut tls_files: Option<config::TlsFiles> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
         let url = match args.storage {
             Some(url) => url,
@@ -122,6 +123,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
         timing = cfg.leases;
         audit_file = cfg.audit_file.clone();
+        tls_files = cfg.tls.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
     if let Some(w) = args.iam_consistency_window {
@@ -171,13 +173,25 @@ async fn server(args: ServerArgs) -> Result<()> {
         }
     }
 
+    // The certificate is read before the port is taken: a bad file is a startup error.
+    let tls = match &tls_files {
+        Some(files) => Some(
+            keymint_api::tls::server_config(
+                std::path::Path::new(&files.cert_file),
+                std::path::Path::new(&files.key_file),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let bound = listener.local_addr()?;
     if bound.ip().is_unspecified() && args.dev {
         bail!("dev mode listens on loopback only");
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(stdout, "==> keymint server started{}", if args.dev { " in dev mode" } else { "" })?;
-    writeln!(stdout, "    Api Address: http://{bound}")?;
+    writeln!(stdout, "    Api Address: {scheme}://{bound}")?;
     if let Some(token) = &dev_token {
         writeln!(stdout, "    Root Token: {token}")?;
         writeln!(stdout, "    Storage: {}", options.url)?;
@@ -190,7 +204,13 @@ async fn server(args: ServerArgs) -> Result<()> {
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     keymint_api::spawn_background(&state, &tasks, shutdown.clone());
-    keymint_api::serve(listener, state, shutdown.clone()).await?;
+    match tls {
+        Some(config) => {
+            let listener = keymint_api::tls::TlsListener::new(listener, config)?;
+            keymint_api::serve_tls(listener, state, shutdown.clone()).await?;
+        }
+        None => keymint_api::serve(listener, state, shutdown.clone()).await?,
+    }
     shutdown.cancel();
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(20), tasks.wait()).await.is_err() {
