@@ -202,13 +202,25 @@ fn needs_sudo(op: Operation, path: &str) -> bool {
 }
 
 /// The capability a request needs: Vault's mapping of operations, with `create` instead of
-/// `update` for a write to an AWS role that does not exist yet (Vault's existence check).
+/// `update` for a write to an AWS role or a policy that does not exist yet (Vault's
+/// existence check).
 async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
     Ok(match req.op {
         Operation::Read | Operation::Head => Caps::READ,
         Operation::List => Caps::LIST,
         Operation::Delete => Caps::DELETE,
         Operation::Update => {
+            let policy =
+                req.path.strip_prefix("sys/policies/acl/").or_else(|| req.path.strip_prefix("sys/policy/"));
+            if let Some(name) = policy.filter(|n| !n.is_empty()) {
+                let stored =
+                    keymint_store::tokens::get_policy(state.store().pool(), &name.to_lowercase()).await?;
+                return Ok(if stored.is_some() || name == keymint_auth::DEFAULT_POLICY_NAME {
+                    Caps::UPDATE
+                } else {
+                    Caps::CREATE
+                });
+            }
             if let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await?
                 && mount.mount_type == "aws"
                 && let Some(role) = rest.strip_prefix("roles/").filter(|r| !r.is_empty() && !r.contains('/'))

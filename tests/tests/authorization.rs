@@ -1,0 +1,182 @@
+//! The authorization matrix: for each endpoint family, a token holding exactly the capability
+//! Vault would check gets its answer, and a token without it (no policy at all, or a rule
+//! that falls short, e.g. the capability without `sudo` where Vault wants sudo) gets a 403.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use keymint_tests::*;
+
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    body: Value,
+    /// The rule that grants it.
+    grant: &'static str,
+    /// The answer with the grant.
+    status: u16,
+    /// A rule that is not enough (e.g. the capability without sudo), besides no rule at all.
+    short: Option<&'static str>,
+}
+
+fn case(method: &'static str, path: &'static str, grant: &'static str, status: u16) -> Case {
+    Case { method, path, body: json!({}), grant, status, short: None }
+}
+
+async fn every_endpoint_checks_its_capability(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    env.configure_root().await;
+    let km = &env.km;
+    km.post("aws/roles/deploy", json!({"credential_type": "iam_user"})).await.expect(204);
+    let role_arn = env.moto.create_role("km-authz").await;
+    km.post("aws/roles/ar", json!({"credential_type": "assumed_role", "role_arns": [role_arn]}))
+        .await
+        .expect(204);
+    let lease = km.get("aws/creds/deploy").await.expect(200).json()["lease_id"].as_str().unwrap().to_owned();
+    km.put("sys/policies/acl/existing", json!({"policy": "path \"x\" {\n capabilities = [\"read\"]\n}\n"}))
+        .await
+        .expect(204);
+
+    let cases = vec![
+        case("GET", "aws/config/root", r#"path "aws/config/root" { capabilities = ["read"] }"#, 200),
+        Case {
+            body: root_config(&env.moto),
+            ..case("POST", "aws/config/root", r#"path "aws/config/root" { capabilities = ["update"] }"#, 200)
+        },
+        case("GET", "aws/config/lease", r#"path "aws/config/lease" { capabilities = ["read"] }"#, 404),
+        Case {
+            body: json!({"lease": "1h", "lease_max": "2h"}),
+            ..case(
+                "POST",
+                "aws/config/lease",
+                r#"path "aws/config/lease" { capabilities = ["update"] }"#,
+                204,
+            )
+        },
+        case("GET", "aws/roles/deploy", r#"path "aws/roles/*" { capabilities = ["read"] }"#, 200),
+        case("LIST", "aws/roles", r#"path "aws/roles/" { capabilities = ["list"] }"#, 200),
+        Case {
+            body: json!({"credential_type": "iam_user"}),
+            ..case("POST", "aws/roles/new-role", r#"path "aws/roles/*" { capabilities = ["create"] }"#, 204)
+        },
+        Case {
+            body: json!({"user_path": "/x/"}),
+            short: Some(r#"path "aws/roles/*" { capabilities = ["create"] }"#),
+            ..case("POST", "aws/roles/deploy", r#"path "aws/roles/*" { capabilities = ["update"] }"#, 204)
+        },
+        case("DELETE", "aws/roles/new-role", r#"path "aws/roles/*" { capabilities = ["delete"] }"#, 204),
+        case("GET", "aws/creds/deploy", r#"path "aws/creds/deploy" { capabilities = ["read"] }"#, 200),
+        case("POST", "aws/sts/ar", r#"path "aws/sts/ar" { capabilities = ["update"] }"#, 200),
+        case("GET", "sys/mounts", r#"path "sys/mounts" { capabilities = ["read"] }"#, 200),
+        Case {
+            body: json!({"type": "aws"}),
+            ..case("POST", "sys/mounts/aws2", r#"path "sys/mounts/*" { capabilities = ["update"] }"#, 204)
+        },
+        Case {
+            body: json!({"lease_id": lease}),
+            ..case(
+                "PUT",
+                "sys/leases/lookup",
+                r#"path "sys/leases/lookup" { capabilities = ["update"] }"#,
+                200,
+            )
+        },
+        Case {
+            short: Some(r#"path "sys/leases/lookup/*" { capabilities = ["list"] }"#),
+            ..case(
+                "LIST",
+                "sys/leases/lookup/aws/creds/",
+                r#"path "sys/leases/lookup/*" { capabilities = ["list", "sudo"] }"#,
+                200,
+            )
+        },
+        Case {
+            short: Some(r#"path "sys/leases/revoke-prefix/*" { capabilities = ["update"] }"#),
+            ..case(
+                "PUT",
+                "sys/leases/revoke-prefix/aws/creds/nothing-here",
+                r#"path "sys/leases/revoke-prefix/*" { capabilities = ["update", "sudo"] }"#,
+                204,
+            )
+        },
+        case(
+            "GET",
+            "sys/policies/acl/existing",
+            r#"path "sys/policies/acl/*" { capabilities = ["read"] }"#,
+            200,
+        ),
+        case("LIST", "sys/policies/acl", r#"path "sys/policies/acl/" { capabilities = ["list"] }"#, 200),
+        Case {
+            body: json!({"policy": "path \"y\" {\n capabilities = [\"read\"]\n}\n"}),
+            ..case(
+                "PUT",
+                "sys/policies/acl/written",
+                r#"path "sys/policies/acl/*" { capabilities = ["create"] }"#,
+                204,
+            )
+        },
+        case(
+            "DELETE",
+            "sys/policies/acl/existing",
+            r#"path "sys/policies/acl/*" { capabilities = ["delete"] }"#,
+            204,
+        ),
+        Case {
+            body: json!({"policies": ["default"]}),
+            ..case(
+                "POST",
+                "auth/token/create",
+                r#"path "auth/token/create" { capabilities = ["update"] }"#,
+                200,
+            )
+        },
+        Case {
+            short: Some(r#"path "sys/audit" { capabilities = ["read"] }"#),
+            ..case("GET", "sys/audit", r#"path "sys/audit" { capabilities = ["read", "sudo"] }"#, 200)
+        },
+    ];
+
+    for (i, c) in cases.into_iter().enumerate() {
+        let what = format!("{} {}", c.method, c.path);
+        // Without: no policy at all; then, where given, a rule that falls short.
+        let mut refused = vec![mint_token(km, i, "none", None).await];
+        if let Some(short) = c.short {
+            refused.push(mint_token(km, i, "short", Some(short)).await);
+        }
+        for token in refused {
+            let resp = send(&km.with_token(&token), c.method, c.path, &c.body).await;
+            assert_eq!(resp.status, 403, "{what} without the capability: {resp}");
+        }
+        let token = mint_token(km, i, "grant", Some(c.grant)).await;
+        let resp = send(&km.with_token(&token), c.method, c.path, &c.body).await;
+        assert_eq!(resp.status, c.status, "{what} with {:?}: {resp}", c.grant);
+    }
+}
+
+/// A token holding only a policy made of `rule` (one-line HCL blocks are spread over lines,
+/// as HCL wants), or no policy at all. Not even `default`: it grants lease lookups.
+async fn mint_token(km: &Keymint, case: usize, kind: &str, rule: Option<&str>) -> String {
+    let mut policies = Vec::new();
+    if let Some(rule) = rule {
+        let name = format!("case-{case}-{kind}");
+        let text = rule.replacen("{ ", "{\n", 1).replacen(" }", "\n}", 1);
+        km.put(&format!("sys/policies/acl/{name}"), json!({"policy": text})).await.expect(204);
+        policies.push(name);
+    }
+    let created = km
+        .post("auth/token/create", json!({"policies": policies, "no_default_policy": true}))
+        .await
+        .expect(200);
+    created.json()["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+async fn send(client: &Client, method: &str, path: &str, body: &Value) -> Resp {
+    match method {
+        "GET" => client.get(path).await,
+        "LIST" => client.list(path).await,
+        "DELETE" => client.delete(path).await,
+        "PUT" => client.put(path, body.clone()).await,
+        _ => client.post(path, body.clone()).await,
+    }
+}
+
+both_backends!(every_endpoint_checks_its_capability);
