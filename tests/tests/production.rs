@@ -218,3 +218,61 @@ async fn the_listener_serves_tls_when_given_a_certificate() {
 fn local_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
 }
+
+fn operator(args: &[&str], config: &std::path::Path, seal_key: &str) -> std::process::Output {
+    Command::new(keymint_binary())
+        .arg("operator")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("TEST_SEAL_KEY", seal_key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn printed_token(out: &std::process::Output, prefix: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| {
+            panic!("no {prefix:?} in {stdout}; stderr {}", String::from_utf8_lossy(&out.stderr))
+        })
+        .trim()
+        .to_string()
+}
+
+/// `operator init` prepares an empty store and prints its root token once; `operator
+/// generate-root` mints a new one for whoever holds the seal key and the database.
+async fn operator_init_and_generate_root(backend: Backend) {
+    let storage = Storage::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), storage.url());
+
+    let init = operator(&["init"], &config, KEY);
+    assert!(init.status.success());
+    let first = printed_token(&init, "Initial Root Token: ");
+    let again = operator(&["init"], &config, KEY);
+    assert_eq!(again.status.code(), Some(2), "a second init changes nothing");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("initialized already"));
+
+    let running = start(&config, KEY);
+    assert!(!running.printed.iter().any(|l| l.contains("Initial Root Token")), "{:?}", running.printed);
+    let me =
+        Client::new(&running.base, Auth::VaultToken(first)).get("auth/token/lookup-self").await.expect(200);
+    assert_eq!(me.data()["policies"], json!(["root"]));
+
+    let recovered = operator(&["generate-root"], &config, KEY);
+    assert!(recovered.status.success());
+    let second = printed_token(&recovered, "Root Token: ");
+    let me =
+        Client::new(&running.base, Auth::VaultToken(second)).get("auth/token/lookup-self").await.expect(200);
+    assert_eq!(me.data()["policies"], json!(["root"]));
+    assert!(
+        !operator(&["generate-root"], &config, OTHER_KEY).status.success(),
+        "a wrong seal key gets nothing"
+    );
+}
+
+both_backends!(operator_init_and_generate_root);

@@ -668,6 +668,60 @@ mod tests {
         assert!(!value_matches(&json!("a"), &json!(["a", "b"])));
     }
 
+    /// Random soup of HCL and JSON pieces: parsing answers Ok or a reason, never panics, and
+    /// whatever parses gives an ACL that answers.
+    #[test]
+    fn arbitrary_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: &[&str] = &[
+            "path",
+            " ",
+            "\n",
+            "\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            "=",
+            ",",
+            "capabilities",
+            "\"read\"",
+            "\"deny\"",
+            "\"sudo\"",
+            "*",
+            "+",
+            "/",
+            "aws",
+            "allowed_parameters",
+            "denied_parameters",
+            "required_parameters",
+            "policy",
+            "\"write\"",
+            "#",
+            "//",
+            "/*",
+            "*/",
+            ":",
+            "null",
+            "true",
+            "1",
+            "\"\"",
+            "\\",
+            "é",
+            "\u{0}",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b65796d696e74);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..40);
+            let text: String = (0..len).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect();
+            if let Ok(policy) = parse("fuzz", &text) {
+                let acl = Acl::new(&[policy], false);
+                let _ = acl.capabilities("aws/creds/x");
+                let _ = acl.check("aws/creds/x", Caps::UPDATE, true, &[("ttl", &json!("1h"))]);
+            }
+        }
+    }
+
     #[test]
     fn the_default_policy_parses() {
         let a = Acl::new(&[parse("default", DEFAULT_POLICY).unwrap()], false);

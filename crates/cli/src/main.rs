@@ -27,6 +27,26 @@ struct Cli {
 enum Command {
     /// Run the server.
     Server(ServerArgs),
+    /// Operator tasks on a production store, with the server's config file and seal key.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Prepare an empty store (schema, installation id) and print its first root token, once.
+    /// Fails on a store that has tokens already.
+    Init(OperatorArgs),
+    /// Recovery when every root token is lost: print a new root token. It takes the seal key
+    /// and the database, which only an operator has; revoke the token once access is restored.
+    GenerateRoot(OperatorArgs),
+}
+
+#[derive(Args)]
+struct OperatorArgs {
+    /// The server's TOML config file (storage URL and seal key source are used).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Args)]
@@ -79,6 +99,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Operator(cmd) => runtime.block_on(operator(cmd)),
     }
 }
 
@@ -219,6 +240,43 @@ async fn server(args: ServerArgs) -> Result<()> {
     info!("draining done, closing storage");
     // Bounded, so a stuck connection cannot hold the process past its grace period.
     let _ = tokio::time::timeout(Duration::from_secs(10), store.close()).await;
+    Ok(())
+}
+
+async fn operator(cmd: OperatorCommand) -> Result<()> {
+    let (args, init) = match cmd {
+        OperatorCommand::Init(a) => (a, true),
+        OperatorCommand::GenerateRoot(a) => (a, false),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = match config::load(&args.config, &env) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), args.config.display());
+            for e in &errors {
+                let _ = writeln!(stderr, "  - {e}");
+            }
+            std::process::exit(2);
+        }
+    };
+    let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
+    // Opening checks the seal key against the store: a wrong key stops here.
+    let store = Store::open(&options, KeySource::Given(cfg.seal_key)).await.context("opening storage")?;
+    if init && keymint_auth::has_tokens(&store).await? {
+        eprintln!("keymint: the store is initialized already (it has tokens); nothing was changed");
+        std::process::exit(2);
+    }
+    let token = keymint_auth::generate_token();
+    keymint_auth::ensure_root_token(&store, &token, chrono_now_ms()).await?;
+    let mut stdout = std::io::stdout().lock();
+    if init {
+        writeln!(stdout, "Initial Root Token: {token}")?;
+    } else {
+        writeln!(stdout, "Root Token: {token}")?;
+    }
+    writeln!(stdout, "  (shown once: store it safely; it is kept only as a keyed hash)")?;
+    store.close().await;
     Ok(())
 }
 
