@@ -276,3 +276,37 @@ async fn operator_init_and_generate_root(backend: Backend) {
 }
 
 both_backends!(operator_init_and_generate_root);
+
+/// `operator rotate` re-seals the root secret under a new data key while the server runs; the
+/// server goes on using it, and after a restart too.
+async fn operator_rotate_while_serving(backend: Backend) {
+    let storage = Storage::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), storage.url());
+    let moto = Moto::start().await;
+    let init = operator(&["init"], &config, KEY);
+    let token = printed_token(&init, "Initial Root Token: ");
+    let running = start(&config, KEY);
+    let client = Client::new(&running.base, Auth::VaultToken(token.clone()));
+    client.post("sys/mounts/aws", json!({"type": "aws"})).await.expect(204);
+    client.post("aws/config/root", root_config(&moto)).await.expect(200);
+    client.post("aws/roles/deploy", json!({"credential_type": "iam_user"})).await.expect(204);
+
+    for version in 1..=2 {
+        let rotated = operator(&["rotate"], &config, KEY);
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+        let said = String::from_utf8_lossy(&rotated.stdout);
+        assert!(said.contains(&format!("version {version} is active")), "{said}");
+        assert!(said.contains("1 secret(s) re-sealed"), "{said}");
+        // The running server opens the re-sealed secret: creds need it to call AWS.
+        client.get("aws/config/root").await.expect(200);
+        client.get("aws/creds/deploy").await.expect(200);
+    }
+    assert!(!operator(&["rotate"], &config, OTHER_KEY).status.success(), "a wrong seal key rotates nothing");
+    drop(running);
+    let restarted = start(&config, KEY);
+    let client = Client::new(&restarted.base, Auth::VaultToken(token));
+    client.get("aws/creds/deploy").await.expect(200);
+}
+
+both_backends!(operator_rotate_while_serving);

@@ -253,12 +253,17 @@ pub async fn revoke_token(state: &AppState, accessor: &str, orphan_children: boo
 }
 
 /// Revokes tokens that expired or ran out of uses, with their children and leases, every few
-/// seconds until `shutdown`; also follows audit device changes made through other replicas.
+/// seconds until `shutdown`; also follows audit device changes made through other replicas
+/// and data keys added by `keymint operator rotate`.
 pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     while !shutdown.is_cancelled() {
-        // Devices another replica enabled or disabled are picked up here too.
+        // Devices another replica enabled or disabled, and data keys an operator rotated in,
+        // are picked up here too.
         if let Err(e) = state.audit().reload(&state).await {
             warn!(error = %e, "could not refresh the audit devices");
+        }
+        if let Err(e) = state.store().load_seal_keys().await {
+            warn!(error = %e, "could not load new data keys");
         }
         match tokens::expired(state.store().pool(), now_ms(), 100).await {
             Ok(accessors) => {

@@ -40,6 +40,9 @@ enum OperatorCommand {
     /// Recovery when every root token is lost: print a new root token. It takes the seal key
     /// and the database, which only an operator has; revoke the token once access is restored.
     GenerateRoot(OperatorArgs),
+    /// Add a new data key and re-seal every stored secret under it, while servers run (they
+    /// pick the new key up within seconds). The master seal key stays the same.
+    Rotate(OperatorArgs),
 }
 
 #[derive(Args)]
@@ -243,17 +246,14 @@ async fn server(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-async fn operator(cmd: OperatorCommand) -> Result<()> {
-    let (args, init) = match cmd {
-        OperatorCommand::Init(a) => (a, true),
-        OperatorCommand::GenerateRoot(a) => (a, false),
-    };
+/// The store a production config names, opened with its seal key; config problems exit 2.
+async fn open_configured(config: &std::path::Path) -> Result<Store> {
     let env = |k: &str| std::env::var(k).ok();
-    let cfg = match config::load(&args.config, &env) {
+    let cfg = match config::load(config, &env) {
         Ok(cfg) => cfg,
         Err(errors) => {
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), args.config.display());
+            let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), config.display());
             for e in &errors {
                 let _ = writeln!(stderr, "  - {e}");
             }
@@ -262,7 +262,33 @@ async fn operator(cmd: OperatorCommand) -> Result<()> {
     };
     let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
     // Opening checks the seal key against the store: a wrong key stops here.
-    let store = Store::open(&options, KeySource::Given(cfg.seal_key)).await.context("opening storage")?;
+    Store::open(&options, KeySource::Given(cfg.seal_key)).await.context("opening storage")
+}
+
+async fn rotate(args: OperatorArgs) -> Result<()> {
+    let store = open_configured(&args.config).await?;
+    let done = store.rotate_seal_key().await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "Data key rotated: version {} is active", done.version)?;
+    writeln!(
+        stdout,
+        "  {} secret(s) re-sealed, {} rewritten meanwhile by a server",
+        done.resealed, done.skipped
+    )?;
+    if done.skipped > 0 {
+        writeln!(stdout, "  (run the rotation again to re-seal those too)")?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn operator(cmd: OperatorCommand) -> Result<()> {
+    let (args, init) = match cmd {
+        OperatorCommand::Init(a) => (a, true),
+        OperatorCommand::GenerateRoot(a) => (a, false),
+        OperatorCommand::Rotate(a) => return rotate(a).await,
+    };
+    let store = open_configured(&args.config).await?;
     if init && keymint_auth::has_tokens(&store).await? {
         eprintln!("keymint: the store is initialized already (it has tokens); nothing was changed");
         std::process::exit(2);

@@ -59,7 +59,7 @@ const ROOT: &str = "root";
 const LEASE: &str = "lease";
 
 fn root_identity(mount_id: &str) -> String {
-    format!("aws_config/{mount_id}/root")
+    keymint_store::aws::config_identity(mount_id, ROOT)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> EngineError {
@@ -93,7 +93,7 @@ impl Engine {
         let cfg: RootConfig = serde_json::from_str(&row.body).map_err(|e| corrupt("config/root", e))?;
         let mut secrets = RootSecrets::default();
         if let Some(sealed) = row.secret {
-            let plain = self.store.seal().open(&root_identity(&mount.id), &sealed)?;
+            let plain = self.store.open_sealed(&root_identity(&mount.id), &sealed).await?;
             let s: SealedRootSecrets =
                 serde_json::from_slice(&plain).map_err(|e| corrupt("config/root secret", e))?;
             secrets.secret_key = s.secret_key.map(SecretString::from);

@@ -5,6 +5,12 @@ use sqlx::{Any, Executor, FromRow};
 
 use crate::Result;
 
+/// The identity a config entry's secret is sealed with: a sealed value copied to another
+/// row does not open.
+pub fn config_identity(mount_id: &str, entry: &str) -> String {
+    format!("aws_config/{mount_id}/{entry}")
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct ConfigRow {
     pub body: String,

@@ -73,10 +73,24 @@ impl KeyMaterial {
 }
 
 /// Seals and opens secrets bound to a row identity.
+///
+/// Secrets are sealed under the active *data key*. Data keys are random, numbered from 1,
+/// and kept in the `seal_keys` table wrapped (sealed) by the key derived from the master
+/// key; `keymint operator rotate` adds one and re-seals every secret under it. A value sealed
+/// under data key `v` starts with `KMv1` and `v` (4 bytes, big-endian). Before the first
+/// rotation there are no data keys and values are sealed directly under the master-derived
+/// key, without a prefix (version 0), as they always were.
 #[derive(Clone)]
 pub struct Seal {
-    key: std::sync::Arc<LessSafeKey>,
+    inner: std::sync::Arc<SealInner>,
 }
+
+struct SealInner {
+    master: LessSafeKey,
+    data_keys: std::sync::RwLock<std::collections::BTreeMap<u32, std::sync::Arc<LessSafeKey>>>,
+}
+
+const VERSIONED: &[u8; 4] = b"KMv1";
 
 impl std::fmt::Debug for Seal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,52 +98,149 @@ impl std::fmt::Debug for Seal {
     }
 }
 
+fn aes_key(raw: &[u8; 32]) -> LessSafeKey {
+    let unbound = UnboundKey::new(&aead::AES_256_GCM, raw).unwrap_or_else(|_| {
+        // Invariant: AES_256_GCM takes exactly 32 bytes, which `raw` is.
+        unreachable!("AES-256-GCM key length is 32 bytes")
+    });
+    LessSafeKey::new(unbound)
+}
+
+fn seal_with(key: &LessSafeKey, identity: &str, plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    if SystemRandom::new().fill(&mut nonce).is_err() {
+        use rand::RngCore;
+        rand::rng().fill_bytes(&mut nonce);
+    }
+    let mut buf = plaintext.to_vec();
+    // Sealing in place only fails for inputs over ~64 GiB.
+    let _ = key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(identity.as_bytes()),
+        &mut buf,
+    );
+    let mut out = Vec::with_capacity(12 + buf.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buf);
+    out
+}
+
+fn open_with(key: &LessSafeKey, identity: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < 12 + aead::AES_256_GCM.tag_len() {
+        return Err(StoreError::Corrupt(format!("sealed value for {identity} is too short")));
+    }
+    let (nonce, body) = sealed.split_at(12);
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Corrupt("bad nonce".into()))?;
+    let mut buf = body.to_vec();
+    let plain = key
+        .open_in_place(nonce, Aad::from(identity.as_bytes()), &mut buf)
+        .map_err(|_| StoreError::Corrupt(format!("sealed value for {identity} does not open")))?;
+    Ok(plain.to_vec())
+}
+
+fn data_key_identity(version: u32) -> String {
+    format!("seal_keys/{version}")
+}
+
 impl Seal {
     pub fn new(material: &KeyMaterial) -> Self {
         let mut raw = [0u8; 32];
         material.derive_into(b"keymint seal aes-256-gcm", &aead::AES_256_GCM, &mut raw);
-        let unbound = UnboundKey::new(&aead::AES_256_GCM, &raw).unwrap_or_else(|_| {
-            // Invariant: AES_256_GCM takes exactly 32 bytes, which `raw` is.
-            unreachable!("AES-256-GCM key length is 32 bytes")
-        });
-        Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) }
+        Self {
+            inner: std::sync::Arc::new(SealInner {
+                master: aes_key(&raw),
+                data_keys: std::sync::RwLock::default(),
+            }),
+        }
     }
 
-    /// Encrypts `plaintext`; `identity` (for example `aws_config/<mount>/root`) is
-    /// authenticated but not stored in the output.
+    fn keys(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, std::collections::BTreeMap<u32, std::sync::Arc<LessSafeKey>>> {
+        self.inner.data_keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data key new values are sealed under (0: the master-derived key).
+    pub fn active_version(&self) -> u32 {
+        self.keys().keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Whether data key `version` is loaded.
+    pub fn has_version(&self, version: u32) -> bool {
+        version == 0 || self.keys().contains_key(&version)
+    }
+
+    /// Encrypts `plaintext` under the active data key; `identity` (for example
+    /// `aws_config/<mount>/root`) is authenticated but not stored in the output.
     pub fn seal(&self, identity: &str, plaintext: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; 12];
-        if SystemRandom::new().fill(&mut nonce).is_err() {
-            use rand::RngCore;
-            rand::rng().fill_bytes(&mut nonce);
+        let keys = self.keys();
+        match keys.iter().next_back() {
+            None => seal_with(&self.inner.master, identity, plaintext),
+            Some((version, key)) => {
+                let mut out = Vec::with_capacity(8 + 12 + plaintext.len() + 16);
+                out.extend_from_slice(VERSIONED);
+                out.extend_from_slice(&version.to_be_bytes());
+                out.extend_from_slice(&seal_with(key, identity, plaintext));
+                out
+            }
         }
-        let mut buf = plaintext.to_vec();
-        // Sealing in place only fails for inputs over ~64 GiB.
-        let _ = self.key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(identity.as_bytes()),
-            &mut buf,
-        );
-        let mut out = Vec::with_capacity(12 + buf.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&buf);
-        out
     }
 
-    pub fn open(&self, identity: &str, sealed: &[u8]) -> Result<Vec<u8>> {
-        if sealed.len() < 12 + aead::AES_256_GCM.tag_len() {
-            return Err(StoreError::Corrupt(format!("sealed value for {identity} is too short")));
+    /// The data key version a sealed value names (0: none, the master-derived key).
+    pub fn version_of(sealed: &[u8]) -> u32 {
+        match sealed.strip_prefix(VERSIONED.as_slice()) {
+            Some(rest) if rest.len() >= 4 => u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]),
+            _ => 0,
         }
-        let (nonce, body) = sealed.split_at(12);
-        let nonce =
-            Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Corrupt("bad nonce".into()))?;
-        let mut buf = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(identity.as_bytes()), &mut buf)
-            .map_err(|_| StoreError::Corrupt(format!("sealed value for {identity} does not open")))?;
-        Ok(plain.to_vec())
     }
+
+    /// Decrypts a sealed value. `UnknownSealKey` names a data key this process has not loaded
+    /// (another process rotated): load the keys and try again.
+    pub fn open(&self, identity: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        let version = Self::version_of(sealed);
+        if version != 0 {
+            let key = self.keys().get(&version).cloned();
+            if let Some(key) = key
+                && let Ok(plain) = open_with(&key, identity, &sealed[8..])
+            {
+                return Ok(plain);
+            }
+            // An unversioned value whose random nonce happens to start with the marker
+            // (one in 2^32) still opens under the master-derived key.
+            return match open_with(&self.inner.master, identity, sealed) {
+                Ok(plain) => Ok(plain),
+                Err(_) if !self.has_version(version) => Err(StoreError::UnknownSealKey(version)),
+                Err(e) => Err(e),
+            };
+        }
+        open_with(&self.inner.master, identity, sealed)
+    }
+
+    /// Wraps a new data key for storage.
+    pub(crate) fn wrap_data_key(&self, version: u32, raw: &[u8; 32]) -> Vec<u8> {
+        seal_with(&self.inner.master, &data_key_identity(version), raw)
+    }
+
+    /// Unwraps a stored data key and makes it available (the newest one is the active one).
+    pub(crate) fn install_data_key(&self, version: u32, wrapped: &[u8]) -> Result<()> {
+        let raw = open_with(&self.inner.master, &data_key_identity(version), wrapped).map_err(|_| {
+            StoreError::Corrupt(format!("data key {version} does not open under the seal key"))
+        })?;
+        let raw: [u8; 32] =
+            raw.try_into().map_err(|_| StoreError::Corrupt(format!("data key {version} is not 32 bytes")))?;
+        self.inner
+            .data_keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(version, std::sync::Arc::new(aes_key(&raw)));
+        Ok(())
+    }
+}
+
+/// A new random data key.
+pub(crate) fn random_data_key() -> [u8; 32] {
+    KeyMaterial::generate().0
 }
 
 /// Keyed hashes of client tokens: the database never holds a usable token.

@@ -48,9 +48,22 @@ pub enum StoreError {
     DevKeyInProduction,
     #[error("the database holds no seal key and none was given")]
     NoKey,
+    #[error("a secret is sealed under data key {0}, which this process has not loaded")]
+    UnknownSealKey(u32),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What a data key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new active data key.
+    pub version: u32,
+    /// Secrets now sealed under it.
+    pub resealed: u64,
+    /// Secrets rewritten by a server meanwhile (run the rotation again to cover them).
+    pub skipped: u64,
+}
 
 /// Where the seal key comes from.
 pub enum KeySource {
@@ -142,14 +155,100 @@ impl Store {
         }
         let material = crypto::resolve_key(&pool, key).await?;
         let installation_id = crypto::installation_id(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             seal: Seal::new(&material),
             hasher: TokenHasher::new(&material),
             audit_hasher: TokenHasher::for_audit(&material),
             installation_id,
-        })
+        };
+        store.load_seal_keys().await?;
+        Ok(store)
+    }
+
+    /// Loads the data keys this process does not have yet (another process may have rotated).
+    pub async fn load_seal_keys(&self) -> Result<()> {
+        let rows =
+            sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT version, wrapped FROM seal_keys ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?;
+        for (version, wrapped) in rows {
+            let version =
+                u32::try_from(version).map_err(|_| StoreError::Corrupt("data key version".into()))?;
+            if !self.seal.has_version(version) {
+                self.seal.install_data_key(version, &wrapped)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a sealed value, loading data keys first if it names one not loaded yet.
+    pub async fn open_sealed(&self, identity: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        match self.seal.open(identity, sealed) {
+            Err(StoreError::UnknownSealKey(_)) => {
+                self.load_seal_keys().await?;
+                self.seal.open(identity, sealed)
+            }
+            other => other,
+        }
+    }
+
+    /// Adds a data key and re-seals every stored secret under it, while servers keep running:
+    /// each value is swapped only if it is still the one that was read (a concurrent write
+    /// wins and is counted as skipped; run again to cover it). Old keys stay, so values
+    /// sealed by a server that has not loaded the new key yet still open.
+    pub async fn rotate_seal_key(&self) -> Result<Rotation> {
+        self.load_seal_keys().await?;
+        let version = loop {
+            let version = self.seal.active_version() + 1;
+            let wrapped = self.seal.wrap_data_key(version, &crypto::random_data_key());
+            let inserted = sqlx::query(
+                "INSERT INTO seal_keys (version, wrapped, created_at) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
+            )
+            .bind(i64::from(version))
+            .bind(&wrapped)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                self.seal.install_data_key(version, &wrapped)?;
+                break version;
+            }
+            // Another rotation took this number: load it and go one further.
+            self.load_seal_keys().await?;
+        };
+        let mut rotation = Rotation { version, resealed: 0, skipped: 0 };
+        let rows = sqlx::query_as::<_, (String, String, Vec<u8>)>(
+            "SELECT mount_id, entry, secret FROM aws_config WHERE secret IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (mount_id, entry, sealed) in rows {
+            if Seal::version_of(&sealed) == version {
+                continue;
+            }
+            let identity = aws::config_identity(&mount_id, &entry);
+            let plain = self.open_sealed(&identity, &sealed).await?;
+            let resealed = self.seal.seal(&identity, &plain);
+            let swapped = sqlx::query(
+                "UPDATE aws_config SET secret = $1 WHERE mount_id = $2 AND entry = $3 AND secret = $4",
+            )
+            .bind(&resealed)
+            .bind(&mount_id)
+            .bind(&entry)
+            .bind(&sealed)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if swapped == 1 {
+                rotation.resealed += 1;
+            } else {
+                rotation.skipped += 1;
+            }
+        }
+        Ok(rotation)
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -162,3 +162,40 @@ async fn next_due_body(db: Db) {
     leases::make_due(pool, "c", 200).await.unwrap();
     assert_eq!(leases::next_due(pool).await.unwrap(), Some(200));
 }
+
+both!(rotation_reseals_under_a_new_data_key, rotation_body);
+async fn rotation_body(db: Db) {
+    use keymint_store::crypto::Seal;
+    let a = db.open(KeySource::DevStored).await.unwrap();
+    let m = mount("aws/");
+    mounts::insert(a.pool(), &m).await.unwrap();
+    let m1 = m.id.as_str();
+    let identity = aws::config_identity(m1, "root");
+    let before = a.seal().seal(&identity, b"root secret");
+    assert_eq!(Seal::version_of(&before), 0);
+    let row = aws::ConfigRow { body: "{}".into(), secret: Some(before.clone()), updated_at: 1 };
+    aws::put_config(a.pool(), m1, "root", &row).await.unwrap();
+    // A second process on the same database, as another replica would be.
+    let b = db.open(KeySource::DevStored).await.unwrap();
+
+    let done = a.rotate_seal_key().await.unwrap();
+    assert_eq!((done.version, done.resealed, done.skipped), (1, 1, 0));
+    let stored = aws::get_config(a.pool(), m1, "root").await.unwrap().unwrap().secret.unwrap();
+    assert_eq!(Seal::version_of(&stored), 1);
+    assert_ne!(stored, before);
+    // The other process has not loaded key 1: its plain open says so, open_sealed loads it.
+    assert!(matches!(b.seal().open(&identity, &stored), Err(StoreError::UnknownSealKey(1))));
+    assert_eq!(b.open_sealed(&identity, &stored).await.unwrap(), b"root secret");
+    // Values sealed before the rotation still open; new ones go under the new key.
+    assert_eq!(b.open_sealed(&identity, &before).await.unwrap(), b"root secret");
+    assert_eq!(Seal::version_of(&b.seal().seal(&identity, b"x")), 1);
+    // The identity still binds: the value does not open as another row's.
+    assert!(b.open_sealed(&aws::config_identity("m2", "root"), &stored).await.is_err());
+
+    let again = b.rotate_seal_key().await.unwrap();
+    assert_eq!((again.version, again.resealed), (2, 1));
+    let reopened = db.open(KeySource::DevStored).await.unwrap();
+    let stored = aws::get_config(reopened.pool(), m1, "root").await.unwrap().unwrap().secret.unwrap();
+    assert_eq!(Seal::version_of(&stored), 2);
+    assert_eq!(reopened.open_sealed(&identity, &stored).await.unwrap(), b"root secret");
+}
