@@ -7,6 +7,15 @@ use keymint_tests::*;
 
 const ROOT_SECRET: &str = "kmaudit-root-secret-value-9d2e71";
 
+/// Enables the `file/` device, writing to `audit.log` in `dir`; returns the log's path.
+async fn enable_file_device(km: &Keymint, dir: &std::path::Path) -> std::path::PathBuf {
+    let log = dir.join("audit.log");
+    km.put("sys/audit/file", json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}))
+        .await
+        .expect(204);
+    log
+}
+
 fn records(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
@@ -16,10 +25,7 @@ async fn every_call_is_recorded_without_secrets(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let km = &env.km;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    km.put("sys/audit/file", json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}))
-        .await
-        .expect(204);
+    let log = enable_file_device(km, dir.path()).await;
     let listed = km.get("sys/audit").await.expect(200);
     assert_eq!(listed.data()["file/"]["type"], "file", "{listed}");
     km.put("sys/audit/other", json!({"type": "syslog"}))
@@ -84,10 +90,7 @@ async fn requests_are_refused_when_no_device_can_record_them(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let km = &env.km;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    km.put("sys/audit/file", json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}))
-        .await
-        .expect(204);
+    enable_file_device(km, dir.path()).await;
     km.put("sys/audit/full", json!({"type": "file", "options": {"file_path": "/dev/full"}}))
         .await
         .expect(204);

@@ -1,6 +1,7 @@
 //! Vault's token store rules: creating a token under a parent (policy subset, TTLs, use
 //! limits, orphans), renewing one within its maximum, and the tree revocation walks.
 
+use keymint_lease::ttl::format_go_duration;
 use keymint_store::Store;
 use keymint_store::tokens::{self, TokenRow};
 
@@ -210,8 +211,8 @@ pub async fn renew(store: &Store, row: &TokenRow, increment: i64, now_ms: i64) -
         if ttl > left {
             warning = Some(format!(
                 "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
-                go_duration(ttl),
-                go_duration(left)
+                format_go_duration(ttl.max(0).unsigned_abs()),
+                format_go_duration(left.max(0).unsigned_abs())
             ));
             ttl = left;
         }
@@ -219,18 +220,6 @@ pub async fn renew(store: &Store, row: &TokenRow, increment: i64, now_ms: i64) -
     let expire_at = now_ms + ttl * 1000;
     tokens::set_expiry(store.pool(), &row.accessor, expire_at, now_ms).await?;
     Ok(Renewed { ttl, expire_at, warning })
-}
-
-/// `1h2m3s` as Go prints durations.
-fn go_duration(secs: i64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// The accessors of a token and all its descendants, deepest first: the order in which a
@@ -261,12 +250,5 @@ mod tests {
         assert_eq!(display_name(None), "token");
         assert_eq!(display_name(Some("  ")), "token");
         assert_eq!(display_name(Some("ci pipeline/7")), "token-ci-pipeline-7");
-    }
-
-    #[test]
-    fn durations_print_like_go() {
-        assert_eq!(go_duration(3723), "1h2m3s");
-        assert_eq!(go_duration(60), "1m0s");
-        assert_eq!(go_duration(5), "5s");
     }
 }

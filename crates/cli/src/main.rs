@@ -132,18 +132,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         )
     } else {
         let path = args.config.context("--config is required outside dev mode")?;
-        let env = |k: &str| std::env::var(k).ok();
-        let cfg = match config::load(&path, &env) {
-            Ok(cfg) => cfg,
-            Err(errors) => {
-                let mut stderr = std::io::stderr().lock();
-                let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), path.display());
-                for e in &errors {
-                    let _ = writeln!(stderr, "  - {e}");
-                }
-                std::process::exit(2);
-            }
-        };
+        let cfg = load_config_or_exit(&path);
         let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
         timing = cfg.leases;
         audit_file = cfg.audit_file.clone();
@@ -246,20 +235,26 @@ async fn server(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-/// The store a production config names, opened with its seal key; config problems exit 2.
-async fn open_configured(config: &std::path::Path) -> Result<Store> {
+/// Loads a config file with its `KEYMINT_*` overrides; on problems, lists them all and exits
+/// with status 2 (before anything is opened or bound).
+fn load_config_or_exit(path: &std::path::Path) -> config::Config {
     let env = |k: &str| std::env::var(k).ok();
-    let cfg = match config::load(config, &env) {
+    match config::load(path, &env) {
         Ok(cfg) => cfg,
         Err(errors) => {
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), config.display());
+            let _ = writeln!(stderr, "keymint: {} problem(s) in {}:", errors.len(), path.display());
             for e in &errors {
                 let _ = writeln!(stderr, "  - {e}");
             }
             std::process::exit(2);
         }
-    };
+    }
+}
+
+/// The store a production config names, opened with its seal key; config problems exit 2.
+async fn open_configured(config: &std::path::Path) -> Result<Store> {
+    let cfg = load_config_or_exit(config);
     let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
     // Opening checks the seal key against the store: a wrong key stops here.
     Store::open(&options, KeySource::Given(cfg.seal_key)).await.context("opening storage")
