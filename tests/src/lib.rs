@@ -82,6 +82,20 @@ fn root_config_at(endpoint: &str) -> Value {
     })
 }
 
+/// A one-statement S3 read policy: the inline policy of the tests' `iam_user` roles.
+pub const S3_READ_POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+
+/// Writes `aws/roles/<name>`: `iam_user`, [`S3_READ_POLICY`] inline, users under `user_path`.
+pub async fn write_iam_user_role(km: &Keymint, name: &str, user_path: &str) {
+    km.post(
+        &format!("aws/roles/{name}"),
+        json!({"credential_type": "iam_user", "policy_document": S3_READ_POLICY, "user_path": user_path}),
+    )
+    .await
+    .expect(204);
+}
+
 /// The installation id a server tags its IAM users with (reported as `cluster_id`).
 pub async fn installation_id(km: &Keymint) -> String {
     let health = km.anonymous().get("sys/health").await.expect(200);

@@ -23,14 +23,7 @@ async fn start(storage: &Storage) -> (Moto, FaultProxy, Keymint) {
     let proxy = FaultProxy::start(&moto).await;
     let km = Keymint::start_with(storage.url(), FLAGS).await;
     km.post("aws/config/root", root_config_via(&proxy)).await.expect(200);
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-    km.post(
-        "aws/roles/deploy",
-        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
-    )
-    .await
-    .expect(204);
+    write_iam_user_role(&km, "deploy", USER_PATH).await;
     (moto, proxy, km)
 }
 

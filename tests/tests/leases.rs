@@ -12,14 +12,7 @@ const USER_PATH: &str = "/keymint-leases/";
 
 /// Writes the `deploy` role: iam_user, one inline policy, users under [`USER_PATH`].
 async fn write_role(km: &Keymint) {
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-    km.post(
-        "aws/roles/deploy",
-        json!({"credential_type": "iam_user", "policy_document": policy.to_string(), "user_path": USER_PATH}),
-    )
-    .await
-    .expect(204);
+    write_iam_user_role(km, "deploy", USER_PATH).await;
 }
 
 async fn env_with_role(backend: Backend, lease: &str, lease_max: &str) -> TestEnv {

@@ -38,14 +38,7 @@ path "auth/token/create" {
 async fn env_with_role(backend: Backend) -> TestEnv {
     let env = TestEnv::start(backend).await;
     env.configure_root().await;
-    env.km
-        .post(
-            "aws/roles/deploy",
-            json!({"credential_type": "iam_user", "user_path": USER_PATH,
-                   "policy_document": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#}),
-        )
-        .await
-        .expect(204);
+    write_iam_user_role(&env.km, "deploy", USER_PATH).await;
     env.km.put("sys/policies/acl/deployer", json!({"policy": DEPLOYER})).await.expect(204);
     env.km.put("sys/policies/acl/token-maker", json!({"policy": TOKEN_MAKER})).await.expect(204);
     env
