@@ -32,6 +32,7 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         .await
         .expect(204);
     let lease = km.get("aws/creds/deploy").await.expect(200).json()["lease_id"].as_str().unwrap().to_owned();
+    km.put("sys/audit/file", json!({"type": "file", "options": {"file_path": "discard"}})).await.expect(204);
     km.put("sys/policies/acl/existing", json!({"policy": "path \"x\" {\n capabilities = [\"read\"]\n}\n"}))
         .await
         .expect(204);
@@ -127,6 +128,25 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
                 "auth/token/create",
                 r#"path "auth/token/create" { capabilities = ["update"] }"#,
                 200,
+            )
+        },
+        Case {
+            body: json!({"input": "x"}),
+            ..case(
+                "POST",
+                "sys/audit-hash/file",
+                r#"path "sys/audit-hash/*" { capabilities = ["update"] }"#,
+                200,
+            )
+        },
+        Case {
+            body: json!({"type": "file", "options": {"file_path": "discard"}}),
+            short: Some(r#"path "sys/audit/*" { capabilities = ["update"] }"#),
+            ..case(
+                "PUT",
+                "sys/audit/second",
+                r#"path "sys/audit/*" { capabilities = ["update", "sudo"] }"#,
+                204,
             )
         },
         Case {

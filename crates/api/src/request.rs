@@ -190,13 +190,15 @@ fn needs_sudo(op: Operation, path: &str) -> bool {
         "sys/leases/revoke-force/",
         "sys/revoke-prefix/",
         "sys/revoke-force/",
-        "sys/audit",
+        "sys/audit/",
         "sys/rotate",
         "auth/token/revoke-orphan",
         "auth/token/accessors",
     ];
     PREFIXES.iter().any(|p| path.starts_with(p))
         || (op == Operation::List && path.starts_with("sys/leases/lookup/"))
+        // `sys/audit` itself, not `sys/audit-hash`, which Vault does not guard with sudo.
+        || path == "sys/audit"
         || path == "sys/leases"
         || path.starts_with("sys/leases/count")
 }

@@ -42,7 +42,7 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<ServerConfig, 
 pub struct TlsListener {
     incoming: tokio::sync::mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
     local: SocketAddr,
-    _accepting: tokio::task::JoinHandle<()>,
+    accepting: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
@@ -73,13 +73,13 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener { incoming: rx, local, _accepting: accepting })
+        Ok(TlsListener { incoming: rx, local, accepting })
     }
 }
 
 impl Drop for TlsListener {
     fn drop(&mut self) {
-        self._accepting.abort();
+        self.accepting.abort();
     }
 }
 

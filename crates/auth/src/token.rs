@@ -162,10 +162,7 @@ pub async fn create(
         path: if req.orphan_endpoint { "auth/token/create-orphan" } else { "auth/token/create" }.into(),
         last_renewal: None,
     };
-    match tokens::insert(store.pool(), &row, true).await {
-        Ok(()) => {}
-        Err(e) => return Err(e.into()),
-    }
+    tokens::insert(store.pool(), &row, true).await?;
     // With a given id, an existing token of that id is not replaced.
     if tokens::get_by_accessor(store.pool(), &row.accessor).await?.is_none() {
         return Err(invalid("cannot create a token with a duplicate ID"));
