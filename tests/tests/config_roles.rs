@@ -231,6 +231,8 @@ async fn roles_crud_and_list(backend: Backend) {
         "role_arns": null,
         "session_tags": null,
         "user_path": "/keymint/",
+        "usable_timeout": 0,
+        "wait_until_usable": false,
     });
     assert_eq!(read.data(), &expected, "{read}");
     assert_eq!(read.json()["lease_id"], "", "{read}");

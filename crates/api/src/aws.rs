@@ -59,6 +59,12 @@ const ROOT_FIELDS: &[&str] = &[
     "role_session_name",
     "duration",
     "expected_account_id",
+    "iam_write_rate",
+    "iam_read_rate",
+    "sts_rate",
+    "max_queue_wait",
+    "retry_deadline",
+    "call_timeout",
     "verify_connection",
 ];
 const LEASE_FIELDS: &[&str] = &["lease", "lease_max"];
@@ -81,8 +87,11 @@ const ROLE_FIELDS: &[&str] = &[
     "mfa_serial_number",
     "policy",
     "arn",
+    "wait_until_usable",
+    "usable_timeout",
 ];
-const CREDS_FIELDS: &[&str] = &["name", "role_arn", "role_session_name", "ttl", "mfa_code", "orphan"];
+const CREDS_FIELDS: &[&str] =
+    &["name", "role_arn", "role_session_name", "ttl", "mfa_code", "orphan", "wait_until_usable"];
 
 /// Vault's warning for parameters a path does not know, added to any reply with a body.
 fn unknown_warning(data: &RequestData, known: &[&str]) -> Option<String> {
@@ -197,6 +206,12 @@ async fn read_root(state: &AppState, ctx: &MountCtx) -> ApiResult<Reply> {
         "role_session_name": cfg.role_session_name,
         "duration": cfg.duration,
         "expected_account_id": cfg.expected_account_id,
+        "iam_write_rate": cfg.iam_write_rate,
+        "iam_read_rate": cfg.iam_read_rate,
+        "sts_rate": cfg.sts_rate,
+        "max_queue_wait": cfg.max_queue_wait,
+        "retry_deadline": cfg.retry_deadline,
+        "call_timeout": cfg.call_timeout,
     })))
 }
 
@@ -225,6 +240,12 @@ async fn write_root(state: &AppState, ctx: &MountCtx, d: &RequestData) -> ApiRes
         role_session_name: d.get_string("role_session_name")?,
         duration: d.get_duration_secs("duration")?,
         expected_account_id: d.get_string("expected_account_id")?,
+        iam_write_rate: non_negative(d, "iam_write_rate")?,
+        iam_read_rate: non_negative(d, "iam_read_rate")?,
+        sts_rate: non_negative(d, "sts_rate")?,
+        max_queue_wait: d.get_duration_secs("max_queue_wait")?,
+        retry_deadline: d.get_duration_secs("retry_deadline")?,
+        call_timeout: d.get_duration_secs("call_timeout")?,
     };
     let verify = d.get_bool("verify_connection")?.unwrap_or(true);
     match state.engine().write_root_config(ctx, input, verify).await? {
@@ -234,6 +255,15 @@ async fn write_root(state: &AppState, ctx: &MountCtx, d: &RequestData) -> ApiRes
             "user_id": who.user_id,
         }))),
         None => Ok(Reply::no_content()),
+    }
+}
+
+fn non_negative(d: &RequestData, name: &str) -> ApiResult<Option<u64>> {
+    match d.get_int(name)? {
+        Some(v) => u64::try_from(v).map(Some).map_err(|_| {
+            ApiError::BadRequest(format!("{name} must be a positive number of calls per second"))
+        }),
+        None => Ok(None),
     }
 }
 
@@ -295,6 +325,8 @@ async fn role(state: &AppState, ctx: &MountCtx, name: &str, req: LogicalRequest)
                 max_ttl: d.get_duration_secs("max_ttl")?,
                 legacy_policy: d.get_string("policy")?,
                 legacy_arn: d.get_string("arn")?,
+                wait_until_usable: d.get_bool("wait_until_usable")?,
+                usable_timeout: d.get_duration_secs("usable_timeout")?,
             };
             warnings.extend(state.engine().write_role(ctx, name, input).await?);
             Ok(finish(Reply::written(warnings), d, ROLE_FIELDS))
@@ -321,6 +353,7 @@ async fn creds(
         display_name: identity.display_name.clone(),
         token_accessor: Some(identity.accessor.clone()),
         orphan: d.get_bool("orphan")?.unwrap_or(false),
+        wait_until_usable: d.get_bool("wait_until_usable")?,
     };
     let minted = state.engine().mint(ctx, req).await?;
     state.leases().lease_created();

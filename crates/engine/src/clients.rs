@@ -3,7 +3,11 @@
 //! Credentials: static keys (with an optional session token) or the default AWS chain; a
 //! configured `role_arn` is then assumed on top of those for every call. The STS client is
 //! chosen among the configured endpoint and its fallbacks by pinging GetCallerIdentity, as
-//! Vault does.
+//! Vault does. With no `sts_endpoint`, the SDK's endpoint rules pick the regional endpoint of
+//! the region's partition (`sts.cn-north-1.amazonaws.com.cn`, `sts.us-gov-west-1.amazonaws.com`),
+//! never a hard-coded global one; IAM's endpoint follows the partition the same way.
+//!
+//! Every call goes through the mount's [`Pacer`]: the SDK's own retries are off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,12 +18,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
-use crate::aws_error::classify;
+use crate::aws_error::AwsCallError;
 use crate::config::{RootConfig, RootSecrets};
 use crate::error::{EngineError, Result};
+use crate::pace::{Op, Pacer};
 
 /// The clients of one mount at one config version.
 #[derive(Debug)]
@@ -27,6 +34,7 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     sts_candidates: Vec<aws_sdk_sts::Client>,
     sts: OnceCell<aws_sdk_sts::Client>,
+    pacer: Arc<Pacer>,
 }
 
 /// Who the configured credentials are, from GetCallerIdentity.
@@ -38,15 +46,39 @@ pub struct CallerIdentity {
 }
 
 impl AwsClients {
+    /// Runs one IAM call (`call` sends it) under the mount's pacing and retry rules.
+    pub async fn iam_call<T, E, F, Fut>(&self, op: &'static str, call: F) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.pacer.run(Op::iam(op), call).await
+    }
+
+    /// Runs one STS call under the mount's pacing and retry rules.
+    pub async fn sts_call<T, E, F, Fut>(&self, op: &'static str, call: F) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.pacer.run(Op::sts(op), call).await
+    }
+
+    pub fn pacer(&self) -> &Arc<Pacer> {
+        &self.pacer
+    }
+
     /// The first STS candidate that answers GetCallerIdentity, remembered once found.
     pub async fn sts(&self) -> Result<&aws_sdk_sts::Client> {
         self.sts
             .get_or_try_init(|| async {
                 let mut last = String::new();
                 for client in &self.sts_candidates {
-                    match client.get_caller_identity().send().await {
+                    match self.sts_call("GetCallerIdentity", || client.get_caller_identity().send()).await {
                         Ok(_) => return Ok(client.clone()),
-                        Err(e) => last = classify(&e).text,
+                        Err(e) => last = e.to_string(),
                     }
                 }
                 Err(EngineError::bad_request(format!("could not obtain sts client: {last}")))
@@ -54,12 +86,20 @@ impl AwsClients {
             .await
     }
 
+    /// An STS client like the selected one, but signing with other credentials: the probe
+    /// that tells whether a freshly minted key works yet.
+    pub async fn sts_as(&self, creds: Credentials) -> Result<aws_sdk_sts::Client> {
+        let base = self.sts().await?;
+        let conf = base.config().to_builder().credentials_provider(SharedCredentialsProvider::new(creds));
+        Ok(aws_sdk_sts::Client::from_conf(conf.build()))
+    }
+
     /// GetCallerIdentity through the first working STS endpoint: checks the credentials and
     /// tells the operator which account and principal keymint acts as.
     pub async fn caller_identity(&self) -> Result<CallerIdentity> {
         let mut last = None;
         for client in &self.sts_candidates {
-            match client.get_caller_identity().send().await {
+            match self.sts_call("GetCallerIdentity", || client.get_caller_identity().send()).await {
                 Ok(out) => {
                     let _ = self.sts.set(client.clone());
                     return Ok(CallerIdentity {
@@ -68,7 +108,7 @@ impl AwsClients {
                         user_id: out.user_id.unwrap_or_default(),
                     });
                 }
-                Err(e) => last = Some(classify(&e)),
+                Err(e) => last = Some(e),
             }
         }
         Err(match last {
@@ -92,28 +132,22 @@ fn region_of(cfg: &RootConfig) -> String {
     "us-east-1".to_string()
 }
 
-fn retry_config(max_retries: i64) -> RetryConfig {
-    if max_retries >= 0 {
-        let attempts = u32::try_from(max_retries).unwrap_or(u32::MAX - 1).saturating_add(1);
-        RetryConfig::standard().with_max_attempts(attempts)
-    } else {
-        RetryConfig::standard()
-    }
-}
-
-fn timeouts() -> TimeoutConfig {
+/// Every AWS call ends within `call_timeout`, connection included: a slow AWS never holds a
+/// request (or anything it holds) longer than that per attempt.
+fn timeouts(cfg: &RootConfig) -> TimeoutConfig {
+    let call = Duration::from_secs(cfg.call_timeout.max(1));
     TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(30))
-        .operation_timeout(Duration::from_secs(120))
+        .connect_timeout(call.min(Duration::from_secs(5)))
+        .operation_attempt_timeout(call)
+        .operation_timeout(call)
         .build()
 }
 
 async fn base_config(cfg: &RootConfig, secrets: &RootSecrets, region: &str) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
-        .retry_config(retry_config(cfg.max_retries))
-        .timeout_config(timeouts());
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts(cfg));
     if let Some(secret) = &secrets.secret_key {
         let creds = Credentials::new(
             cfg.access_key.clone(),
@@ -127,13 +161,15 @@ async fn base_config(cfg: &RootConfig, secrets: &RootSecrets, region: &str) -> S
     loader.load().await
 }
 
-/// Builds the clients for a config. Nothing is called yet: the STS candidate is chosen at
-/// first use.
-pub async fn build(cfg: &RootConfig, secrets: &RootSecrets) -> Result<AwsClients> {
+/// Builds the clients for a config, paced by `pacer`. Nothing is called yet: the STS candidate
+/// is chosen at first use.
+pub async fn build(cfg: &RootConfig, secrets: &RootSecrets, pacer: Arc<Pacer>) -> Result<AwsClients> {
     let region = region_of(cfg);
     let mut shared = base_config(cfg, secrets, &region).await;
     if !cfg.role_arn.is_empty() {
-        let mut sts_for_assume = shared.to_builder();
+        // The credentials provider refreshes the root role's session by itself, out of any
+        // request: the SDK's standard retries suit it.
+        let mut sts_for_assume = shared.to_builder().retry_config(RetryConfig::standard());
         if !cfg.sts_endpoint.is_empty() {
             sts_for_assume = sts_for_assume.endpoint_url(cfg.sts_endpoint.clone());
             if !cfg.sts_region.is_empty() {
@@ -172,7 +208,7 @@ pub async fn build(cfg: &RootConfig, secrets: &RootSecrets) -> Result<AwsClients
             aws_sdk_sts::Client::from_conf(b.build())
         })
         .collect();
-    Ok(AwsClients { iam, sts_candidates, sts: OnceCell::new() })
+    Ok(AwsClients { iam, sts_candidates, sts: OnceCell::new(), pacer })
 }
 
 /// Vault's ordered list of (region, endpoint) STS candidates. `None` as endpoint means the SDK's
@@ -236,10 +272,34 @@ mod tests {
         );
     }
 
+    /// With no `sts_endpoint`, the endpoint follows the region's partition.
     #[test]
-    fn retries_map_to_attempts() {
-        assert_eq!(retry_config(0).max_attempts(), 1);
-        assert_eq!(retry_config(4).max_attempts(), 5);
-        assert_eq!(retry_config(-1).max_attempts(), RetryConfig::standard().max_attempts());
+    fn default_endpoints_follow_the_partition() {
+        use aws_sdk_iam::config::endpoint::{Params as IamParams, ResolveEndpoint as _};
+        use aws_sdk_sts::config::endpoint::{Params as StsParams, ResolveEndpoint as _};
+        let sts = |region: &str| {
+            let params = StsParams::builder().region(region).build().unwrap();
+            let resolver = aws_sdk_sts::config::endpoint::DefaultResolver::new();
+            futures_util::FutureExt::now_or_never(resolver.resolve_endpoint(&params))
+                .unwrap()
+                .unwrap()
+                .url()
+                .to_string()
+        };
+        let iam = |region: &str| {
+            let params = IamParams::builder().region(region).build().unwrap();
+            let resolver = aws_sdk_iam::config::endpoint::DefaultResolver::new();
+            futures_util::FutureExt::now_or_never(resolver.resolve_endpoint(&params))
+                .unwrap()
+                .unwrap()
+                .url()
+                .to_string()
+        };
+        assert_eq!(sts("eu-west-1"), "https://sts.eu-west-1.amazonaws.com");
+        assert_eq!(sts("cn-north-1"), "https://sts.cn-north-1.amazonaws.com.cn");
+        assert_eq!(sts("us-gov-west-1"), "https://sts.us-gov-west-1.amazonaws.com");
+        assert!(iam("cn-north-1").ends_with(".amazonaws.com.cn"), "{}", iam("cn-north-1"));
+        assert!(iam("us-gov-west-1").contains("us-gov"), "{}", iam("us-gov-west-1"));
+        assert_eq!(iam("eu-west-1"), "https://iam.amazonaws.com");
     }
 }

@@ -5,8 +5,10 @@ use regex::Regex;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use crate::error::{EngineError, Result};
+use crate::pace;
 use crate::template::{DEFAULT_USERNAME_TEMPLATE, Kind, Template};
 
 /// The non-secret part of `config/root`, stored as JSON. Secrets live in [`RootSecrets`].
@@ -39,7 +41,22 @@ pub struct RootConfig {
     pub duration: u64,
     /// keymint: the account the credentials must belong to; checked on write.
     pub expected_account_id: String,
+    /// keymint: IAM write calls (CreateUser, DeleteUser...) per second, at most.
+    pub iam_write_rate: u64,
+    /// keymint: IAM read calls (Get*, List*) per second, at most.
+    pub iam_read_rate: u64,
+    /// keymint: STS calls per second, at most.
+    pub sts_rate: u64,
+    /// keymint: the longest, in seconds, a call may queue for its pacing slot.
+    pub max_queue_wait: u64,
+    /// keymint: how long, in seconds, a throttled or failed call is retried.
+    pub retry_deadline: u64,
+    /// keymint: the timeout, in seconds, of one attempt of one AWS call.
+    pub call_timeout: u64,
 }
+
+/// Default `call_timeout`, in seconds.
+pub const DEFAULT_CALL_TIMEOUT: u64 = 20;
 
 impl Default for RootConfig {
     fn default() -> Self {
@@ -65,6 +82,24 @@ impl Default for RootConfig {
             role_session_name: String::new(),
             duration: 0,
             expected_account_id: String::new(),
+            iam_write_rate: pace::DEFAULT_IAM_WRITE_RATE,
+            iam_read_rate: pace::DEFAULT_IAM_READ_RATE,
+            sts_rate: pace::DEFAULT_STS_RATE,
+            max_queue_wait: pace::DEFAULT_MAX_QUEUE_WAIT.as_secs(),
+            retry_deadline: pace::DEFAULT_RETRY_DEADLINE.as_secs(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+}
+
+impl RootConfig {
+    /// The mount's pacing and retry settings.
+    pub fn limits(&self) -> pace::Limits {
+        pace::Limits {
+            rates: [self.iam_write_rate as f64, self.iam_read_rate as f64, self.sts_rate as f64],
+            max_queue_wait: Duration::from_secs(self.max_queue_wait),
+            retry_deadline: Duration::from_secs(self.retry_deadline),
+            max_retries: u32::try_from(self.max_retries).ok(),
         }
     }
 }
@@ -102,6 +137,12 @@ pub struct RootConfigInput {
     pub role_session_name: Option<String>,
     pub duration: Option<u64>,
     pub expected_account_id: Option<String>,
+    pub iam_write_rate: Option<u64>,
+    pub iam_read_rate: Option<u64>,
+    pub sts_rate: Option<u64>,
+    pub max_queue_wait: Option<u64>,
+    pub retry_deadline: Option<u64>,
+    pub call_timeout: Option<u64>,
 }
 
 static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| {
@@ -154,6 +195,12 @@ pub fn apply_root_write(
     set(&mut cfg.role_session_name, input.role_session_name);
     set(&mut cfg.duration, input.duration);
     set(&mut cfg.expected_account_id, input.expected_account_id);
+    set(&mut cfg.iam_write_rate, input.iam_write_rate);
+    set(&mut cfg.iam_read_rate, input.iam_read_rate);
+    set(&mut cfg.sts_rate, input.sts_rate);
+    set(&mut cfg.max_queue_wait, input.max_queue_wait);
+    set(&mut cfg.retry_deadline, input.retry_deadline);
+    set(&mut cfg.call_timeout, input.call_timeout);
     validate_root(&cfg, &secrets)?;
     Ok((cfg, secrets))
 }
@@ -213,6 +260,21 @@ fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
         if cfg.duration > 0 && !(900..=43200).contains(&cfg.duration) {
             return bad("duration must be between 900 seconds (15m) and 43200 seconds (12h)");
         }
+    }
+    for (name, rate) in [
+        ("iam_write_rate", cfg.iam_write_rate),
+        ("iam_read_rate", cfg.iam_read_rate),
+        ("sts_rate", cfg.sts_rate),
+    ] {
+        if !(1..=10_000).contains(&rate) {
+            return bad(&format!("{name} must be between 1 and 10000 calls per second"));
+        }
+    }
+    if !(1..=300).contains(&cfg.call_timeout) {
+        return bad("call_timeout must be between 1 second and 5 minutes");
+    }
+    if cfg.retry_deadline > 3600 || cfg.max_queue_wait > 3600 {
+        return bad("retry_deadline and max_queue_wait must be at most 1 hour");
     }
     if !cfg.expected_account_id.is_empty() && !ACCOUNT_ID.is_match(&cfg.expected_account_id) {
         return bad("expected_account_id must be a 12-digit AWS account id");

@@ -4,12 +4,18 @@
 
 use serde_json::{Value, json};
 
-use crate::aws_error::classify;
+use crate::aws_error::AwsCallError;
+use crate::clients::AwsClients;
 use crate::error::{EngineError, Result};
+
+/// Vault answers group look-up failures with AWS's raw text.
+fn raw(e: AwsCallError) -> EngineError {
+    EngineError::Aws { message: e.to_string(), kind: e.failure }
+}
 
 /// The merged policy document (empty when there is none) and policy ARNs.
 pub async fn merge(
-    iam: &aws_sdk_iam::Client,
+    aws: &AwsClients,
     groups: &[String],
     role_document: &str,
     role_arns: &[String],
@@ -17,31 +23,19 @@ pub async fn merge(
     let mut documents = Vec::new();
     let mut arns = role_arns.to_vec();
     for group in groups {
-        let attached = iam
-            .list_attached_group_policies()
-            .group_name(group)
-            .send()
-            .await
-            .map_err(|e| EngineError::bad_request(classify(&e).text))?;
+        let list = aws.iam.list_attached_group_policies().group_name(group);
+        let attached =
+            aws.iam_call("ListAttachedGroupPolicies", || list.clone().send()).await.map_err(raw)?;
         for p in attached.attached_policies.unwrap_or_default() {
             if let Some(arn) = p.policy_arn {
                 arns.push(arn);
             }
         }
-        let inline = iam
-            .list_group_policies()
-            .group_name(group)
-            .send()
-            .await
-            .map_err(|e| EngineError::bad_request(classify(&e).text))?;
+        let list = aws.iam.list_group_policies().group_name(group);
+        let inline = aws.iam_call("ListGroupPolicies", || list.clone().send()).await.map_err(raw)?;
         for name in inline.policy_names {
-            let doc = iam
-                .get_group_policy()
-                .group_name(group)
-                .policy_name(&name)
-                .send()
-                .await
-                .map_err(|e| EngineError::bad_request(classify(&e).text))?;
+            let get = aws.iam.get_group_policy().group_name(group).policy_name(&name);
+            let doc = aws.iam_call("GetGroupPolicy", || get.clone().send()).await.map_err(raw)?;
             // IAM returns policy documents URL-encoded.
             let decoded =
                 percent_encoding::percent_decode_str(&doc.policy_document).decode_utf8_lossy().into_owned();

@@ -11,7 +11,9 @@ pub mod config;
 pub mod error;
 pub mod gotext;
 mod groups;
+mod iam_user;
 pub mod mint;
+pub mod pace;
 pub mod reconcile;
 pub mod revoke;
 pub mod role;
@@ -45,6 +47,9 @@ pub struct MountCtx {
 pub struct Engine {
     store: Store,
     clients: Arc<ClientCache>,
+    /// Each mount's pacing state, kept across config versions so a config write does not
+    /// reset the queue.
+    pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<pace::Pacer>>>>,
     /// How long a missing IAM user may be eventual consistency (see `revoke`).
     consistency_window: std::time::Duration,
 }
@@ -71,6 +76,7 @@ impl Engine {
         Engine {
             store,
             clients: Arc::new(ClientCache::default()),
+            pacers: Arc::default(),
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
         }
     }
@@ -115,7 +121,8 @@ impl Engine {
         let previous_version = stored.as_ref().map(|(_, _, v)| *v);
         let (cfg, secrets) = config::apply_root_write(stored.map(|(c, s, _)| (c, s)), input)?;
         let identity = if verify {
-            let clients = clients::build(&cfg, &secrets).await?;
+            let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
+            let clients = clients::build(&cfg, &secrets, pacer).await?;
             let who = clients.caller_identity().await.map_err(|e| match e {
                 EngineError::Aws { message, .. } => EngineError::BadRequest(message),
                 other => other,
@@ -151,9 +158,21 @@ impl Engine {
         if let Some(c) = self.clients.get(&mount.id, version) {
             return Ok((c, cfg));
         }
-        let built = Arc::new(clients::build(&cfg, &secrets).await?);
+        let pacer = self.pacer(&mount.id, &cfg);
+        let built = Arc::new(clients::build(&cfg, &secrets, pacer).await?);
         self.clients.put(&mount.id, version, built.clone());
         Ok((built, cfg))
+    }
+
+    /// The mount's pacer, created on first use and kept up to date with `cfg`.
+    fn pacer(&self, mount_id: &str, cfg: &RootConfig) -> Arc<pace::Pacer> {
+        let mut pacers = self.pacers.lock().unwrap_or_else(|p| p.into_inner());
+        let pacer = pacers
+            .entry(mount_id.to_string())
+            .or_insert_with(|| Arc::new(pace::Pacer::new(cfg.limits())))
+            .clone();
+        pacer.set_limits(cfg.limits());
+        pacer
     }
 
     pub async fn lease_config(&self, mount: &MountCtx) -> Result<Option<LeaseConfig>> {

@@ -6,20 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::types::Tag as IamTag;
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag as StsTag};
 use chrono::{DateTime, Utc};
 use keymint_lease::ttl::{format_go_duration, sts_ttl};
-use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
+use keymint_lease::{CredentialKind, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
-use tracing::{instrument, warn};
+use tracing::instrument;
 
-use crate::aws_error::classify;
 use crate::error::{EngineError, Result};
 use crate::role::{ASSUMED_ROLE, FEDERATION_TOKEN, IAM_USER, Role, SESSION_TOKEN};
-use crate::teardown::{self, Teardown};
 use crate::template::{Kind, Template, TemplateData};
 use crate::{Engine, MountCtx, groups};
 
@@ -44,6 +41,8 @@ pub struct CredsRequest {
     /// The calling token; the lease dies with it unless `orphan`.
     pub token_accessor: Option<String>,
     pub orphan: bool,
+    /// Overrides the role's `wait_until_usable` for this request.
+    pub wait_until_usable: Option<bool>,
 }
 
 /// A minted credential, ready for Vault's envelope.
@@ -70,7 +69,7 @@ pub fn normalize_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) { c } else { '_' }).collect()
 }
 
-fn generate_name(template: &str, kind: Kind, display: &str, role: &str) -> Result<String> {
+pub(crate) fn generate_name(template: &str, kind: Kind, display: &str, role: &str) -> Result<String> {
     let t = Template::parse(template)
         .map_err(|e| EngineError::Internal(format!("unable to initialize username template: {e}")))?;
     let (display, role) = (normalize_name(display), normalize_name(role));
@@ -97,7 +96,7 @@ fn aws_duration_bounds(kind: &str) -> (u64, u64) {
     }
 }
 
-fn secret_string(s: Option<String>) -> SecretString {
+pub(crate) fn secret_string(s: Option<String>) -> SecretString {
     SecretString::from(s.unwrap_or_default())
 }
 
@@ -137,181 +136,11 @@ impl Engine {
         }
     }
 
-    fn request_path(req: &CredsRequest) -> String {
+    pub(crate) fn request_path(req: &CredsRequest) -> String {
         format!("{}/{}", if req.via_sts_path { "sts" } else { "creds" }, req.role_name)
     }
 
-    async fn mint_iam_user(&self, mount: &MountCtx, role: &Role, req: &CredsRequest) -> Result<Minted> {
-        let (clients, cfg) = self.clients(mount).await?;
-        let iam = &clients.iam;
-        let user = generate_name(&cfg.username_template, Kind::Iam, &req.display_name, &req.role_name)?;
-        let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
-        let now = Utc::now();
-
-        let intent = wal::IntentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            mount_id: mount.id.clone(),
-            kind: "iam_user".into(),
-            data: json!({"user_name": user, "lease_id": lease_id}).to_string(),
-            created_at: now.timestamp_millis(),
-        };
-        wal::insert(self.store.pool(), &intent)
-            .await
-            .map_err(|e| EngineError::Internal(format!("error writing WAL entry: {e}")))?;
-
-        let owner_tags = [
-            IamTag::builder().key(OWNER_TAG).value(OWNER_TAG_VALUE).build(),
-            IamTag::builder().key(LEASE_TAG).value(&lease_id).build(),
-            IamTag::builder().key(INSTALLATION_TAG).value(self.store.installation_id()).build(),
-        ];
-        let mut create = iam.create_user().user_name(&user).path(if role.user_path.is_empty() {
-            "/"
-        } else {
-            role.user_path.as_str()
-        });
-        if !role.permissions_boundary_arn.is_empty() {
-            create = create.permissions_boundary(&role.permissions_boundary_arn);
-        }
-        for tag in owner_tags {
-            create = create.tags(tag.map_err(|e| EngineError::Internal(e.to_string()))?);
-        }
-        if let Err(e) = create.send().await {
-            // No user was made: the intent has nothing to guard.
-            if let Err(del) = wal::delete(self.store.pool(), &intent.id).await {
-                warn!(error = %del, "could not drop the intent of a user that was never created; the sweeper will");
-            }
-            return Err(classify(&e).with_prefix("Error creating IAM user"));
-        }
-
-        let built = self.finish_iam_user(iam, role, req, &user).await;
-        let (access_key, secret_key) = match built {
-            Ok(keys) => keys,
-            Err(err) => {
-                self.undo_user(iam, &user, &intent.id).await;
-                return Err(err);
-            }
-        };
-
-        let lease_cfg = self.lease_config(mount).await?;
-        let (cfg_ttl, cfg_max) = lease_cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
-        // A role's own TTLs win over config/lease, which is mount-wide.
-        let backend_ttl = if role.default_ttl > 0 { role.default_ttl } else { cfg_ttl };
-        let backend_max = if role.max_ttl > 0 { role.max_ttl } else { cfg_max };
-        let decision = calculate_ttl(backend_ttl, backend_max, mount.ttls);
-        let row = leases::LeaseRow {
-            id: lease_id.clone(),
-            mount_id: mount.id.clone(),
-            role_name: req.role_name.clone(),
-            credential_type: CredentialKind::IamUser.as_str().into(),
-            issue_time: now.timestamp_millis(),
-            expire_time: now.timestamp_millis() + (decision.ttl as i64) * 1000,
-            last_renewal: None,
-            renewable: 1,
-            // The role's TTLs travel with the lease: renewal must honour them even if the
-            // role changes or is deleted meanwhile.
-            internal: json!({"username": user, "access_key_id": access_key, "is_sts": false,
-                             "role_ttl": role.default_ttl, "role_max_ttl": role.max_ttl})
-            .to_string(),
-            secret: None,
-            token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
-            orphan: i64::from(req.orphan),
-            state: leases::STATE_ACTIVE.into(),
-            ..Default::default()
-        };
-        if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
-            self.undo_user(iam, &user, &intent.id).await;
-            return Err(EngineError::Internal(format!("failed to commit WAL entry: {e}")));
-        }
-
-        let mut warnings = Vec::new();
-        if let Some(asked) = decision.capped_from {
-            warnings.push(ttl_capped_warning(asked, decision.max));
-        }
-        let mut data = Map::new();
-        data.insert("access_key".into(), json!(access_key));
-        data.insert("secret_key".into(), json!(secret_key.expose_secret()));
-        data.insert("session_token".into(), Value::Null);
-        Ok(Minted { lease_id, lease_duration: decision.ttl, renewable: true, data, warnings })
-    }
-
-    /// Steps after CreateUser, in Vault's order: policies, groups, tags, then the key.
-    async fn finish_iam_user(
-        &self,
-        iam: &aws_sdk_iam::Client,
-        role: &Role,
-        req: &CredsRequest,
-        user: &str,
-    ) -> Result<(String, SecretString)> {
-        for arn in role.policy_arns.iter().flatten() {
-            iam.attach_user_policy()
-                .user_name(user)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| classify(&e).with_prefix("Error attaching user policy"))?;
-        }
-        if !role.policy_document.is_empty() {
-            iam.put_user_policy()
-                .user_name(user)
-                .policy_name(&req.role_name)
-                .policy_document(&role.policy_document)
-                .send()
-                .await
-                .map_err(|e| classify(&e).with_prefix("Error putting user policy"))?;
-        }
-        for group in role.iam_groups.iter().flatten() {
-            iam.add_user_to_group()
-                .user_name(user)
-                .group_name(group)
-                .send()
-                .await
-                .map_err(|e| classify(&e).with_prefix("Error adding user to group"))?;
-        }
-        if let Some(tags) = role.iam_tags.as_ref().filter(|t| !t.is_empty()) {
-            let mut call = iam.tag_user().user_name(user);
-            for (k, v) in tags {
-                call = call.tags(
-                    IamTag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(|e| EngineError::Internal(e.to_string()))?,
-                );
-            }
-            call.send().await.map_err(|e| classify(&e).with_prefix("Error adding tags to user"))?;
-        }
-        let key = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(|e| classify(&e).with_prefix("Error creating access keys"))?
-            .access_key
-            .ok_or_else(|| EngineError::Internal("AWS returned no access key".into()))?;
-        Ok((key.access_key_id, SecretString::from(key.secret_access_key)))
-    }
-
-    /// Tears down a half-made user at once; if that fails the intent stays, and the sweeper
-    /// finishes the job later.
-    async fn undo_user(&self, iam: &aws_sdk_iam::Client, user: &str, intent_id: &str) {
-        match teardown::delete_user(iam, user).await {
-            Ok(Teardown::Deleted) => {
-                if let Err(e) = wal::delete(self.store.pool(), intent_id).await {
-                    warn!(user.name = user, error = %e, "user torn down but its intent remains; the sweeper will retire it");
-                }
-            }
-            Ok(Teardown::AlreadyGone) => {
-                // Right after CreateUser this can be IAM's eventual consistency: keep the
-                // intent so the sweeper checks again after the consistency window.
-                warn!(user.name = user, "half-made user not visible yet; left to the intent sweeper");
-            }
-            Err(e) => {
-                warn!(user.name = user, error = %e, "could not tear down a half-made user; left to the intent sweeper");
-            }
-        }
-    }
-
-    async fn commit_lease(&self, row: &leases::LeaseRow, intent_id: Option<&str>) -> Result<()> {
+    pub(crate) async fn commit_lease(&self, row: &leases::LeaseRow, intent_id: Option<&str>) -> Result<()> {
         let mut tx = self.store.begin().await?;
         leases::insert(&mut *tx, row).await?;
         if let Some(id) = intent_id {
@@ -346,7 +175,7 @@ impl Engine {
         } else {
             let groups = role.iam_groups.clone().unwrap_or_default();
             groups::merge(
-                &clients.iam,
+                &clients,
                 &groups,
                 &role.policy_document,
                 role.policy_arns.as_deref().unwrap_or(&[]),
@@ -405,7 +234,10 @@ impl Engine {
                 if !role.external_id.is_empty() {
                     call = call.external_id(&role.external_id);
                 }
-                let out = call.send().await.map_err(|e| classify(&e).with_prefix("Error assuming role"))?;
+                let out = clients
+                    .sts_call("AssumeRole", || call.clone().send())
+                    .await
+                    .map_err(|e| e.with_prefix("Error assuming role"))?;
                 let arn = out.assumed_role_user.map(|u| u.arn).unwrap_or_default();
                 data.insert("arn".into(), json!(arn));
                 (sts_creds(out.credentials)?, session)
@@ -427,8 +259,10 @@ impl Engine {
                 if !policy.is_empty() {
                     call = call.policy(&policy);
                 }
-                let out =
-                    call.send().await.map_err(|e| classify(&e).with_prefix("Error generating STS keys"))?;
+                let out = clients
+                    .sts_call("GetFederationToken", || call.clone().send())
+                    .await
+                    .map_err(|e| e.with_prefix("Error generating STS keys"))?;
                 (sts_creds(out.credentials)?, name)
             }
             _ => {
@@ -440,8 +274,10 @@ impl Engine {
                 if let Some(code) = req.mfa_code.as_deref().filter(|c| !c.is_empty()) {
                     call = call.token_code(code);
                 }
-                let out =
-                    call.send().await.map_err(|e| classify(&e).with_prefix("Error generating STS keys"))?;
+                let out = clients
+                    .sts_call("GetSessionToken", || call.clone().send())
+                    .await
+                    .map_err(|e| e.with_prefix("Error generating STS keys"))?;
                 (sts_creds(out.credentials)?, String::new())
             }
         };

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use keymint_store::{leases, wal};
 use serde::Serialize;
 
-use crate::aws_error::classify;
 use crate::error::Result;
 use crate::mint::{INSTALLATION_TAG, LEASE_TAG, OWNER_TAG, OWNER_TAG_VALUE};
 use crate::teardown;
@@ -38,22 +37,21 @@ impl Engine {
         let mut strays = Vec::new();
         let mut marker = None;
         loop {
-            let page = iam
-                .list_users()
-                .set_marker(marker.take())
-                .send()
+            let list = iam.list_users().set_marker(marker.take());
+            let page = clients
+                .iam_call("ListUsers", || list.clone().send())
                 .await
-                .map_err(|e| classify(&e).with_prefix("Error listing IAM users"))?;
+                .map_err(|e| e.with_prefix("Error listing IAM users"))?;
             for user in page.users {
                 let created =
                     DateTime::<Utc>::from_timestamp(user.create_date.secs(), 0).unwrap_or_else(Utc::now);
                 if created > cutoff {
                     continue;
                 }
-                let tags = match iam.list_user_tags().user_name(&user.user_name).send().await {
+                let list_tags = iam.list_user_tags().user_name(&user.user_name);
+                let tags = match clients.iam_call("ListUserTags", || list_tags.clone().send()).await {
                     Ok(out) => out.tags,
-                    Err(e) => {
-                        let err = classify(&e);
+                    Err(err) => {
                         if err.is_code("NoSuchEntity") {
                             continue;
                         }
@@ -87,7 +85,7 @@ impl Engine {
         let (clients, _) = self.clients(mount).await?;
         let mut removal = Removal { removed: Vec::new(), failed: Vec::new() };
         for stray in strays {
-            match teardown::delete_user(&clients.iam, &stray.user_name).await {
+            match teardown::delete_user(&clients, &stray.user_name).await {
                 Ok(_) => {
                     tracing::info!(user.name = %stray.user_name, lease.id = %stray.lease_id, "stray IAM user removed");
                     removal.removed.push(stray);

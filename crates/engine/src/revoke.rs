@@ -27,14 +27,14 @@ struct IntentData {
 }
 
 impl Engine {
-    async fn iam_for_mount(&self, mount_id: &str) -> Result<aws_sdk_iam::Client, String> {
+    async fn aws_for_mount(&self, mount_id: &str) -> Result<std::sync::Arc<crate::AwsClients>, String> {
         let mount = keymint_store::mounts::get_by_id(self.store.pool(), mount_id)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("mount {mount_id} no longer exists"))?;
         let ctx = MountCtx { id: mount.id, path: mount.path, ttls: Default::default() };
         let (clients, _) = self.clients(&ctx).await.map_err(|e| e.to_string())?;
-        Ok(clients.iam.clone())
+        Ok(clients)
     }
 }
 
@@ -46,10 +46,10 @@ impl keymint_lease::Revoker for Engine {
         }
         let data: IntentData =
             serde_json::from_str(&intent.data).map_err(|e| format!("intent data is unreadable: {e}"))?;
-        let iam = self.iam_for_mount(&intent.mount_id).await?;
+        let aws = self.aws_for_mount(&intent.mount_id).await?;
         // Past the grace period, "no such user" is the truth: the creation never happened or
         // was already undone.
-        teardown::delete_user(&iam, &data.user_name).await.map(|_| ()).map_err(|e| e.to_string())
+        teardown::delete_user(&aws, &data.user_name).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
@@ -62,8 +62,8 @@ impl keymint_lease::Revoker for Engine {
         if internal.username.is_empty() {
             return Err("secret is missing username internal data".into());
         }
-        let iam = self.iam_for_mount(&lease.mount_id).await?;
-        match teardown::delete_user(&iam, &internal.username).await {
+        let aws = self.aws_for_mount(&lease.mount_id).await?;
+        match teardown::delete_user(&aws, &internal.username).await {
             Ok(Teardown::Deleted) => Ok(()),
             Ok(Teardown::AlreadyGone) => {
                 let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;

@@ -40,7 +40,14 @@ pub struct Role {
     /// Set on roles written with the legacy parameters: `creds/` and `sts/` then mint different
     /// types.
     pub prohibit_flexible_cred_path: bool,
+    /// keymint: an `iam_user` request returns only once AWS accepts the new key.
+    pub wait_until_usable: bool,
+    /// keymint: how long, in seconds, to wait for that (0: [`DEFAULT_USABLE_TIMEOUT`]).
+    pub usable_timeout: u64,
 }
+
+/// How long an `iam_user` request waits for its new key to work, unless the role says.
+pub const DEFAULT_USABLE_TIMEOUT: u64 = 30;
 
 /// The fields one role write supplied (`None`: not supplied).
 #[derive(Debug, Default, Clone)]
@@ -62,6 +69,8 @@ pub struct RoleInput {
     pub max_ttl: Option<u64>,
     pub legacy_policy: Option<String>,
     pub legacy_arn: Option<String>,
+    pub wait_until_usable: Option<bool>,
+    pub usable_timeout: Option<u64>,
 }
 
 /// The outcome of a role write: the role to store and Vault's warnings.
@@ -88,7 +97,7 @@ pub fn compact_policy(doc: &str) -> Result<String> {
 }
 
 fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
-    let named: [(&str, bool); 15] = [
+    let named: [(&str, bool); 17] = [
         ("an explicit credential_type", input.credential_type.is_some()),
         ("role_arns", input.role_arns.is_some()),
         ("policy_arns", input.policy_arns.is_some()),
@@ -104,6 +113,8 @@ fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
         ("mfa_serial_number", input.mfa_serial_number.is_some()),
         ("default_ttl", input.default_ttl.is_some()),
         ("max_ttl", input.max_ttl.is_some()),
+        ("wait_until_usable", input.wait_until_usable.is_some()),
+        ("usable_timeout", input.usable_timeout.is_some()),
     ];
     named.into_iter().find(|(_, present)| *present).map(|(name, _)| name)
 }
@@ -200,6 +211,12 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
     if let Some(v) = input.max_ttl {
         role.max_ttl = v;
     }
+    if let Some(v) = input.wait_until_usable {
+        role.wait_until_usable = v;
+    }
+    if let Some(v) = input.usable_timeout {
+        role.usable_timeout = v;
+    }
     let errors = validate(&role);
     if !errors.is_empty() {
         return Err(EngineError::bad_request(format!(
@@ -263,6 +280,15 @@ fn validate(role: &Role) -> Vec<String> {
             ));
         }
     }
+    if (role.wait_until_usable || role.usable_timeout > 0) && kind != IAM_USER {
+        errors.push(
+            "wait_until_usable and usable_timeout are for iam_user roles: STS credentials work at once"
+                .into(),
+        );
+    }
+    if role.usable_timeout > 600 {
+        errors.push("usable_timeout must be at most 10 minutes".into());
+    }
     if !role.permissions_boundary_arn.is_empty() {
         if kind != IAM_USER {
             errors.push("cannot supply permissions_boundary_arn when credential_type isn't iam_user".into());
@@ -325,6 +351,8 @@ impl Role {
             "mfa_serial_number": self.mfa_serial_number,
             "default_ttl": self.default_ttl,
             "max_ttl": self.max_ttl,
+            "wait_until_usable": self.wait_until_usable,
+            "usable_timeout": self.usable_timeout,
         })
     }
 

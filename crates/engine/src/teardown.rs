@@ -5,9 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use aws_sdk_iam::Client;
-
-use crate::aws_error::{AwsCallError, classify};
+use crate::aws_error::AwsCallError;
+use crate::clients::AwsClients;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Teardown {
@@ -22,13 +21,15 @@ const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 /// One removal call of a teardown, run alongside the others.
 type Removal<'a> = Pin<Box<dyn Future<Output = Result<(), AwsCallError>> + Send + 'a>>;
 
-/// Runs `$call` (a paginated IAM list call with `.marker()`), collecting `$field` of every page.
+/// Runs `$call` (the paginated IAM list call `$op`, with `.marker()`) through the pacer of
+/// `$aws`, collecting `$items` of every page.
 macro_rules! collect_pages {
-    ($call:expr, $items:ident, $map:expr) => {{
+    ($aws:expr, $op:literal, $call:expr, $items:ident, $map:expr) => {{
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = $call.set_marker(marker.take()).send().await.map_err(|e| classify(&e))?;
+            let request = $call.set_marker(marker.take());
+            let page = $aws.iam_call($op, || request.clone().send()).await?;
             out.extend(ListItems::items(page.$items).into_iter().map($map));
             match (page.is_truncated, page.marker) {
                 (true, Some(m)) => marker = Some(m),
@@ -58,8 +59,9 @@ impl<T> ListItems<T> for Option<Vec<T>> {
 
 /// Deletes `user` and everything attached to it. Items that vanish meanwhile (NoSuchEntity on
 /// one of them) are fine; any other failure stops and is returned, and a retry starts over.
-pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallError> {
-    let groups = match list_groups(iam, user).await {
+pub async fn delete_user(aws: &AwsClients, user: &str) -> Result<Teardown, AwsCallError> {
+    let iam = &aws.iam;
+    let groups = match list_groups(aws, user).await {
         Ok(groups) => groups,
         Err(e) if e.is_code(NO_SUCH_ENTITY) => return Ok(Teardown::AlreadyGone),
         Err(e) => return Err(e),
@@ -67,9 +69,19 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
     // The user exists: what hangs on it is listed all at once, then removed all at once, so a
     // teardown costs a few round trips to IAM however many calls it makes.
     let (inline, attached, keys, mfa, ssh, certs) = tokio::try_join!(
-        async { Ok(collect_pages!(iam.list_user_policies().user_name(user), policy_names, |n: String| n)) },
         async {
             Ok(collect_pages!(
+                aws,
+                "ListUserPolicies",
+                iam.list_user_policies().user_name(user),
+                policy_names,
+                |n: String| n
+            ))
+        },
+        async {
+            Ok(collect_pages!(
+                aws,
+                "ListAttachedUserPolicies",
                 iam.list_attached_user_policies().user_name(user),
                 attached_policies,
                 |p: aws_sdk_iam::types::AttachedPolicy| p.policy_arn.unwrap_or_default()
@@ -77,6 +89,8 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
         },
         async {
             Ok(collect_pages!(
+                aws,
+                "ListAccessKeys",
                 iam.list_access_keys().user_name(user),
                 access_key_metadata,
                 |k: aws_sdk_iam::types::AccessKeyMetadata| k.access_key_id.unwrap_or_default()
@@ -84,6 +98,8 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
         },
         async {
             Ok(collect_pages!(
+                aws,
+                "ListMFADevices",
                 iam.list_mfa_devices().user_name(user),
                 mfa_devices,
                 |d: aws_sdk_iam::types::MfaDevice| d.serial_number
@@ -91,6 +107,8 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
         },
         async {
             Ok(collect_pages!(
+                aws,
+                "ListSSHPublicKeys",
                 iam.list_ssh_public_keys().user_name(user),
                 ssh_public_keys,
                 |k: aws_sdk_iam::types::SshPublicKeyMetadata| k.ssh_public_key_id
@@ -98,6 +116,8 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
         },
         async {
             Ok::<_, AwsCallError>(collect_pages!(
+                aws,
+                "ListSigningCertificates",
                 iam.list_signing_certificates().user_name(user),
                 certificates,
                 |c: aws_sdk_iam::types::SigningCertificate| c.certificate_id
@@ -107,57 +127,84 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
     let mut removals: Vec<Removal<'_>> = Vec::new();
     for key in keys {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.delete_access_key().user_name(user).access_key_id(key).send().await)
+            {
+                let r = iam.delete_access_key().user_name(user).access_key_id(key);
+                tolerate_gone(aws.iam_call("DeleteAccessKey", || r.clone().send()).await)
+            }
         }));
     }
     for arn in attached {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.detach_user_policy().user_name(user).policy_arn(arn).send().await)
+            {
+                let r = iam.detach_user_policy().user_name(user).policy_arn(arn);
+                tolerate_gone(aws.iam_call("DetachUserPolicy", || r.clone().send()).await)
+            }
         }));
     }
     for name in inline {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.delete_user_policy().user_name(user).policy_name(name).send().await)
+            {
+                let r = iam.delete_user_policy().user_name(user).policy_name(name);
+                tolerate_gone(aws.iam_call("DeleteUserPolicy", || r.clone().send()).await)
+            }
         }));
     }
     for group in groups {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.remove_user_from_group().user_name(user).group_name(group).send().await)
+            {
+                let r = iam.remove_user_from_group().user_name(user).group_name(group);
+                tolerate_gone(aws.iam_call("RemoveUserFromGroup", || r.clone().send()).await)
+            }
         }));
     }
-    removals.push(Box::pin(
-        async move { tolerate_gone(iam.delete_login_profile().user_name(user).send().await) },
-    ));
+    removals.push(Box::pin(async move {
+        {
+            let r = iam.delete_login_profile().user_name(user);
+            tolerate_gone(aws.iam_call("DeleteLoginProfile", || r.clone().send()).await)
+        }
+    }));
     for serial in mfa {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.deactivate_mfa_device().user_name(user).serial_number(serial).send().await)
+            {
+                let r = iam.deactivate_mfa_device().user_name(user).serial_number(serial);
+                tolerate_gone(aws.iam_call("DeactivateMFADevice", || r.clone().send()).await)
+            }
         }));
     }
     for id in ssh {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.delete_ssh_public_key().user_name(user).ssh_public_key_id(id).send().await)
+            {
+                let r = iam.delete_ssh_public_key().user_name(user).ssh_public_key_id(id);
+                tolerate_gone(aws.iam_call("DeleteSSHPublicKey", || r.clone().send()).await)
+            }
         }));
     }
     for id in certs {
         removals.push(Box::pin(async move {
-            tolerate_gone(iam.delete_signing_certificate().user_name(user).certificate_id(id).send().await)
+            {
+                let r = iam.delete_signing_certificate().user_name(user).certificate_id(id);
+                tolerate_gone(aws.iam_call("DeleteSigningCertificate", || r.clone().send()).await)
+            }
         }));
     }
     // All of them run to the end even if one fails, so a retry finds less to do.
     for result in futures_util::future::join_all(removals).await {
         result?;
     }
-    match iam.delete_user().user_name(user).send().await {
+    let delete = iam.delete_user().user_name(user);
+    match aws.iam_call("DeleteUser", || delete.clone().send()).await {
         Ok(_) => {}
-        Err(e) => {
-            let err = classify(&e);
+        Err(err) => {
             if err.is_code(NO_SUCH_ENTITY) {
                 // Deleted by someone else meanwhile: the goal is reached.
             } else if err.is_code("DeleteConflict") {
                 // Service-specific credentials (CodeCommit, Keyspaces...) are rare, so they are
                 // looked for only when AWS says something still holds the user.
-                delete_service_specific_credentials(iam, user).await?;
-                tolerate_gone(iam.delete_user().user_name(user).send().await)?;
+                delete_service_specific_credentials(aws, user).await?;
+                {
+                    let r = iam.delete_user().user_name(user);
+                    tolerate_gone(aws.iam_call("DeleteUser", || r.clone().send()).await)
+                }?;
             } else {
                 return Err(err);
             }
@@ -166,40 +213,35 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<Teardown, AwsCallEr
     Ok(Teardown::Deleted)
 }
 
-async fn delete_service_specific_credentials(iam: &Client, user: &str) -> Result<(), AwsCallError> {
-    let creds =
-        iam.list_service_specific_credentials().user_name(user).send().await.map_err(|e| classify(&e))?;
+async fn delete_service_specific_credentials(aws: &AwsClients, user: &str) -> Result<(), AwsCallError> {
+    let list = aws.iam.list_service_specific_credentials().user_name(user);
+    let creds = aws.iam_call("ListServiceSpecificCredentials", || list.clone().send()).await?;
     for cred in creds.service_specific_credentials.unwrap_or_default() {
-        tolerate_gone(
-            iam.delete_service_specific_credential()
-                .user_name(user)
-                .service_specific_credential_id(cred.service_specific_credential_id)
-                .send()
-                .await,
-        )?;
+        let delete = aws
+            .iam
+            .delete_service_specific_credential()
+            .user_name(user)
+            .service_specific_credential_id(cred.service_specific_credential_id);
+        tolerate_gone(aws.iam_call("DeleteServiceSpecificCredential", || delete.clone().send()).await)?;
     }
     Ok(())
 }
 
-async fn list_groups(iam: &Client, user: &str) -> Result<Vec<String>, AwsCallError> {
-    Ok(collect_pages!(iam.list_groups_for_user().user_name(user), groups, |g: aws_sdk_iam::types::Group| g
-        .group_name))
+async fn list_groups(aws: &AwsClients, user: &str) -> Result<Vec<String>, AwsCallError> {
+    Ok(collect_pages!(
+        aws,
+        "ListGroupsForUser",
+        aws.iam.list_groups_for_user().user_name(user),
+        groups,
+        |g: aws_sdk_iam::types::Group| g.group_name
+    ))
 }
 
-fn tolerate_gone<T, E>(
-    result: Result<
-        T,
-        aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
-    >,
-) -> Result<(), AwsCallError>
-where
-    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
+/// A removal whose target is already gone reached its goal.
+fn tolerate_gone<T>(result: Result<T, AwsCallError>) -> Result<(), AwsCallError> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) => {
-            let err = classify(&e);
-            if err.is_code(NO_SUCH_ENTITY) { Ok(()) } else { Err(err) }
-        }
+        Err(err) if err.is_code(NO_SUCH_ENTITY) => Ok(()),
+        Err(err) => Err(err),
     }
 }

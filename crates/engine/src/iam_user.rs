@@ -1,0 +1,372 @@
+//! Minting `iam_user` credentials.
+//!
+//! The ordering is what makes keymint crash-safe: a write-ahead intent naming the user is
+//! committed before CreateUser, and the lease row is inserted in the same transaction that
+//! deletes the intent. At every instant the user is accounted for by an intent or a lease.
+//!
+//! The two calls that cannot simply be repeated are reconciled when their answer is lost (a
+//! 5xx, a timeout, a connection cut after the request went out):
+//! - CreateUser: GetUser tells whether the user was made; if it was not visible, the repeated
+//!   CreateUser answers EntityAlreadyExists, and the user's lease tag tells it is ours.
+//!   Either way there is one user, and the intent covers it until the lease does.
+//! - CreateAccessKey: a key may exist whose secret keymint never saw. Every key of the fresh
+//!   user is deleted before a new one is made, and once made, any other key is deleted too,
+//!   so the user ends with exactly the one key handed out.
+
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_sdk_iam::types::Tag as IamTag;
+use chrono::Utc;
+use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
+use keymint_store::{leases, wal};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::aws_error::AwsCallError;
+use crate::clients::AwsClients;
+use crate::error::{EngineError, Result};
+use crate::mint::{
+    CredsRequest, INSTALLATION_TAG, LEASE_TAG, Minted, OWNER_TAG, OWNER_TAG_VALUE, generate_name,
+    ttl_capped_warning,
+};
+use crate::role::{DEFAULT_USABLE_TIMEOUT, Role};
+use crate::teardown::{self, Teardown};
+use crate::template::Kind;
+use crate::{Engine, MountCtx};
+
+/// How many times a call whose answer was lost is reconciled and tried again.
+const RECONCILE_ATTEMPTS: u32 = 2;
+
+impl Engine {
+    pub(crate) async fn mint_iam_user(
+        &self,
+        mount: &MountCtx,
+        role: &Role,
+        req: &CredsRequest,
+    ) -> Result<Minted> {
+        let (clients, cfg) = self.clients(mount).await?;
+        let user = generate_name(&cfg.username_template, Kind::Iam, &req.display_name, &req.role_name)?;
+        let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
+        let now = Utc::now();
+
+        let intent = wal::IntentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            mount_id: mount.id.clone(),
+            kind: "iam_user".into(),
+            data: json!({"user_name": user, "lease_id": lease_id}).to_string(),
+            created_at: now.timestamp_millis(),
+        };
+        wal::insert(self.store.pool(), &intent)
+            .await
+            .map_err(|e| EngineError::Internal(format!("error writing WAL entry: {e}")))?;
+
+        if let Err(e) = self.create_user(&clients, role, &user, &lease_id).await {
+            if e.outcome_unknown() {
+                // The user may exist: the intent stays, and the sweeper removes whatever was made.
+                warn!(user.name = %user, error = %e, "CreateUser outcome unknown; left to the intent sweeper");
+            } else if let Err(del) = wal::delete(self.store.pool(), &intent.id).await {
+                warn!(error = %del, "could not drop the intent of a user that was never created; the sweeper will");
+            }
+            return Err(e.with_prefix("Error creating IAM user"));
+        }
+
+        let (access_key, secret_key) = match self.finish_iam_user(&clients, role, req, &user).await {
+            Ok(keys) => keys,
+            Err(err) => {
+                self.undo_user(&clients, &user, &intent.id).await;
+                return Err(err);
+            }
+        };
+
+        let lease_cfg = self.lease_config(mount).await?;
+        let (cfg_ttl, cfg_max) = lease_cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
+        // A role's own TTLs win over config/lease, which is mount-wide.
+        let backend_ttl = if role.default_ttl > 0 { role.default_ttl } else { cfg_ttl };
+        let backend_max = if role.max_ttl > 0 { role.max_ttl } else { cfg_max };
+        let decision = calculate_ttl(backend_ttl, backend_max, mount.ttls);
+        let row = leases::LeaseRow {
+            id: lease_id.clone(),
+            mount_id: mount.id.clone(),
+            role_name: req.role_name.clone(),
+            credential_type: CredentialKind::IamUser.as_str().into(),
+            issue_time: now.timestamp_millis(),
+            expire_time: now.timestamp_millis() + (decision.ttl as i64) * 1000,
+            last_renewal: None,
+            renewable: 1,
+            // The role's TTLs travel with the lease: renewal must honour them even if the
+            // role changes or is deleted meanwhile.
+            internal: json!({"username": user, "access_key_id": access_key, "is_sts": false,
+                             "role_ttl": role.default_ttl, "role_max_ttl": role.max_ttl})
+            .to_string(),
+            secret: None,
+            token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
+            orphan: i64::from(req.orphan),
+            state: leases::STATE_ACTIVE.into(),
+            ..Default::default()
+        };
+        if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
+            self.undo_user(&clients, &user, &intent.id).await;
+            return Err(EngineError::Internal(format!("failed to commit WAL entry: {e}")));
+        }
+
+        let mut warnings = Vec::new();
+        if let Some(asked) = decision.capped_from {
+            warnings.push(ttl_capped_warning(asked, decision.max));
+        }
+        // The lease is committed first: a caller that gives up while we wait still has its
+        // user cleaned up when the lease ends.
+        if req.wait_until_usable.unwrap_or(role.wait_until_usable) {
+            let timeout = Duration::from_secs(if role.usable_timeout > 0 {
+                role.usable_timeout
+            } else {
+                DEFAULT_USABLE_TIMEOUT
+            });
+            if let Some(w) = wait_until_usable(&clients, &access_key, &secret_key, timeout).await {
+                warnings.push(w);
+            }
+        }
+        let mut data = Map::new();
+        data.insert("access_key".into(), json!(access_key));
+        data.insert("secret_key".into(), json!(secret_key.expose_secret()));
+        data.insert("session_token".into(), Value::Null);
+        Ok(Minted { lease_id, lease_duration: decision.ttl, renewable: true, data, warnings })
+    }
+
+    /// CreateUser, reconciled when its answer is lost (see the module docs).
+    async fn create_user(
+        &self,
+        clients: &AwsClients,
+        role: &Role,
+        user: &str,
+        lease_id: &str,
+    ) -> Result<(), AwsCallError> {
+        let tag = |k: &str, v: &str| IamTag::builder().key(k).value(v).build();
+        let mut create = clients.iam.create_user().user_name(user).path(if role.user_path.is_empty() {
+            "/"
+        } else {
+            role.user_path.as_str()
+        });
+        if !role.permissions_boundary_arn.is_empty() {
+            create = create.permissions_boundary(&role.permissions_boundary_arn);
+        }
+        for (k, v) in [
+            (OWNER_TAG, OWNER_TAG_VALUE),
+            (LEASE_TAG, lease_id),
+            (INSTALLATION_TAG, self.store.installation_id()),
+        ] {
+            // Invariant: key and value are both set, the only fields the builder requires.
+            create = create.tags(tag(k, v).unwrap_or_else(|_| unreachable!()));
+        }
+        let mut lost = 0;
+        loop {
+            match clients.iam_call("CreateUser", || create.clone().send()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if lost > 0 && e.is_code("EntityAlreadyExists") => {
+                    // The lost CreateUser went through after all, or someone else has the name.
+                    return if user_is_ours(clients, user, lease_id).await? == Some(true) {
+                        info!(user.name = user, "lost CreateUser answer: the user was made, carrying on");
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+                Err(e) if e.outcome_unknown() && lost < RECONCILE_ATTEMPTS => {
+                    lost += 1;
+                    match user_is_ours(clients, user, lease_id).await {
+                        Ok(Some(true)) => {
+                            info!(user.name = user, "lost CreateUser answer: the user was made, carrying on");
+                            return Ok(());
+                        }
+                        Ok(Some(false)) => return Err(e),
+                        // Not there (or not visible yet): ask again; a duplicate is refused by
+                        // name and recognised above.
+                        Ok(None) => {}
+                        Err(_) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Steps after CreateUser, in Vault's order: policies, groups, tags, then the key.
+    async fn finish_iam_user(
+        &self,
+        clients: &AwsClients,
+        role: &Role,
+        req: &CredsRequest,
+        user: &str,
+    ) -> Result<(String, SecretString)> {
+        let iam = &clients.iam;
+        for arn in role.policy_arns.iter().flatten() {
+            let call = iam.attach_user_policy().user_name(user).policy_arn(arn);
+            clients
+                .iam_call("AttachUserPolicy", || call.clone().send())
+                .await
+                .map_err(|e| e.with_prefix("Error attaching user policy"))?;
+        }
+        if !role.policy_document.is_empty() {
+            let call = iam
+                .put_user_policy()
+                .user_name(user)
+                .policy_name(&req.role_name)
+                .policy_document(&role.policy_document);
+            clients
+                .iam_call("PutUserPolicy", || call.clone().send())
+                .await
+                .map_err(|e| e.with_prefix("Error putting user policy"))?;
+        }
+        for group in role.iam_groups.iter().flatten() {
+            let call = iam.add_user_to_group().user_name(user).group_name(group);
+            clients
+                .iam_call("AddUserToGroup", || call.clone().send())
+                .await
+                .map_err(|e| e.with_prefix("Error adding user to group"))?;
+        }
+        if let Some(tags) = role.iam_tags.as_ref().filter(|t| !t.is_empty()) {
+            let mut call = iam.tag_user().user_name(user);
+            for (k, v) in tags {
+                call = call.tags(
+                    IamTag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(|e| EngineError::Internal(e.to_string()))?,
+                );
+            }
+            clients
+                .iam_call("TagUser", || call.clone().send())
+                .await
+                .map_err(|e| e.with_prefix("Error adding tags to user"))?;
+        }
+        create_access_key(clients, user).await.map_err(|e| e.with_prefix("Error creating access keys"))
+    }
+
+    /// Tears down a half-made user at once; if that fails the intent stays, and the sweeper
+    /// finishes the job later.
+    async fn undo_user(&self, clients: &AwsClients, user: &str, intent_id: &str) {
+        match teardown::delete_user(clients, user).await {
+            Ok(Teardown::Deleted) => {
+                if let Err(e) = wal::delete(self.store.pool(), intent_id).await {
+                    warn!(user.name = user, error = %e, "user torn down but its intent remains; the sweeper will retire it");
+                }
+            }
+            Ok(Teardown::AlreadyGone) => {
+                // Right after CreateUser this can be IAM's eventual consistency: keep the
+                // intent so the sweeper checks again after the consistency window.
+                warn!(user.name = user, "half-made user not visible yet; left to the intent sweeper");
+            }
+            Err(e) => {
+                warn!(user.name = user, error = %e, "could not tear down a half-made user; left to the intent sweeper");
+            }
+        }
+    }
+}
+
+/// Whether `user` exists and carries `lease_id` as its lease tag: `None` when IAM does not
+/// know the user (yet).
+async fn user_is_ours(
+    clients: &AwsClients,
+    user: &str,
+    lease_id: &str,
+) -> Result<Option<bool>, AwsCallError> {
+    let call = clients.iam.list_user_tags().user_name(user);
+    match clients.iam_call("ListUserTags", || call.clone().send()).await {
+        Ok(out) => Ok(Some(out.tags.iter().any(|t| t.key == LEASE_TAG && t.value == lease_id))),
+        Err(e) if e.is_code("NoSuchEntity") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// CreateAccessKey for a user keymint just made, reconciled when the answer is lost.
+async fn create_access_key(clients: &AwsClients, user: &str) -> Result<(String, SecretString), AwsCallError> {
+    let create = clients.iam.create_access_key().user_name(user);
+    let mut lost = 0;
+    loop {
+        match clients.iam_call("CreateAccessKey", || create.clone().send()).await {
+            Ok(out) => {
+                let Some(key) = out.access_key else {
+                    return Err(AwsCallError {
+                        op: "CreateAccessKey",
+                        code: None,
+                        text: "AWS returned no access key".into(),
+                        failure: crate::error::AwsFailure::Unavailable,
+                        retry: crate::aws_error::Retry::Never,
+                        gave_up: None,
+                    });
+                };
+                if lost > 0 {
+                    // A key made by a lost call may only now be listed.
+                    delete_keys_except(clients, user, Some(&key.access_key_id)).await?;
+                }
+                return Ok((key.access_key_id, SecretString::from(key.secret_access_key)));
+            }
+            Err(e) if e.outcome_unknown() && lost < RECONCILE_ATTEMPTS => {
+                lost += 1;
+                // A key may exist whose secret nobody has: remove it (the user is ours and
+                // fresh, so every key on it is one of ours), then make one again.
+                delete_keys_except(clients, user, None).await.map_err(|_| e)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn delete_keys_except(
+    clients: &AwsClients,
+    user: &str,
+    keep: Option<&str>,
+) -> Result<(), AwsCallError> {
+    let list = clients.iam.list_access_keys().user_name(user);
+    let keys = clients.iam_call("ListAccessKeys", || list.clone().send()).await?;
+    for key in keys.access_key_metadata {
+        let Some(id) = key.access_key_id.filter(|id| Some(id.as_str()) != keep) else { continue };
+        let delete = clients.iam.delete_access_key().user_name(user).access_key_id(&id);
+        match clients.iam_call("DeleteAccessKey", || delete.clone().send()).await {
+            Ok(_) => {
+                info!(user.name = user, access_key = %id, "deleted an access key whose creation answer was lost")
+            }
+            Err(e) if e.is_code("NoSuchEntity") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Polls GetCallerIdentity with the new key until AWS accepts it, or `timeout` passes; then
+/// the warning to return with the key.
+async fn wait_until_usable(
+    clients: &AwsClients,
+    access_key: &str,
+    secret_key: &SecretString,
+    timeout: Duration,
+) -> Option<String> {
+    let creds = Credentials::new(access_key, secret_key.expose_secret(), None, None, "keymint-usable-probe");
+    let sts = match clients.sts_as(creds).await {
+        Ok(sts) => sts,
+        Err(e) => return Some(format!("could not check that the new key works: {e}")),
+    };
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match clients.sts_call("GetCallerIdentity", || sts.get_caller_identity().send()).await {
+            Ok(_) => {
+                metrics::histogram!("keymint_iam_key_usable_seconds").record(started.elapsed().as_secs_f64());
+                return None;
+            }
+            // What IAM answers for a key it does not know yet.
+            Err(e) if e.is_code("InvalidClientTokenId") || e.is_code("SignatureDoesNotMatch") => {}
+            Err(e) => return Some(format!("could not check that the new key works: {e}")),
+        }
+        if started.elapsed() + pause > timeout {
+            return Some(format!(
+                "AWS did not accept the new access key within {}s; it may need a few more seconds",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
