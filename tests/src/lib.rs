@@ -22,7 +22,7 @@ pub use iam::IamUser;
 pub use keymint::{Keymint, ROOT_TOKEN, keymint_binary};
 pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto};
 pub use process::{STARTUP_DEADLINE, eventually, free_port};
-pub use proxy::{Fault, FaultProxy, Outcome, ProxiedCall};
+pub use proxy::{Fault, FaultProxy, Outcome, ProxiedCall, is_iam_write};
 pub use reqwest::{Method, StatusCode};
 pub use serde_json::{Value, json};
 pub use storage::{Backend, POSTGRES_URL_VAR, Storage, psql};

@@ -42,6 +42,9 @@ pub enum Fault {
     /// Neither forward nor answer until [`FaultProxy::release_held`] (then the connection is
     /// dropped) or the proxy goes away. The call never reaches moto.
     Hold,
+    /// Answer this AWS error (status, code, message) without calling moto: what AWS says for
+    /// a missing permission, an unknown role, a session too long...
+    AwsError(u16, &'static str, &'static str),
 }
 
 /// What became of one call.
@@ -90,9 +93,35 @@ struct Rule {
     remaining: Option<u32>,
 }
 
+/// AWS's own rate limit on IAM writes, as a token bucket: calls beyond it are throttled.
+struct RateLimit {
+    per_second: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// STS's actions; every other action the proxy sees is IAM's.
+const STS_ACTIONS: &[&str] = &[
+    "AssumeRole",
+    "GetFederationToken",
+    "GetSessionToken",
+    "GetCallerIdentity",
+    "AssumeRoleWithWebIdentity",
+];
+
+/// True for IAM calls that change something (what AWS rate-limits as writes).
+pub fn is_iam_write(action: &str) -> bool {
+    !action.is_empty()
+        && !STS_ACTIONS.contains(&action)
+        && !action.starts_with("Get")
+        && !action.starts_with("List")
+}
+
 #[derive(Default)]
 struct Rules {
     rules: Vec<Rule>,
+    /// IAM writes beyond this rate are throttled.
+    write_limit: Option<RateLimit>,
     /// Eventual consistency: a key created through the proxy is refused this long.
     key_delay: Option<Duration>,
     new_keys: HashMap<String, Instant>,
@@ -122,10 +151,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy on a free port of 127.0.0.1 forwarding to `moto`, with no rules yet.
     pub async fn start(moto: &Moto) -> FaultProxy {
+        FaultProxy::start_for(moto.url()).await
+    }
+
+    /// A proxy forwarding to the moto at `upstream` (`http://127.0.0.1:PORT`), for callers
+    /// that start moto themselves (the benchmarks).
+    pub async fn start_for(upstream: String) -> FaultProxy {
+        assert!(upstream.starts_with("http://127.0.0.1:"), "the proxy forwards to loopback only");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fault proxy on 127.0.0.1");
         let port = listener.local_addr().expect("the proxy's address").port();
         let shared = Arc::new(Shared {
-            upstream: moto.url(),
+            upstream,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(60))
@@ -197,11 +233,20 @@ impl FaultProxy {
         self
     }
 
-    /// Removes every rule and the key delay; held calls stay held.
+    /// Throttles IAM writes beyond `per_second` (one second's worth may come at once), as AWS
+    /// does with an account's IAM write rate.
+    pub fn limit_iam_writes(&self, per_second: f64) -> &Self {
+        lock(&self.shared.rules).write_limit =
+            Some(RateLimit { per_second, tokens: per_second, refilled: Instant::now() });
+        self
+    }
+
+    /// Removes every rule, the rate limit and the key delay; held calls stay held.
     pub fn clear(&self) {
         let mut rules = lock(&self.shared.rules);
         rules.rules.clear();
         rules.key_delay = None;
+        rules.write_limit = None;
     }
 
     /// Lets go of every held call: each caller still listening gets a dropped connection.
@@ -317,6 +362,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             record(Outcome::Injected(status, code.into()));
             Ok(aws_error(status, code, "injected by the fault proxy"))
         }
+        Some(Fault::AwsError(status, code, message)) => {
+            record(Outcome::Injected(status, code.into()));
+            Ok(aws_error(status, code, message))
+        }
         Some(Fault::Hold) => {
             record(Outcome::Held);
             *lock(&shared.held_now) += 1;
@@ -341,7 +390,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     }
 }
 
-/// The fault of the first rule that matches `action` and hits this call, if any.
+/// The fault of the first rule that matches `action` and hits this call, if any; else a
+/// throttle if the call is an IAM write beyond the rate limit.
 fn pick_fault(shared: &Shared, action: &str) -> Option<Fault> {
     let mut rules = lock(&shared.rules);
     for rule in rules.rules.iter_mut() {
@@ -355,6 +405,18 @@ fn pick_fault(shared: &Shared, action: &str) -> Option<Fault> {
             *n -= 1;
         }
         return Some(rule.fault.clone());
+    }
+    if is_iam_write(action)
+        && let Some(limit) = rules.write_limit.as_mut()
+    {
+        let now = Instant::now();
+        let elapsed = now.duration_since(limit.refilled).as_secs_f64();
+        limit.refilled = now;
+        limit.tokens = (limit.tokens + elapsed * limit.per_second).min(limit.per_second);
+        if limit.tokens < 1.0 {
+            return Some(Fault::Throttle);
+        }
+        limit.tokens -= 1.0;
     }
     None
 }

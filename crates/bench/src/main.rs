@@ -6,6 +6,10 @@
 //! - `keymint-bench expiry`: N leases (real IAM users in moto) falling due within one minute:
 //!   how late each revocation is, revocations per second, and the AWS call rate moto allows.
 //!
+//! - `keymint-bench burst`: N concurrent `iam_user` requests against an account (moto behind
+//!   the fault proxy) that throttles IAM writes above a rate: success rate and time to serve
+//!   them all against the ideal.
+//!
 //! Everything listens on 127.0.0.1; moto stands in for AWS.
 
 use std::io::{BufRead, BufReader};
@@ -19,6 +23,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use keymint_store::{KeySource, Store, StoreOptions};
 use serde_json::json;
+
+mod burst;
 
 /// The dev root token of every server the bench starts.
 const TOKEN: &str = "bench";
@@ -38,6 +44,8 @@ enum Cmd {
     Startup(StartupArgs),
     /// Revocation of many leases falling due within one minute, against moto.
     Expiry(ExpiryArgs),
+    /// A burst of iam_user requests against an account that throttles IAM writes.
+    Burst(burst::BurstArgs),
 }
 
 #[derive(Args)]
@@ -84,6 +92,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Startup(args) => runtime.block_on(startup(args)),
         Cmd::Expiry(args) => runtime.block_on(expiry(args)),
+        Cmd::Burst(args) => runtime.block_on(burst::run(args)),
     }
 }
 

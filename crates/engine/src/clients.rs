@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 use crate::aws_error::AwsCallError;
 use crate::config::{RootConfig, RootSecrets};
 use crate::error::{EngineError, Result};
-use crate::pace::{Op, Pacer};
+use crate::pace::{Op, Pacer, Prepaid};
 
 /// The clients of one mount at one config version.
 #[derive(Debug)]
@@ -54,6 +54,26 @@ impl AwsClients {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         self.pacer.run(Op::iam(op), call).await
+    }
+
+    /// Admits a request that will make `cost` IAM writes, `op` first (see [`Prepaid`]).
+    pub async fn admit_iam_writes(&self, op: &'static str, cost: u32) -> Result<Prepaid, AwsCallError> {
+        self.pacer.admit(Op::iam(op), cost).await
+    }
+
+    /// [`AwsClients::iam_call`] on a slot paid at admission.
+    pub async fn iam_call_paid<T, E, F, Fut>(
+        &self,
+        prepaid: &Prepaid,
+        op: &'static str,
+        call: F,
+    ) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.pacer.run_paid(Op::iam(op), Some(prepaid), call).await
     }
 
     /// Runs one STS call under the mount's pacing and retry rules.

@@ -31,6 +31,7 @@ use crate::mint::{
     CredsRequest, INSTALLATION_TAG, LEASE_TAG, Minted, OWNER_TAG, OWNER_TAG_VALUE, generate_name,
     ttl_capped_warning,
 };
+use crate::pace::Prepaid;
 use crate::role::{DEFAULT_USABLE_TIMEOUT, Role};
 use crate::teardown::{self, Teardown};
 use crate::template::Kind;
@@ -49,6 +50,18 @@ impl Engine {
         let (clients, cfg) = self.clients(mount).await?;
         let user = generate_name(&cfg.username_template, Kind::Iam, &req.display_name, &req.role_name)?;
         let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
+
+        // Admission: the request's IAM writes are paid for at once, or it is refused before
+        // anything is made.
+        let writes = 2
+            + role.policy_arns.as_ref().map_or(0, Vec::len)
+            + usize::from(!role.policy_document.is_empty())
+            + role.iam_groups.as_ref().map_or(0, Vec::len)
+            + usize::from(role.iam_tags.as_ref().is_some_and(|t| !t.is_empty()));
+        let ticket = clients
+            .admit_iam_writes("CreateUser", u32::try_from(writes).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| e.with_prefix("Error creating IAM user"))?;
         let now = Utc::now();
 
         let intent = wal::IntentRow {
@@ -62,7 +75,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("error writing WAL entry: {e}")))?;
 
-        if let Err(e) = self.create_user(&clients, role, &user, &lease_id).await {
+        if let Err(e) = self.create_user(&clients, &ticket, role, &user, &lease_id).await {
             if e.outcome_unknown() {
                 // The user may exist: the intent stays, and the sweeper removes whatever was made.
                 warn!(user.name = %user, error = %e, "CreateUser outcome unknown; left to the intent sweeper");
@@ -72,7 +85,7 @@ impl Engine {
             return Err(e.with_prefix("Error creating IAM user"));
         }
 
-        let (access_key, secret_key) = match self.finish_iam_user(&clients, role, req, &user).await {
+        let (access_key, secret_key) = match self.finish_iam_user(&clients, &ticket, role, req, &user).await {
             Ok(keys) => keys,
             Err(err) => {
                 self.undo_user(&clients, &user, &intent.id).await;
@@ -138,6 +151,7 @@ impl Engine {
     async fn create_user(
         &self,
         clients: &AwsClients,
+        ticket: &Prepaid,
         role: &Role,
         user: &str,
         lease_id: &str,
@@ -161,7 +175,7 @@ impl Engine {
         }
         let mut lost = 0;
         loop {
-            match clients.iam_call("CreateUser", || create.clone().send()).await {
+            match clients.iam_call_paid(ticket, "CreateUser", || create.clone().send()).await {
                 Ok(_) => return Ok(()),
                 Err(e) if lost > 0 && e.is_code("EntityAlreadyExists") => {
                     // The lost CreateUser went through after all, or someone else has the name.
@@ -195,6 +209,7 @@ impl Engine {
     async fn finish_iam_user(
         &self,
         clients: &AwsClients,
+        ticket: &Prepaid,
         role: &Role,
         req: &CredsRequest,
         user: &str,
@@ -203,7 +218,7 @@ impl Engine {
         for arn in role.policy_arns.iter().flatten() {
             let call = iam.attach_user_policy().user_name(user).policy_arn(arn);
             clients
-                .iam_call("AttachUserPolicy", || call.clone().send())
+                .iam_call_paid(ticket, "AttachUserPolicy", || call.clone().send())
                 .await
                 .map_err(|e| e.with_prefix("Error attaching user policy"))?;
         }
@@ -214,14 +229,14 @@ impl Engine {
                 .policy_name(&req.role_name)
                 .policy_document(&role.policy_document);
             clients
-                .iam_call("PutUserPolicy", || call.clone().send())
+                .iam_call_paid(ticket, "PutUserPolicy", || call.clone().send())
                 .await
                 .map_err(|e| e.with_prefix("Error putting user policy"))?;
         }
         for group in role.iam_groups.iter().flatten() {
             let call = iam.add_user_to_group().user_name(user).group_name(group);
             clients
-                .iam_call("AddUserToGroup", || call.clone().send())
+                .iam_call_paid(ticket, "AddUserToGroup", || call.clone().send())
                 .await
                 .map_err(|e| e.with_prefix("Error adding user to group"))?;
         }
@@ -237,11 +252,13 @@ impl Engine {
                 );
             }
             clients
-                .iam_call("TagUser", || call.clone().send())
+                .iam_call_paid(ticket, "TagUser", || call.clone().send())
                 .await
                 .map_err(|e| e.with_prefix("Error adding tags to user"))?;
         }
-        create_access_key(clients, user).await.map_err(|e| e.with_prefix("Error creating access keys"))
+        create_access_key(clients, ticket, user)
+            .await
+            .map_err(|e| e.with_prefix("Error creating access keys"))
     }
 
     /// Tears down a half-made user at once; if that fails the intent stays, and the sweeper
@@ -281,11 +298,15 @@ async fn user_is_ours(
 }
 
 /// CreateAccessKey for a user keymint just made, reconciled when the answer is lost.
-async fn create_access_key(clients: &AwsClients, user: &str) -> Result<(String, SecretString), AwsCallError> {
+async fn create_access_key(
+    clients: &AwsClients,
+    ticket: &Prepaid,
+    user: &str,
+) -> Result<(String, SecretString), AwsCallError> {
     let create = clients.iam.create_access_key().user_name(user);
     let mut lost = 0;
     loop {
-        match clients.iam_call("CreateAccessKey", || create.clone().send()).await {
+        match clients.iam_call_paid(ticket, "CreateAccessKey", || create.clone().send()).await {
             Ok(out) => {
                 let Some(key) = out.access_key else {
                     return Err(AwsCallError {

@@ -55,13 +55,20 @@ impl Family {
 
 /// Calls that must not be repeated when their outcome is unknown.
 const NOT_IDEMPOTENT: &[&str] = &["CreateUser", "CreateAccessKey"];
+/// The calls that start a credential request. Only they are refused when the queue is longer
+/// than `max_queue_wait`: once a request has made something in AWS, its later calls (and any
+/// cleanup) wait as long as it takes, so nothing is left half-made.
+const ADMISSION: &[&str] = &["CreateUser", "AssumeRole", "GetFederationToken", "GetSessionToken"];
+/// The longest any call waits for its slot.
+const QUEUE_CEILING: Duration = Duration::from_secs(3600);
 
 /// Pacing and retry settings of one mount (from `config/root`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Calls per second, by [`Family`] index.
     pub rates: [f64; 3],
-    /// The longest a call may wait for its slot; a longer queue is refused at once.
+    /// The longest a new credential request may wait for its first slot; a longer queue is
+    /// refused at once.
     pub max_queue_wait: Duration,
     /// How long after a call's first failure it may still be retried.
     pub retry_deadline: Duration,
@@ -74,7 +81,8 @@ pub struct Limits {
 pub const DEFAULT_IAM_WRITE_RATE: u64 = 10;
 pub const DEFAULT_IAM_READ_RATE: u64 = 20;
 pub const DEFAULT_STS_RATE: u64 = 50;
-pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(300);
+/// Well under the server's 150 s request timeout: an admitted request finishes in time.
+pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Default for Limits {
@@ -129,9 +137,15 @@ impl Bucket {
 
     /// Takes a slot: how long to wait for it, or `Err(wait)` when that is over `max_wait` (and
     /// nothing is taken).
+    #[cfg(test)]
     fn reserve(&mut self, now: Instant, max_wait: Duration) -> Result<Duration, Duration> {
+        self.reserve_n(now, 1, max_wait)
+    }
+
+    /// Takes `n` slots at once: how long to wait for the last of them.
+    fn reserve_n(&mut self, now: Instant, n: u32, max_wait: Duration) -> Result<Duration, Duration> {
         self.refill(now);
-        let after = self.tokens - 1.0;
+        let after = self.tokens - f64::from(n);
         let wait = if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate) };
         if wait > max_wait {
             return Err(wait);
@@ -177,23 +191,48 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Slots paid for in advance: a credential request is admitted with all the writes it will
+/// make, so once admitted it never queues again behind requests that came after it (and never
+/// outlives its client's patience half-way through). Retries still queue.
+#[derive(Debug)]
+pub struct Prepaid {
+    family: Family,
+    left: std::sync::atomic::AtomicU32,
+}
+
+impl Prepaid {
+    /// Uses one prepaid slot of `family`, if any is left.
+    fn take(&self, family: Family) -> bool {
+        use std::sync::atomic::Ordering;
+        family == self.family
+            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
 /// One AWS operation to run through the pacer.
 #[derive(Debug, Clone, Copy)]
 pub struct Op {
     pub name: &'static str,
     pub family: Family,
     pub idempotent: bool,
+    /// Refused when the queue is longer than `max_queue_wait`.
+    pub admission: bool,
 }
 
 impl Op {
     pub fn iam(name: &'static str) -> Op {
-        Op { name, family: Family::of_iam(name), idempotent: !NOT_IDEMPOTENT.contains(&name) }
+        Op {
+            name,
+            family: Family::of_iam(name),
+            idempotent: !NOT_IDEMPOTENT.contains(&name),
+            admission: ADMISSION.contains(&name),
+        }
     }
 
     /// STS calls leave nothing behind in AWS: repeating one at worst mints a second, unused,
     /// short-lived credential.
     pub fn sts(name: &'static str) -> Op {
-        Op { name, family: Family::Sts, idempotent: true }
+        Op { name, family: Family::Sts, idempotent: true, admission: ADMISSION.contains(&name) }
     }
 }
 
@@ -223,9 +262,21 @@ impl Pacer {
         b.rate
     }
 
+    /// Admits a request that will make `cost` calls of `op`'s family, `op` first: waits until
+    /// all their slots are paid, or refuses at once if that is over `max_queue_wait`.
+    pub async fn admit(&self, op: Op, cost: u32) -> Result<Prepaid, AwsCallError> {
+        let cost = cost.max(1);
+        self.wait_for(op, cost, self.limits().max_queue_wait).await?;
+        Ok(Prepaid { family: op.family, left: std::sync::atomic::AtomicU32::new(cost) })
+    }
+
     /// Waits for a slot of `op`'s family.
     async fn slot(&self, op: Op, max_wait: Duration) -> Result<(), AwsCallError> {
-        let reserved = lock(&self.buckets[op.family.index()]).reserve(Instant::now(), max_wait);
+        self.wait_for(op, 1, max_wait).await
+    }
+
+    async fn wait_for(&self, op: Op, n: u32, max_wait: Duration) -> Result<(), AwsCallError> {
+        let reserved = lock(&self.buckets[op.family.index()]).reserve_n(Instant::now(), n, max_wait);
         match reserved {
             Ok(wait) if wait.is_zero() => Ok(()),
             Ok(wait) => {
@@ -253,7 +304,22 @@ impl Pacer {
     }
 
     /// Runs `call` (which sends one AWS request) under pacing, repeating it as `op` allows.
-    pub async fn run<T, E, F, Fut>(&self, op: Op, mut call: F) -> Result<T, AwsCallError>
+    pub async fn run<T, E, F, Fut>(&self, op: Op, call: F) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.run_paid(op, None, call).await
+    }
+
+    /// [`Pacer::run`], the first attempt on a prepaid slot when one is left.
+    pub async fn run_paid<T, E, F, Fut>(
+        &self,
+        op: Op,
+        prepaid: Option<&Prepaid>,
+        mut call: F,
+    ) -> Result<T, AwsCallError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -262,8 +328,12 @@ impl Pacer {
         let limits = self.limits();
         let mut first_failure: Option<Instant> = None;
         let mut retries = 0u32;
+        let max_wait = if op.admission { limits.max_queue_wait } else { QUEUE_CEILING };
+        let mut paid = prepaid.is_some_and(|p| p.take(op.family));
         loop {
-            self.slot(op, limits.max_queue_wait).await?;
+            if !std::mem::take(&mut paid) {
+                self.slot(op, max_wait).await?;
+            }
             let mut err = match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) => classify(op.name, &e),
@@ -325,6 +395,8 @@ mod tests {
         assert!(!Op::iam("CreateAccessKey").idempotent);
         assert!(Op::iam("DeleteAccessKey").idempotent);
         assert!(Op::sts("AssumeRole").idempotent);
+        assert!(Op::iam("CreateUser").admission && Op::sts("AssumeRole").admission);
+        assert!(!Op::iam("DeleteUser").admission && !Op::iam("CreateAccessKey").admission);
     }
 
     #[test]
@@ -339,6 +411,38 @@ mod tests {
         assert_eq!(waits, [100, 200, 300].map(Duration::from_millis));
         // Later, the debt is paid back.
         assert_eq!(b.reserve(t0 + Duration::from_millis(400), Duration::from_secs(60)), Ok(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_admitted_request_does_not_queue_again() {
+        let pacer = Pacer::new(Limits { rates: [2.0, 20.0, 50.0], ..Limits::default() });
+        let ticket = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+        // Someone else queues behind the three paid slots...
+        let t0 = tokio::time::Instant::now();
+        let other = pacer.admit(Op::iam("CreateUser"), 1);
+        // ...but the admitted request's own calls go at once.
+        for op in ["CreateUser", "PutUserPolicy", "CreateAccessKey"] {
+            let before = tokio::time::Instant::now();
+            pacer
+                .run_paid(Op::iam(op), Some(&ticket), || async {
+                    Ok::<_, SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse>>(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(before.elapsed(), Duration::ZERO, "{op}");
+        }
+        other.await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_millis(1000));
+        // Too long a queue is refused before anything is paid.
+        let pacer = Pacer::new(Limits {
+            rates: [1.0, 20.0, 50.0],
+            max_queue_wait: Duration::from_secs(2),
+            ..Limits::default()
+        });
+        assert!(
+            pacer.admit(Op::iam("CreateUser"), 4).await.unwrap_err().to_string().contains("max_queue_wait")
+        );
+        pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
     }
 
     #[test]
