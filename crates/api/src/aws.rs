@@ -1,5 +1,6 @@
 //! The AWS engine's paths under a mount: `config/root`, `config/lease`, `roles/`, `creds/`
-//! and `sts/`. Each handler coerces Vault's fields, calls the engine and shapes the reply.
+//! and `sts/` (`config/rotate-root` and static roles are in `static_roles`). Each handler
+//! coerces Vault's fields, calls the engine and shapes the reply.
 
 use std::sync::LazyLock;
 
@@ -103,7 +104,7 @@ fn unknown_warning(data: &RequestData, known: &[&str]) -> Option<String> {
 /// Adds the unknown-parameter warning. Vault drops it when the reply is a bare 204; keymint
 /// turns such a reply into a 200 carrying the warning, so a misspelt field on a write is
 /// never silently ignored.
-fn finish(mut reply: Reply, data: &RequestData, known: &[&str]) -> Reply {
+pub(crate) fn finish(mut reply: Reply, data: &RequestData, known: &[&str]) -> Reply {
     if let Some(w) = unknown_warning(data, known) {
         reply.no_content = false;
         reply.warnings.push(w);
@@ -128,6 +129,8 @@ pub async fn handle(
             }
             _ => Err(ApiError::UnsupportedOperation),
         },
+        "config/rotate-root" => crate::static_roles::rotate_root(state, &ctx, &req).await,
+        "static-roles/" | "static-roles" => crate::static_roles::list(state, &ctx, &req).await,
         "config/lease" => match op {
             Operation::Read => read_lease(state, &ctx).await,
             Operation::Update => {
@@ -165,6 +168,12 @@ pub async fn handle(
             if let Some(name) = rest.strip_prefix("roles/").filter(|n| NAME.is_match(n)) {
                 return role(state, &ctx, name, req).await;
             }
+            if let Some(name) = rest.strip_prefix("static-roles/").filter(|n| NAME.is_match(n)) {
+                return crate::static_roles::static_role(state, &ctx, name, &req).await;
+            }
+            if let Some(name) = rest.strip_prefix("static-creds/").filter(|n| NAME.is_match(n)) {
+                return crate::static_roles::static_creds(state, &ctx, name, &req).await;
+            }
             for (prefix, via_sts) in [("creds/", false), ("sts/", true)] {
                 if let Some(name) = rest.strip_prefix(prefix).filter(|n| NAME.is_match(n)) {
                     return match op {
@@ -184,6 +193,8 @@ pub async fn handle(
 
 async fn read_root(state: &AppState, ctx: &MountCtx) -> ApiResult<Reply> {
     let (cfg, _secrets, _) = state.engine().root_config(ctx).await?.ok_or(ApiError::NotFound)?;
+    let (next_rotation, rotation_error) = state.engine().root_rotation_state(ctx).await?;
+    let next_rotation = next_rotation.map(|ms| crate::static_roles::go_time(keymint_store::from_millis(ms)));
     Ok(Reply::data(json!({
         "access_key": cfg.access_key,
         "region": cfg.region,
@@ -212,6 +223,8 @@ async fn read_root(state: &AppState, ctx: &MountCtx) -> ApiResult<Reply> {
         "max_queue_wait": cfg.max_queue_wait,
         "retry_deadline": cfg.retry_deadline,
         "call_timeout": cfg.call_timeout,
+        "next_rotation": next_rotation,
+        "last_rotation_error": rotation_error.unwrap_or_default(),
     })))
 }
 

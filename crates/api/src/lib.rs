@@ -15,6 +15,7 @@ mod error;
 mod leases;
 mod policies;
 mod request;
+mod static_roles;
 mod sys;
 pub mod tls;
 mod tokens;
@@ -141,14 +142,15 @@ pub async fn ensure_default_mount(state: &AppState) -> ApiResult<()> {
     sys::ensure_mount(state, "aws/", "aws", "AWS credentials").await
 }
 
-/// Starts the background work of a server (the lease expiry worker, the intent sweeper and
-/// the revocation of expired tokens) on `tasks`; it stops when `shutdown` fires, leaving
-/// unfinished claims to lapse and be retried.
+/// Starts the background work of a server (the lease expiry worker, the intent sweeper, the
+/// revocation of expired tokens and scheduled key rotation) on `tasks`; it stops when
+/// `shutdown` fires, leaving unfinished claims to lapse and be retried.
 pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: CancellationToken) {
     let leases = state.leases().clone();
     tasks.spawn(leases.run_expiry(shutdown.clone()));
     let leases = state.leases().clone();
     tasks.spawn(leases.run_sweeper(shutdown.clone()));
+    tasks.spawn(state.engine().clone().run_rotations(shutdown.clone()));
     tasks.spawn(tokens::run_token_expiry(state.clone(), shutdown));
 }
 

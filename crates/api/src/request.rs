@@ -204,8 +204,8 @@ fn needs_sudo(op: Operation, path: &str) -> bool {
 }
 
 /// The capability a request needs: Vault's mapping of operations, with `create` instead of
-/// `update` for a write to an AWS role or a policy that does not exist yet (Vault's
-/// existence check).
+/// `update` for a write to an AWS role, a static role or a policy that does not exist yet
+/// (Vault's existence check).
 async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
     Ok(match req.op {
         Operation::Read | Operation::Head => Caps::READ,
@@ -223,15 +223,22 @@ async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
                     Caps::CREATE
                 });
             }
-            if let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await?
-                && mount.mount_type == "aws"
-                && let Some(role) = rest.strip_prefix("roles/").filter(|r| !r.is_empty() && !r.contains('/'))
-                && keymint_store::aws::get_role(state.store().pool(), &mount.id, role).await?.is_none()
-            {
-                Caps::CREATE
+            let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await? else {
+                return Ok(Caps::UPDATE);
+            };
+            let named =
+                |prefix: &str| rest.strip_prefix(prefix).filter(|r| !r.is_empty() && !r.contains('/'));
+            let pool = state.store().pool();
+            let exists = if mount.mount_type != "aws" {
+                true
+            } else if let Some(role) = named("roles/") {
+                keymint_store::aws::get_role(pool, &mount.id, role).await?.is_some()
+            } else if let Some(role) = named("static-roles/") {
+                keymint_store::static_roles::get(pool, &mount.id, role).await?.is_some()
             } else {
-                Caps::UPDATE
-            }
+                true
+            };
+            if exists { Caps::UPDATE } else { Caps::CREATE }
         }
     })
 }

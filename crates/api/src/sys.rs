@@ -271,6 +271,15 @@ async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResul
                     first.error
                 )));
             }
+            // The keys keymint made for static roles go too; a key that cannot be deleted
+            // keeps its role, and the mount.
+            if m.mount_type == "aws" {
+                state.engine().delete_static_roles(&crate::aws::mount_ctx(&m)).await.map_err(|e| {
+                    ApiError::BadRequest(format!(
+                        "failed to delete the static roles of the mount, which stays enabled: {e}"
+                    ))
+                })?;
+            }
             mounts::delete(state.store().pool(), &m.id).await?;
             Ok(Reply::no_content())
         }

@@ -112,7 +112,7 @@ pub struct RootSecrets {
 }
 
 /// The fields a `config/root` write supplied; `None` means not supplied.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RootConfigInput {
     pub access_key: Option<String>,
     pub secret_key: Option<SecretString>,
@@ -230,19 +230,7 @@ fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
     if cfg.max_retries < -1 {
         return bad("max_retries must be -1 (the SDK default) or a number of retries");
     }
-    if !cfg.rotation_schedule.is_empty() && cfg.rotation_period > 0 {
-        return bad(
-            "mutually exclusive fields rotation_schedule and rotation_period were both specified; only one of them can be provided",
-        );
-    }
-    if cfg.rotation_window > 0 && cfg.rotation_schedule.is_empty() {
-        return bad("cannot use rotation_window without rotation_schedule");
-    }
-    if !cfg.disable_automated_rotation && (!cfg.rotation_schedule.is_empty() || cfg.rotation_period > 0) {
-        return bad(
-            "error registering rotation job: scheduled root rotation is not available in this keymint version; rotate with config/rotate-root",
-        );
-    }
+    crate::schedule::validate_root_rotation(cfg, secrets)?;
     if cfg.role_arn.is_empty() {
         if !cfg.external_id.is_empty() || !cfg.role_session_name.is_empty() || cfg.duration > 0 {
             return bad("external_id, role_session_name and duration need role_arn");
@@ -385,17 +373,10 @@ mod tests {
         assert!(
             err(RootConfigInput { expected_account_id: Some("12".into()), ..keys() }).contains("12-digit")
         );
-        assert!(err(RootConfigInput { rotation_period: Some(3600), ..keys() }).contains("rotation"));
+        assert!(apply_root_write(None, RootConfigInput { rotation_period: Some(3600), ..keys() }).is_ok());
         assert!(
-            apply_root_write(
-                None,
-                RootConfigInput {
-                    rotation_period: Some(3600),
-                    disable_automated_rotation: Some(true),
-                    ..keys()
-                }
-            )
-            .is_ok()
+            err(RootConfigInput { rotation_period: Some(3600), ..Default::default() })
+                .contains("access_key and secret_key")
         );
     }
 

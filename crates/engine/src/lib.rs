@@ -12,11 +12,17 @@ pub mod error;
 pub mod gotext;
 mod groups;
 mod iam_user;
+mod keys;
 pub mod mint;
 pub mod pace;
 pub mod reconcile;
 pub mod revoke;
 pub mod role;
+mod root_rotation;
+mod rotation;
+pub mod schedule;
+pub mod static_roles;
+mod static_rotation;
 pub mod teardown;
 pub mod template;
 
@@ -32,6 +38,8 @@ pub use config::{LeaseConfig, RootConfig, RootConfigInput, RootSecrets};
 pub use error::{AwsFailure, EngineError, Result};
 pub use mint::{CredsRequest, Minted};
 pub use role::{Role, RoleInput, RoleWrite};
+pub use root_rotation::RootRotation;
+pub use static_roles::{StaticCreds, StaticRole, StaticRoleInput};
 
 /// The mount a request addresses.
 #[derive(Debug, Clone)]
@@ -110,46 +118,89 @@ impl Engine {
 
     /// Writes `config/root`. Unless `verify` is false, the new credentials are checked with
     /// GetCallerIdentity first (and against `expected_account_id`); on failure nothing is
-    /// stored.
+    /// stored. The write lands only on the config it was merged into: if another write or a
+    /// root rotation came in between, the merge is done again. A changed rotation schedule
+    /// moves the next rotation in the same transaction.
     pub async fn write_root_config(
         &self,
         mount: &MountCtx,
         input: RootConfigInput,
         verify: bool,
     ) -> Result<Option<CallerIdentity>> {
-        let stored = self.root_config(mount).await?;
-        let previous_version = stored.as_ref().map(|(_, _, v)| *v);
-        let (cfg, secrets) = config::apply_root_write(stored.map(|(c, s, _)| (c, s)), input)?;
-        let identity = if verify {
-            let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
-            let clients = clients::build(&cfg, &secrets, pacer).await?;
-            let who = clients.caller_identity().await.map_err(|e| match e {
-                EngineError::Aws { message, .. } => EngineError::BadRequest(message),
-                other => other,
-            })?;
-            if !cfg.expected_account_id.is_empty() && who.account != cfg.expected_account_id {
-                return Err(EngineError::bad_request(format!(
-                    "the root credentials belong to account {} ({}), not to the expected account {}",
-                    who.account, who.arn, cfg.expected_account_id
-                )));
+        for _ in 0..3 {
+            let stored = self.root_config(mount).await?;
+            let previous_version = stored.as_ref().map(|(_, _, v)| *v);
+            let old_schedule = stored.as_ref().map(|(c, _, _)| schedule_fields(c));
+            let (cfg, secrets) = config::apply_root_write(stored.map(|(c, s, _)| (c, s)), input.clone())?;
+            let identity = if verify { Some(self.verify_root(&cfg, &secrets).await?) } else { None };
+            let row = self.root_row(mount, &cfg, &secrets, previous_version)?;
+            let mut tx = self.store.begin().await?;
+            if !rows::put_config_if(&mut *tx, &mount.id, ROOT, &row, previous_version).await? {
+                continue;
             }
-            Some(who)
-        } else {
-            None
-        };
+            if old_schedule.as_ref() != Some(&schedule_fields(&cfg)) {
+                let next_due = schedule::Schedule::of_root(&cfg)
+                    .and_then(|s| s.next_after(chrono::Utc::now()))
+                    .map(|t| t.timestamp_millis());
+                keymint_store::rotation::set_schedule(
+                    &mut *tx,
+                    &mount.id,
+                    keymint_store::rotation::ROOT,
+                    next_due,
+                )
+                .await?;
+            }
+            tx.commit().await.map_err(keymint_store::StoreError::from)?;
+            self.clients.forget(&mount.id);
+            return Ok(identity);
+        }
+        Err(EngineError::bad_request(
+            "config/root was written by another request at the same time; try again",
+        ))
+    }
+
+    async fn verify_root(&self, cfg: &RootConfig, secrets: &RootSecrets) -> Result<CallerIdentity> {
+        let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
+        let clients = clients::build(cfg, secrets, pacer).await?;
+        let who = clients.caller_identity().await.map_err(|e| match e {
+            EngineError::Aws { message, .. } => EngineError::BadRequest(message),
+            other => other,
+        })?;
+        if !cfg.expected_account_id.is_empty() && who.account != cfg.expected_account_id {
+            return Err(EngineError::bad_request(format!(
+                "the root credentials belong to account {} ({}), not to the expected account {}",
+                who.account, who.arn, cfg.expected_account_id
+            )));
+        }
+        Ok(who)
+    }
+
+    /// The stored row of a root config, its secrets sealed, one version after `previous`.
+    fn root_row(
+        &self,
+        mount: &MountCtx,
+        cfg: &RootConfig,
+        secrets: &RootSecrets,
+        previous: Option<i64>,
+    ) -> Result<rows::ConfigRow> {
         let sealed = SealedRootSecrets {
             secret_key: secrets.secret_key.as_ref().map(|s| s.expose_secret().to_string()),
             session_token: secrets.session_token.as_ref().map(|s| s.expose_secret().to_string()),
         };
         let plain = serde_json::to_vec(&sealed).map_err(|e| EngineError::Internal(e.to_string()))?;
-        let row = rows::ConfigRow {
-            body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+        Ok(rows::ConfigRow {
+            body: serde_json::to_string(cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
-            updated_at: next_version(previous_version),
-        };
-        rows::put_config(self.store.pool(), &mount.id, ROOT, &row).await?;
-        self.clients.forget(&mount.id);
-        Ok(identity)
+            updated_at: next_version(previous),
+        })
+    }
+
+    /// The scheduling state of the mount's root key: when the next rotation is due (unix ms)
+    /// and the error of the last failed scheduled attempt.
+    pub async fn root_rotation_state(&self, mount: &MountCtx) -> Result<(Option<i64>, Option<String>)> {
+        let row =
+            keymint_store::rotation::get(self.store.pool(), &mount.id, keymint_store::rotation::ROOT).await?;
+        Ok(row.map(|r| (r.next_due, r.last_error)).unwrap_or_default())
     }
 
     /// Clients for the mount's current config (the default AWS chain when it has none).
@@ -222,6 +273,11 @@ impl Engine {
     pub async fn list_roles(&self, mount: &MountCtx) -> Result<Vec<String>> {
         Ok(rows::list_roles(self.store.pool(), &mount.id).await?)
     }
+}
+
+/// The fields that make up a root rotation schedule.
+fn schedule_fields(cfg: &RootConfig) -> (u64, String, u64, bool) {
+    (cfg.rotation_period, cfg.rotation_schedule.clone(), cfg.rotation_window, cfg.disable_automated_rotation)
 }
 
 /// A config version that always moves forward, even when two writes share a millisecond.

@@ -55,6 +55,46 @@ pub async fn put_config<'e>(
     Ok(())
 }
 
+/// Writes a config entry only if it is still at version `expected` (`None`: only if absent):
+/// false when another write came first. Read-merge-write cycles use it so a concurrent write
+/// (a rotation storing a new root key, another replica's config write) is never undone.
+pub async fn put_config_if<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+    entry: &str,
+    row: &ConfigRow,
+    expected: Option<i64>,
+) -> Result<bool> {
+    let done = match expected {
+        None => sqlx::query(
+            "INSERT INTO aws_config (mount_id, entry, body, secret, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (mount_id, entry) DO NOTHING",
+        )
+        .bind(mount_id)
+        .bind(entry)
+        .bind(&row.body)
+        .bind(row.secret.as_deref())
+        .bind(row.updated_at)
+        .execute(exec)
+        .await?,
+        Some(version) => {
+            sqlx::query(
+                "UPDATE aws_config SET body = $1, secret = $2, updated_at = $3 \
+                 WHERE mount_id = $4 AND entry = $5 AND updated_at = $6",
+            )
+            .bind(&row.body)
+            .bind(row.secret.as_deref())
+            .bind(row.updated_at)
+            .bind(mount_id)
+            .bind(entry)
+            .bind(version)
+            .execute(exec)
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn get_role<'e>(
     exec: impl Executor<'e, Database = Any>,
     mount_id: &str,

@@ -11,6 +11,8 @@ pub mod aws;
 pub mod crypto;
 pub mod leases;
 pub mod mounts;
+pub mod rotation;
+pub mod static_roles;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tokens;
@@ -243,6 +245,19 @@ impl Store {
             .await?
             .rows_affected();
             if swapped == 1 {
+                rotation.resealed += 1;
+            } else {
+                rotation.skipped += 1;
+            }
+        }
+        for (mount_id, name, sealed) in static_roles::sealed_secrets(&self.pool).await? {
+            if Seal::version_of(&sealed) == version {
+                continue;
+            }
+            let identity = static_roles::secret_identity(&mount_id, &name);
+            let plain = self.open_sealed(&identity, &sealed).await?;
+            let resealed = self.seal.seal(&identity, &plain);
+            if static_roles::reseal(&self.pool, &mount_id, &name, &sealed, &resealed).await? {
                 rotation.resealed += 1;
             } else {
                 rotation.skipped += 1;

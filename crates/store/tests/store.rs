@@ -199,3 +199,53 @@ async fn rotation_body(db: Db) {
     assert_eq!(Seal::version_of(&stored), 2);
     assert_eq!(reopened.open_sealed(&identity, &stored).await.unwrap(), b"root secret");
 }
+
+both!(rotation_claims_go_to_one_holder, rotation_claims_body);
+async fn rotation_claims_body(db: Db) {
+    use keymint_store::rotation::{self as rot, Failure, Release};
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let pool = store.pool();
+    let m = mount("aws/");
+    assert!(mounts::insert(pool, &m).await.unwrap());
+    let target = rot::static_role_target("app");
+
+    // A new target is created claimed; nobody else can take it, even when it is due.
+    assert!(rot::insert_claimed(pool, &m.id, &target, "a", 1_000).await.unwrap());
+    assert!(!rot::insert_claimed(pool, &m.id, &target, "b", 1_000).await.unwrap());
+    assert!(
+        rot::set_stale(pool, &m.id, &target, "a", r#"[{"user":"u","key":"k1"}]"#, Some(100)).await.unwrap()
+    );
+    assert!(!rot::claim(pool, &m.id, &target, "b", 500, 2_000, true).await.unwrap());
+    assert!(rot::due(pool, 500, 10).await.unwrap().is_empty(), "a claimed target is not offered");
+
+    // Once the claim lapses the target is offered, and goes to one claimant.
+    let due = rot::due(pool, 1_001, 10).await.unwrap();
+    assert_eq!((due.len(), due[0].mount_path.as_str(), due[0].target.as_str()), (1, "aws/", target.as_str()));
+    assert!(rot::claim(pool, &m.id, &target, "b", 1_001, 2_000, true).await.unwrap());
+    assert!(!rot::claim(pool, &m.id, &target, "c", 1_001, 2_000, true).await.unwrap());
+    // The first holder learns it lost the claim before it stores anything.
+    assert!(!rot::record_rotation(pool, &m.id, &target, "a", Some(9_000), "[]", 1_001).await.unwrap());
+    assert!(!rot::extend(pool, &m.id, &target, "a", 3_000).await.unwrap());
+    assert!(rot::record_rotation(pool, &m.id, &target, "b", Some(9_000), "[]", 1_001).await.unwrap());
+    rot::release(pool, &m.id, &target, "b", &Release { failure: Failure::Clear, ..Release::default() })
+        .await
+        .unwrap();
+    let row = rot::get(pool, &m.id, &target).await.unwrap().unwrap();
+    assert_eq!((row.next_due, row.retry_at, row.stale_keys.as_str()), (Some(9_000), None, "[]"));
+    assert!(rot::due(pool, 8_999, 10).await.unwrap().is_empty());
+    assert!(!rot::claim(pool, &m.id, &target, "c", 8_999, 20_000, true).await.unwrap(), "not due yet");
+
+    // A failure is counted and backs off; a manual claim ignores the schedule.
+    assert!(rot::claim(pool, &m.id, &target, "c", 9_000, 20_000, true).await.unwrap());
+    let failed =
+        Release { retry_at: Some(9_500), failure: Failure::Failed("boom".into()), ..Release::default() };
+    rot::release(pool, &m.id, &target, "c", &failed).await.unwrap();
+    let row = rot::get(pool, &m.id, &target).await.unwrap().unwrap();
+    assert_eq!((row.attempts, row.last_error.as_deref(), row.retry_at), (1, Some("boom"), Some(9_500)));
+    assert!(!rot::claim(pool, &m.id, &target, "d", 9_100, 20_000, true).await.unwrap(), "backing off");
+    assert!(rot::claim(pool, &m.id, &target, "d", 9_100, 20_000, false).await.unwrap());
+
+    // The rows go with their mount.
+    mounts::delete(pool, &m.id).await.unwrap();
+    assert!(rot::get(pool, &m.id, &target).await.unwrap().is_none());
+}
