@@ -30,6 +30,9 @@ pub struct BurstArgs {
     /// keymint's `iam_write_rate` settings to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,20,40")]
     rates: Vec<u64>,
+    /// keymint's `max_queue_wait`, in seconds.
+    #[arg(long, default_value_t = 120)]
+    max_queue_wait: u64,
 }
 
 /// IAM writes keymint makes per user of the bench's role: CreateUser, PutUserPolicy,
@@ -40,8 +43,14 @@ pub async fn run(args: BurstArgs) -> Result<()> {
     let ideal = args.requests as f64 * WRITES_PER_USER / args.aws_write_rate;
     println!(
         "{} concurrent iam_user requests; AWS throttles IAM writes above {}/s; ideal {:.0} s \
-         ({} users x {} writes / {}/s)",
-        args.requests, args.aws_write_rate, ideal, args.requests, WRITES_PER_USER, args.aws_write_rate
+         ({} users x {} writes / {}/s); keymint's max_queue_wait {} s",
+        args.requests,
+        args.aws_write_rate,
+        ideal,
+        args.requests,
+        WRITES_PER_USER,
+        args.aws_write_rate,
+        args.max_queue_wait
     );
     println!();
     println!(
@@ -91,7 +100,8 @@ async fn one_run(args: &BurstArgs, rate: u64) -> Result<Row> {
         http.post(format!("{}/v1/{path}", server.url)).header("X-Vault-Token", TOKEN).json(&body).send()
     };
     let root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
-                      "iam_endpoint": proxy.url(), "sts_endpoint": proxy.url(), "iam_write_rate": rate});
+                      "iam_endpoint": proxy.url(), "sts_endpoint": proxy.url(), "iam_write_rate": rate,
+                      "max_queue_wait": args.max_queue_wait});
     let policy =
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
     for (path, body) in [

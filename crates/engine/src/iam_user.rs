@@ -13,20 +13,20 @@
 //!   user is deleted before a new one is made, and once made, any other key is deleted too,
 //!   so the user ends with exactly the one key handed out.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use aws_sdk_iam::types::Tag as IamTag;
 use chrono::Utc;
 use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use crate::aws_error::AwsCallError;
+use crate::aws_error::{AwsCallError, Retry};
 use crate::clients::AwsClients;
 use crate::error::{EngineError, Result};
+use crate::keys::{self, NewKey};
 use crate::mint::{
     CredsRequest, INSTALLATION_TAG, LEASE_TAG, Minted, OWNER_TAG, OWNER_TAG_VALUE, generate_name,
     ttl_capped_warning,
@@ -85,7 +85,7 @@ impl Engine {
             return Err(e.with_prefix("Error creating IAM user"));
         }
 
-        let (access_key, secret_key) = match self.finish_iam_user(&clients, &ticket, role, req, &user).await {
+        let key = match self.finish_iam_user(&clients, &ticket, role, req, &user).await {
             Ok(keys) => keys,
             Err(err) => {
                 self.undo_user(&clients, &user, &intent.id).await;
@@ -110,7 +110,7 @@ impl Engine {
             renewable: 1,
             // The role's TTLs travel with the lease: renewal must honour them even if the
             // role changes or is deleted meanwhile.
-            internal: json!({"username": user, "access_key_id": access_key, "is_sts": false,
+            internal: json!({"username": user, "access_key_id": key.id, "is_sts": false,
                              "role_ttl": role.default_ttl, "role_max_ttl": role.max_ttl})
             .to_string(),
             secret: None,
@@ -136,13 +136,13 @@ impl Engine {
             } else {
                 DEFAULT_USABLE_TIMEOUT
             });
-            if let Some(w) = wait_until_usable(&clients, &access_key, &secret_key, timeout).await {
+            if let Some(w) = wait_until_usable(&clients, &key, timeout).await {
                 warnings.push(w);
             }
         }
         let mut data = Map::new();
-        data.insert("access_key".into(), json!(access_key));
-        data.insert("secret_key".into(), json!(secret_key.expose_secret()));
+        data.insert("access_key".into(), json!(key.id));
+        data.insert("secret_key".into(), json!(key.secret.expose_secret()));
         data.insert("session_token".into(), Value::Null);
         Ok(Minted { lease_id, lease_duration: decision.ttl, renewable: true, data, warnings })
     }
@@ -175,16 +175,17 @@ impl Engine {
         }
         let mut lost = 0;
         loop {
-            match clients.iam_call_paid(ticket, "CreateUser", || create.clone().send()).await {
+            let err = match clients.iam_call_paid(ticket, "CreateUser", || create.clone().send()).await {
                 Ok(_) => return Ok(()),
                 Err(e) if lost > 0 && e.is_code("EntityAlreadyExists") => {
                     // The lost CreateUser went through after all, or someone else has the name.
-                    return if user_is_ours(clients, user, lease_id).await? == Some(true) {
-                        info!(user.name = user, "lost CreateUser answer: the user was made, carrying on");
-                        Ok(())
-                    } else {
-                        Err(e)
-                    };
+                    match user_is_ours(clients, user, lease_id).await {
+                        Ok(Some(true)) => {
+                            info!(user.name = user, "lost CreateUser answer: the user was made, carrying on");
+                            return Ok(());
+                        }
+                        _ => e,
+                    }
                 }
                 Err(e) if e.outcome_unknown() && lost < RECONCILE_ATTEMPTS => {
                     lost += 1;
@@ -193,15 +194,17 @@ impl Engine {
                             info!(user.name = user, "lost CreateUser answer: the user was made, carrying on");
                             return Ok(());
                         }
-                        Ok(Some(false)) => return Err(e),
                         // Not there (or not visible yet): ask again; a duplicate is refused by
                         // name and recognised above.
-                        Ok(None) => {}
-                        Err(_) => return Err(e),
+                        Ok(None) => continue,
+                        Ok(Some(false)) | Err(_) => e,
                     }
                 }
-                Err(e) => return Err(e),
-            }
+                Err(e) => e,
+            };
+            // After a lost answer, a user may exist whatever the last call said: the caller
+            // must keep the intent, so the sweeper removes it.
+            return Err(if lost > 0 { AwsCallError { retry: Retry::Transient, ..err } } else { err });
         }
     }
 
@@ -213,7 +216,7 @@ impl Engine {
         role: &Role,
         req: &CredsRequest,
         user: &str,
-    ) -> Result<(String, SecretString)> {
+    ) -> Result<NewKey> {
         let iam = &clients.iam;
         for arn in role.policy_arns.iter().flatten() {
             let call = iam.attach_user_policy().user_name(user).policy_arn(arn);
@@ -256,7 +259,7 @@ impl Engine {
                 .await
                 .map_err(|e| e.with_prefix("Error adding tags to user"))?;
         }
-        create_access_key(clients, ticket, user)
+        keys::create_key(clients, Some(ticket), user, &[])
             .await
             .map_err(|e| e.with_prefix("Error creating access keys"))
     }
@@ -297,97 +300,11 @@ async fn user_is_ours(
     }
 }
 
-/// CreateAccessKey for a user keymint just made, reconciled when the answer is lost.
-async fn create_access_key(
-    clients: &AwsClients,
-    ticket: &Prepaid,
-    user: &str,
-) -> Result<(String, SecretString), AwsCallError> {
-    let create = clients.iam.create_access_key().user_name(user);
-    let mut lost = 0;
-    loop {
-        match clients.iam_call_paid(ticket, "CreateAccessKey", || create.clone().send()).await {
-            Ok(out) => {
-                let Some(key) = out.access_key else {
-                    return Err(AwsCallError {
-                        op: "CreateAccessKey",
-                        code: None,
-                        text: "AWS returned no access key".into(),
-                        failure: crate::error::AwsFailure::Unavailable,
-                        retry: crate::aws_error::Retry::Never,
-                        gave_up: None,
-                    });
-                };
-                if lost > 0 {
-                    // A key made by a lost call may only now be listed.
-                    delete_keys_except(clients, user, Some(&key.access_key_id)).await?;
-                }
-                return Ok((key.access_key_id, SecretString::from(key.secret_access_key)));
-            }
-            Err(e) if e.outcome_unknown() && lost < RECONCILE_ATTEMPTS => {
-                lost += 1;
-                // A key may exist whose secret nobody has: remove it (the user is ours and
-                // fresh, so every key on it is one of ours), then make one again.
-                delete_keys_except(clients, user, None).await.map_err(|_| e)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn delete_keys_except(
-    clients: &AwsClients,
-    user: &str,
-    keep: Option<&str>,
-) -> Result<(), AwsCallError> {
-    let list = clients.iam.list_access_keys().user_name(user);
-    let keys = clients.iam_call("ListAccessKeys", || list.clone().send()).await?;
-    for key in keys.access_key_metadata {
-        let Some(id) = key.access_key_id.filter(|id| Some(id.as_str()) != keep) else { continue };
-        let delete = clients.iam.delete_access_key().user_name(user).access_key_id(&id);
-        match clients.iam_call("DeleteAccessKey", || delete.clone().send()).await {
-            Ok(_) => {
-                info!(user.name = user, access_key = %id, "deleted an access key whose creation answer was lost")
-            }
-            Err(e) if e.is_code("NoSuchEntity") => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Polls GetCallerIdentity with the new key until AWS accepts it, or `timeout` passes; then
 /// the warning to return with the key.
-async fn wait_until_usable(
-    clients: &AwsClients,
-    access_key: &str,
-    secret_key: &SecretString,
-    timeout: Duration,
-) -> Option<String> {
-    let creds = Credentials::new(access_key, secret_key.expose_secret(), None, None, "keymint-usable-probe");
-    let sts = match clients.sts_as(creds).await {
-        Ok(sts) => sts,
-        Err(e) => return Some(format!("could not check that the new key works: {e}")),
-    };
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(250);
-    loop {
-        match clients.sts_call("GetCallerIdentity", || sts.get_caller_identity().send()).await {
-            Ok(_) => {
-                metrics::histogram!("keymint_iam_key_usable_seconds").record(started.elapsed().as_secs_f64());
-                return None;
-            }
-            // What IAM answers for a key it does not know yet.
-            Err(e) if e.is_code("InvalidClientTokenId") || e.is_code("SignatureDoesNotMatch") => {}
-            Err(e) => return Some(format!("could not check that the new key works: {e}")),
-        }
-        if started.elapsed() + pause > timeout {
-            return Some(format!(
-                "AWS did not accept the new access key within {}s; it may need a few more seconds",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+async fn wait_until_usable(clients: &AwsClients, key: &NewKey, timeout: Duration) -> Option<String> {
+    keys::wait_until_accepted(clients, key, timeout)
+        .await
+        .err()
+        .map(|why| format!("{why}; it may need a few more seconds"))
 }

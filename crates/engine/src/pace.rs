@@ -55,10 +55,11 @@ impl Family {
 
 /// Calls that must not be repeated when their outcome is unknown.
 const NOT_IDEMPOTENT: &[&str] = &["CreateUser", "CreateAccessKey"];
-/// The calls that start a credential request. Only they are refused when the queue is longer
-/// than `max_queue_wait`: once a request has made something in AWS, its later calls (and any
+/// The STS calls that make a credential request. Only they (and an `iam_user` request's
+/// admission, see [`Pacer::admit`]) are refused when the queue is longer than
+/// `max_queue_wait`: once a request has made something in AWS, its later calls (and any
 /// cleanup) wait as long as it takes, so nothing is left half-made.
-const ADMISSION: &[&str] = &["CreateUser", "AssumeRole", "GetFederationToken", "GetSessionToken"];
+const ADMISSION: &[&str] = &["AssumeRole", "GetFederationToken", "GetSessionToken"];
 /// The longest any call waits for its slot.
 const QUEUE_CEILING: Duration = Duration::from_secs(3600);
 
@@ -117,11 +118,35 @@ struct Bucket {
     tokens: f64,
     refilled: Instant,
     last_cut: Option<Instant>,
+    /// When the next call may be sent without exceeding the rate (the theoretical arrival
+    /// time of a generic cell rate algorithm); one second's burst is tolerated ahead of it.
+    next_send: Instant,
 }
 
 impl Bucket {
     fn new(rate: f64, now: Instant) -> Bucket {
-        Bucket { configured: rate, rate, tokens: burst(rate), refilled: now, last_cut: None }
+        Bucket { configured: rate, rate, tokens: burst(rate), refilled: now, last_cut: None, next_send: now }
+    }
+
+    /// Books a call sent now on a reserved slot. Reserved calls keep their own order and pace;
+    /// booking them only makes the next unreserved call wait for a gap, never more than a
+    /// second's worth, even when the rate was cut under reservations made before.
+    fn book_send(&mut self, now: Instant) {
+        self.refill(now);
+        let interval = Duration::from_secs_f64(1.0 / self.rate);
+        let tolerance = Duration::from_secs_f64((burst(self.rate) - 1.0) / self.rate);
+        self.next_send = (self.next_send.max(now) + interval).min(now + tolerance + interval);
+    }
+
+    /// How long to wait before sending one call, which is then booked.
+    fn send_wait(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        let interval = Duration::from_secs_f64(1.0 / self.rate);
+        let tolerance = Duration::from_secs_f64((burst(self.rate) - 1.0) / self.rate);
+        let due = self.next_send.max(now);
+        let wait = due.checked_sub(tolerance).map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+        self.next_send = due + interval;
+        wait
     }
 
     fn refill(&mut self, now: Instant) {
@@ -270,6 +295,28 @@ impl Pacer {
         Ok(Prepaid { family: op.family, left: std::sync::atomic::AtomicU32::new(cost) })
     }
 
+    /// Notes a call sent on a reserved slot, so calls without one wait for a gap after it.
+    fn book_send(&self, family: Family) {
+        lock(&self.buckets[family.index()]).book_send(Instant::now());
+    }
+
+    /// Waits for the family's next sending turn at its current rate: how retries and calls
+    /// outside admission (cleanup, reads) keep to the rate AWS has been accepting, between the
+    /// calls sent on reserved slots.
+    async fn send_turn(&self, family: Family) {
+        let wait = lock(&self.buckets[family.index()]).send_wait(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a slot of `family` without waiting for it.
+    fn charge(&self, family: Family) {
+        let mut bucket = lock(&self.buckets[family.index()]);
+        bucket.refill(Instant::now());
+        bucket.tokens -= 1.0;
+    }
+
     /// Waits for a slot of `op`'s family.
     async fn slot(&self, op: Op, max_wait: Duration) -> Result<(), AwsCallError> {
         self.wait_for(op, 1, max_wait).await
@@ -331,8 +378,18 @@ impl Pacer {
         let max_wait = if op.admission { limits.max_queue_wait } else { QUEUE_CEILING };
         let mut paid = prepaid.is_some_and(|p| p.take(op.family));
         loop {
-            if !std::mem::take(&mut paid) {
+            if std::mem::take(&mut paid) {
+                // Its turn was reserved at admission, in admission order.
+                self.book_send(op.family);
+            } else if op.admission && retries == 0 {
                 self.slot(op, max_wait).await?;
+                self.book_send(op.family);
+            } else {
+                // Counted against the reservations of requests still to be admitted, without
+                // waiting behind them: a retry or a cleanup call is not sent to the back of the
+                // queue, but it keeps to the rate AWS has been accepting.
+                self.charge(op.family);
+                self.send_turn(op.family).await;
             }
             let mut err = match call().await {
                 Ok(v) => return Ok(v),
@@ -395,8 +452,8 @@ mod tests {
         assert!(!Op::iam("CreateAccessKey").idempotent);
         assert!(Op::iam("DeleteAccessKey").idempotent);
         assert!(Op::sts("AssumeRole").idempotent);
-        assert!(Op::iam("CreateUser").admission && Op::sts("AssumeRole").admission);
-        assert!(!Op::iam("DeleteUser").admission && !Op::iam("CreateAccessKey").admission);
+        assert!(Op::sts("AssumeRole").admission && !Op::sts("GetCallerIdentity").admission);
+        assert!(!Op::iam("CreateUser").admission && !Op::iam("CreateAccessKey").admission);
     }
 
     #[test]
@@ -417,22 +474,21 @@ mod tests {
     async fn an_admitted_request_does_not_queue_again() {
         let pacer = Pacer::new(Limits { rates: [2.0, 20.0, 50.0], ..Limits::default() });
         let ticket = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
-        // Someone else queues behind the three paid slots...
+        // Requests admitted later queue behind the three paid slots...
+        for _ in 0..3 {
+            pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+        }
+        // ...but the first request's own calls go at once, not behind them.
         let t0 = tokio::time::Instant::now();
-        let other = pacer.admit(Op::iam("CreateUser"), 1);
-        // ...but the admitted request's own calls go at once.
         for op in ["CreateUser", "PutUserPolicy", "CreateAccessKey"] {
-            let before = tokio::time::Instant::now();
             pacer
                 .run_paid(Op::iam(op), Some(&ticket), || async {
                     Ok::<_, SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse>>(())
                 })
                 .await
                 .unwrap();
-            assert_eq!(before.elapsed(), Duration::ZERO, "{op}");
         }
-        other.await.unwrap();
-        assert_eq!(t0.elapsed(), Duration::from_millis(1000));
+        assert_eq!(t0.elapsed(), Duration::ZERO);
         // Too long a queue is refused before anything is paid.
         let pacer = Pacer::new(Limits {
             rates: [1.0, 20.0, 50.0],
@@ -443,6 +499,31 @@ mod tests {
             pacer.admit(Op::iam("CreateUser"), 4).await.unwrap_err().to_string().contains("max_queue_wait")
         );
         pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+    }
+
+    #[test]
+    fn reserved_sends_never_push_the_others_far_back() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10.0, t0);
+        for _ in 0..100 {
+            b.book_send(t0);
+        }
+        // At most a second's burst plus one interval ahead.
+        assert_eq!(b.send_wait(t0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn sends_keep_to_the_current_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10.0, t0);
+        let waits: Vec<_> = (0..12).map(|_| b.send_wait(t0)).collect();
+        assert!(waits[..10].iter().all(|w| w.is_zero()), "{waits:?}");
+        assert_eq!(waits[10..], [Duration::from_millis(100), Duration::from_millis(200)]);
+        // Throttled: the rate halves, and the spacing doubles.
+        let later = t0 + Duration::from_secs(10);
+        b.throttled(later);
+        let waits: Vec<_> = (0..7).map(|_| b.send_wait(later)).collect();
+        assert_eq!(waits[5..], [Duration::from_millis(200), Duration::from_millis(400)], "{waits:?}");
     }
 
     #[test]
