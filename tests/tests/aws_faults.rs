@@ -131,6 +131,37 @@ async fn server_errors_on_idempotent_calls_are_retried(backend: Backend) {
     assert_one_user_one_key(&env.moto, &creds).await;
 }
 
+/// A third of every call (IAM and STS alike) throttled at random: requests take longer, and
+/// all succeed with one user and one key each.
+async fn a_share_of_throttled_calls_only_slows_requests(backend: Backend) {
+    let (env, proxy) = env_via_proxy(backend, json!({})).await;
+    proxy.fail_share("*", Fault::Throttle, 0.33);
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        let creds = env.km.get("aws/creds/deploy").await.expect(200);
+        keys.push(creds.data()["access_key"].as_str().unwrap().to_owned());
+    }
+    env.km
+        .post(
+            "aws/roles/fed",
+            json!({"credential_type": "federation_token", "policy_document": S3_READ_POLICY}),
+        )
+        .await
+        .expect(204);
+    env.km.get("aws/creds/fed").await.expect(200);
+    let throttled = proxy.calls(None).iter().filter(|c| matches!(c.outcome, Outcome::Injected(..))).count();
+    assert!(throttled > 0, "some calls were throttled");
+    let users = env.moto.user_names(PATH).await;
+    assert_eq!(users.len(), 5);
+    let mut held = Vec::new();
+    for name in users {
+        held.extend(env.moto.user(&name).await.access_keys);
+    }
+    held.sort();
+    keys.sort();
+    assert_eq!(held, keys);
+}
+
 /// CreateUser went through but its answer was lost (twice: once dropped after moto made the
 /// user, once a 5xx before): one user, not two, and the request succeeds.
 async fn a_lost_create_user_answer_makes_one_user(backend: Backend) {
@@ -224,10 +255,7 @@ async fn wait_until_usable_returns_a_working_key(backend: Backend) {
         .await
         .expect(204);
     let creds = env.km.get("aws/creds/deploy").await.expect(200);
-    assert!(
-        creds.warnings().iter().any(|w| w.contains("did not accept the new access key")),
-        "{creds}"
-    );
+    assert!(creds.warnings().iter().any(|w| w.contains("did not accept the new access key")), "{creds}");
     let read = env.km.get("aws/roles/deploy").await.expect(200);
     assert_eq!(
         (read.data()["wait_until_usable"].as_bool(), read.data()["usable_timeout"].as_u64()),
@@ -382,6 +410,7 @@ mod sqlite_only {
         a_burst_queues_instead_of_failing,
         throttling_past_the_deadline_is_a_502_and_leaves_nothing,
         server_errors_on_idempotent_calls_are_retried,
+        a_share_of_throttled_calls_only_slows_requests,
         a_lost_access_key_answer_leaves_no_extra_key,
         wait_until_usable_returns_a_working_key,
         refusals_name_the_operation_with_a_hint,

@@ -271,6 +271,18 @@ async fn write_root(state: &AppState, ctx: &MountCtx, d: &RequestData) -> ApiRes
     }
 }
 
+/// Vault's warning when a body's `name` differs from the one in the path (the path wins).
+pub(crate) fn name_from_path_warning(d: &RequestData, name: &str) -> ApiResult<Vec<String>> {
+    Ok(if d.get_string("name")?.is_some_and(|n| n != name) {
+        vec![
+            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+                .to_string(),
+        ]
+    } else {
+        Vec::new()
+    })
+}
+
 fn non_negative(d: &RequestData, name: &str) -> ApiResult<Option<u64>> {
     match d.get_int(name)? {
         Some(v) => u64::try_from(v).map(Some).map_err(|_| {
@@ -313,13 +325,7 @@ async fn role(state: &AppState, ctx: &MountCtx, name: &str, req: LogicalRequest)
         }
         Operation::Update => {
             let d = &req.data;
-            let mut warnings = Vec::new();
-            if d.get_string("name")?.is_some_and(|n| n != name) {
-                warnings.push(
-                    "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
-                        .to_string(),
-                );
-            }
+            let mut warnings = name_from_path_warning(d, name)?;
             let input = RoleInput {
                 credential_type: d.get_string("credential_type")?,
                 role_arns: d.get_comma_slice("role_arns")?,

@@ -58,13 +58,7 @@ pub async fn static_role(
         }
         Operation::Update => {
             let d = &req.data;
-            let mut warnings = Vec::new();
-            if d.get_string("name")?.is_some_and(|n| n != name) {
-                warnings.push(
-                    "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
-                        .to_string(),
-                );
-            }
+            let warnings = crate::aws::name_from_path_warning(d, name)?;
             let input = StaticRoleInput {
                 username: d.get_string("username")?,
                 rotation_period: d.get_duration_secs("rotation_period")?,

@@ -68,25 +68,17 @@ impl Engine {
 
     /// Runs `work` while renewing `claim`.
     pub(crate) async fn holding<F: Future>(&self, claim: &Claim, work: F) -> F::Output {
-        let every = CLAIM_FOR / 3;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = tick.tick() => {
-                    let until = now_ms() + ms(CLAIM_FOR);
-                    match rows::extend(self.store.pool(), &claim.mount_id, &claim.target, &claim.id, until).await {
-                        Ok(true) => {}
-                        Ok(false) => warn!(mount.id = %claim.mount_id, target = %claim.target,
-                            "rotation claim lost; this replica will store nothing"),
-                        Err(e) => warn!(mount.id = %claim.mount_id, target = %claim.target, error = %e,
-                            "could not renew a rotation claim"),
-                    }
-                }
+        keymint_lease::while_renewing(CLAIM_FOR / 3, work, || async {
+            let until = now_ms() + ms(CLAIM_FOR);
+            match rows::extend(self.store.pool(), &claim.mount_id, &claim.target, &claim.id, until).await {
+                Ok(true) => {}
+                Ok(false) => warn!(mount.id = %claim.mount_id, target = %claim.target,
+                    "rotation claim lost; this replica will store nothing"),
+                Err(e) => warn!(mount.id = %claim.mount_id, target = %claim.target, error = %e,
+                    "could not renew a rotation claim"),
             }
-        }
+        })
+        .await
     }
 
     /// Lets go of a claim; a failure to write it is logged (the claim lapses by itself).

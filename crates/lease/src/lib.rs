@@ -9,7 +9,7 @@ pub mod ttl;
 
 use rand::Rng;
 
-pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
+pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker, while_renewing};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
 
 /// Vault's system-wide default and maximum lease TTL: 768 hours.

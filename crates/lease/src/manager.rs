@@ -390,23 +390,16 @@ impl LeaseManager {
     /// lease as it finishes with it) every third of the claim time.
     async fn holding<F: Future>(&self, held: &Mutex<HashSet<String>>, work: F) -> F::Output {
         let every = (self.policy.claim_for / 3).max(Duration::from_millis(10));
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = tick.tick() => {
-                    let ids: Vec<String> = lock(held).iter().cloned().collect();
-                    let until = now_ms() + millis(self.policy.claim_for);
-                    for chunk in ids.chunks(500) {
-                        if let Err(e) = leases::extend_claims(self.store.pool(), chunk, until).await {
-                            warn!(error = %e, "could not renew lease claims; another replica may take them over");
-                        }
-                    }
+        while_renewing(every, work, || async {
+            let ids: Vec<String> = lock(held).iter().cloned().collect();
+            let until = now_ms() + millis(self.policy.claim_for);
+            for chunk in ids.chunks(500) {
+                if let Err(e) = leases::extend_claims(self.store.pool(), chunk, until).await {
+                    warn!(error = %e, "could not renew lease claims; another replica may take them over");
                 }
             }
-        }
+        })
+        .await
     }
 
     async fn sleep(&self, cancel: &CancellationToken, d: Duration) {
@@ -414,6 +407,25 @@ impl LeaseManager {
             _ = cancel.cancelled() => {}
             _ = self.wake.notified() => {}
             _ = tokio::time::sleep(d) => {}
+        }
+    }
+}
+
+/// Runs `work` to its end, calling `renew` every `every` meanwhile: how a replica keeps a claim
+/// in the database alive while it works on what it claimed.
+pub async fn while_renewing<F, R, RF>(every: Duration, work: F, mut renew: R) -> F::Output
+where
+    F: Future,
+    R: FnMut() -> RF,
+    RF: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => renew().await,
         }
     }
 }
