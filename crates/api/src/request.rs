@@ -97,9 +97,13 @@ pub async fn dispatch(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    // `sys/health` is the only unauthenticated path: load balancers call it, unaudited.
+    // `sys/health` and `sys/seal-status` need no token, as in Vault: load balancers and
+    // `keymint status` call them before anyone logs in. Unaudited.
     if req.path == "sys/health" {
         return sys::health(&state, &req).await;
+    }
+    if req.path == "sys/seal-status" && req.op == Operation::Read {
+        return sys::seal_status(&state).render("system");
     }
     let authenticated = authenticate(&state, &req).await;
     let identity = authenticated.as_ref().ok();

@@ -200,7 +200,7 @@ pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     }
 }
 
-fn seal_status(state: &AppState) -> Reply {
+pub(crate) fn seal_status(state: &AppState) -> Reply {
     // Vault clients read these fields; keymint has no seal to open, so it is always unsealed.
     let mut reply = Reply::data(Value::Null);
     let top = json!({

@@ -1,7 +1,10 @@
 //! The `keymint` binary: parses the command line, loads config, starts tracing and calls the
 //! library crates. Everything it does is reachable from tests through those crates too.
 
+mod client;
+mod commands;
 mod config;
+mod output;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +30,26 @@ struct Cli {
 enum Command {
     /// Run the server.
     Server(ServerArgs),
+    /// Read a path: `keymint read aws/creds/deploy` mints credentials.
+    Read(commands::ReadArgs),
+    /// Write K=V data to a path (a role, config/root...).
+    Write(commands::WriteArgs),
+    /// List the keys under a path.
+    List(commands::PathArgs),
+    /// Delete a path.
+    Delete(commands::PathArgs),
+    /// Show the server's status.
+    Status(commands::StatusArgs),
+    /// Check a token and keep it in ~/.keymint-token for the commands that follow.
+    Login(commands::LoginArgs),
+    /// Renew, revoke or look up leases.
+    #[command(subcommand)]
+    Lease(commands::LeaseCommand),
+    /// Create, look up or revoke tokens.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Operator tasks on a production store, with the server's config file and seal key.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -98,12 +121,35 @@ fn init_tracing(log: &config::LogConfig) {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(commands::vault_style_args(std::env::args()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Server(args) => runtime.block_on(server(args)),
-        Command::Operator(cmd) => runtime.block_on(operator(cmd)),
+    let env = client::Env::from_process();
+    let outcome = match cli.command {
+        Command::Server(args) => return runtime.block_on(server(args)),
+        Command::Operator(cmd) => return runtime.block_on(operator(cmd)),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "keymint",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        Command::Read(args) => runtime.block_on(commands::read(&env, args)),
+        Command::Write(args) => runtime.block_on(commands::write(&env, args)),
+        Command::List(args) => runtime.block_on(commands::list(&env, args)),
+        Command::Delete(args) => runtime.block_on(commands::delete(&env, args)),
+        Command::Status(args) => runtime.block_on(commands::status(&env, args)),
+        Command::Login(args) => runtime.block_on(commands::login(&env, args)),
+        Command::Lease(cmd) => runtime.block_on(commands::lease(&env, cmd)),
+        Command::Token(cmd) => runtime.block_on(commands::token(&env, cmd)),
+    };
+    if let Err(exit) = outcome {
+        eprintln!("{}", exit.message);
+        std::process::exit(exit.code);
     }
+    Ok(())
 }
 
 async fn server(args: ServerArgs) -> Result<()> {

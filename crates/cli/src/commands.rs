@@ -1,0 +1,496 @@
+//! The client commands: `read`, `write`, `list`, `delete`, `status`, `login`, `lease ...` and
+//! `token ...`, with the Vault CLI's arguments, output and exit codes.
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::client::{Conn, Env, Exit, api_error};
+use crate::output::{self, Format};
+
+/// Flags every client command takes (`-format=json` works as well as `--format=json`).
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// The server's address (else KEYMINT_ADDR, VAULT_ADDR, then http://127.0.0.1:8200).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Output: a Key/Value table, or the server's JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print only this field's value (from `data`, or `token`, `lease_id`...).
+    #[arg(long)]
+    pub field: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  keymint read aws/creds/deploy\n  keymint read -format=json aws/creds/deploy\n  keymint read -field=access_key aws/sts/deploy ttl=1h"
+)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The path, e.g. aws/creds/deploy.
+    pub path: String,
+    /// Query parameters, K=V.
+    pub data: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  keymint write aws/roles/deploy credential_type=iam_user policy_document=@policy.json\n  keymint write aws/config/root access_key=AK... secret_key=-   # secret from stdin\n  echo '{\"lease\":\"1h\",\"lease_max\":\"24h\"}' | keymint write aws/config/lease -"
+)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    pub path: String,
+    /// K=V pairs (K=@file reads a file, K=- standard input), or - for a JSON object on stdin.
+    pub data: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  keymint list aws/roles\n  keymint list -format=json sys/policies/acl")]
+pub struct PathArgs {
+    #[command(flatten)]
+    pub common: Common,
+    pub path: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  keymint login s.XXXX\n  echo \"$TOKEN\" | keymint login -")]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The token; `-` reads it from standard input.
+    pub token: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Renew a lease (iam_user leases are renewable).
+    Renew {
+        #[command(flatten)]
+        common: Common,
+        lease_id: String,
+        /// Requested extension, e.g. 1h.
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revoke a lease, or with --prefix every lease under a prefix.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        lease_id: String,
+        #[arg(long)]
+        prefix: bool,
+        /// With --prefix: drop the records of leases AWS refuses to revoke.
+        #[arg(long, requires = "prefix")]
+        force: bool,
+    },
+    /// Show a lease's times and state.
+    Lookup {
+        #[command(flatten)]
+        common: Common,
+        lease_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a child token (or an orphan).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// A policy to attach; repeat for several.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        explicit_max_ttl: Option<String>,
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        num_uses: Option<u64>,
+        #[arg(long)]
+        orphan: bool,
+    },
+    /// Show a token (the caller's own without an argument).
+    Lookup {
+        #[command(flatten)]
+        common: Common,
+        token: Option<String>,
+        /// The argument is an accessor.
+        #[arg(long)]
+        accessor: bool,
+    },
+    /// Revoke a token and its children (the caller's own with --self).
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        token: Option<String>,
+        #[arg(long = "self")]
+        own: bool,
+        #[arg(long)]
+        accessor: bool,
+    },
+}
+
+fn conn(env: &Env, common: &Common) -> Result<Conn, Exit> {
+    Conn::new(env, common.address.as_deref()).map_err(Exit::from)
+}
+
+fn url(c: &Conn, path: &str) -> String {
+    format!("{}/v1/{}", c.addr(), path.trim_start_matches('/'))
+}
+
+pub async fn read(env: &Env, args: ReadArgs) -> Result<(), Exit> {
+    let c = conn(env, &args.common)?;
+    let data = output::request_data(&args.data, &mut std::io::stdin())?;
+    let mut path = args.path.trim_matches('/').to_owned();
+    if !data.is_empty() {
+        let query: Vec<String> = data
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v.as_str().unwrap_or_default())))
+            .collect();
+        path = format!("{path}?{}", query.join("&"));
+    }
+    let answer = c.call("GET", &path, None).await?;
+    if answer.status == 404 && answer.errors().is_empty() {
+        return Err(Exit::server(format!("No value found at {}", args.path.trim_matches('/'))));
+    }
+    if answer.status >= 400 {
+        return Err(api_error(&format!("Error reading {}", args.path), "GET", &url(&c, &path), &answer));
+    }
+    output::print(&answer.body, args.common.format, args.common.field.as_deref())
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn write(env: &Env, args: WriteArgs) -> Result<(), Exit> {
+    let c = conn(env, &args.common)?;
+    let data = Value::Object(output::request_data(&args.data, &mut std::io::stdin())?);
+    let path = args.path.trim_matches('/');
+    let answer = c.expect_ok("PUT", path, Some(&data), &format!("Error writing data to {path}")).await?;
+    if answer.status == 204 || answer.body.is_null() {
+        println!("Success! Data written to: {path}");
+        return Ok(());
+    }
+    output::print(&answer.body, args.common.format, args.common.field.as_deref())
+}
+
+pub async fn list(env: &Env, args: PathArgs) -> Result<(), Exit> {
+    let c = conn(env, &args.common)?;
+    let path = args.path.trim_matches('/');
+    let answer = c.call("LIST", path, None).await?;
+    if answer.status == 404 && answer.errors().is_empty() {
+        return Err(Exit::server(format!("No value found at {path}/")));
+    }
+    if answer.status >= 400 {
+        return Err(api_error(&format!("Error listing {path}/"), "LIST", &url(&c, path), &answer));
+    }
+    let keys = answer.body.get("data").and_then(|d| d.get("keys")).cloned().unwrap_or(json!([]));
+    match args.common.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&keys).map_err(Exit::local)?),
+        Format::Table => {
+            println!("Keys\n----");
+            for k in keys.as_array().into_iter().flatten() {
+                println!("{}", output::show(k));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete(env: &Env, args: PathArgs) -> Result<(), Exit> {
+    let c = conn(env, &args.common)?;
+    let path = args.path.trim_matches('/');
+    c.expect_ok("DELETE", path, None, &format!("Error deleting {path}")).await?;
+    println!("Success! Data deleted (if it existed) at: {path}");
+    Ok(())
+}
+
+pub async fn status(env: &Env, args: StatusArgs) -> Result<(), Exit> {
+    let c = conn(env, &args.common)?;
+    let answer = c.expect_ok("GET", "sys/seal-status", None, "Error checking seal status").await?;
+    let body = &answer.body;
+    match args.common.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(body).map_err(Exit::local)?),
+        Format::Table => {
+            let g = |k: &str| output::show(body.get(k).unwrap_or(&Value::Null));
+            let rows = vec![
+                ("Seal Type".to_owned(), g("type")),
+                ("Initialized".to_owned(), g("initialized")),
+                ("Sealed".to_owned(), g("sealed")),
+                ("Version".to_owned(), g("version")),
+                ("Cluster Name".to_owned(), g("cluster_name")),
+                ("Cluster ID".to_owned(), g("cluster_id")),
+                ("Storage Type".to_owned(), g("storage_type")),
+            ];
+            print!("{}", output::table(&rows));
+        }
+    }
+    Ok(())
+}
+
+pub async fn login(env: &Env, args: LoginArgs) -> Result<(), Exit> {
+    let token = if args.token == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(Exit::local)?;
+        t.trim().to_owned()
+    } else {
+        args.token.clone()
+    };
+    let c = conn(env, &args.common)?.with_token(&token);
+    let answer = c.expect_ok("GET", "auth/token/lookup-self", None, "Error looking up token").await?;
+    let file = env.token_file().ok_or_else(|| Exit::local("HOME is not set: nowhere to keep the token"))?;
+    write_private(&file, &token)?;
+    let d = answer.body.get("data").cloned().unwrap_or(Value::Null);
+    let auth = json!({"auth": {"client_token": token, "accessor": d["accessor"], "lease_duration": d["ttl"],
+        "renewable": d["renewable"], "token_policies": d["policies"], "identity_policies": [], "policies": d["policies"]}});
+    if args.common.field.is_none() && args.common.format == Format::Table {
+        println!(
+            "Success! You are now authenticated. The token information displayed below is already stored in the \
+             token helper ({}). You do NOT need to run \"keymint login\" again.\n",
+            file.display()
+        );
+    }
+    output::print(&auth, args.common.format, args.common.field.as_deref())
+}
+
+/// Writes `contents` to `path`, readable by its owner only, replacing it atomically.
+fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Exit> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Exit::local)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(Exit::local)?;
+    }
+    tmp.write_all(contents.as_bytes()).map_err(Exit::local)?;
+    tmp.persist(path).map_err(|e| Exit::local(e.error))?;
+    Ok(())
+}
+
+pub async fn lease(env: &Env, cmd: LeaseCommand) -> Result<(), Exit> {
+    match cmd {
+        LeaseCommand::Renew { common, lease_id, increment } => {
+            let c = conn(env, &common)?;
+            let mut body = Map::new();
+            body.insert("lease_id".into(), json!(lease_id));
+            if let Some(i) = increment {
+                body.insert("increment".into(), json!(i));
+            }
+            let answer = c
+                .expect_ok("PUT", "sys/leases/renew", Some(&Value::Object(body)), "Error renewing lease")
+                .await?;
+            output::print(&answer.body, common.format, common.field.as_deref())
+        }
+        LeaseCommand::Revoke { common, lease_id, prefix, force } => {
+            let c = conn(env, &common)?;
+            let (path, body) = match (prefix, force) {
+                (true, true) => (format!("sys/leases/revoke-force/{lease_id}"), json!({})),
+                (true, false) => (format!("sys/leases/revoke-prefix/{lease_id}"), json!({})),
+                _ => ("sys/leases/revoke".to_owned(), json!({"lease_id": lease_id})),
+            };
+            let answer = c.expect_ok("PUT", &path, Some(&body), "Error revoking lease").await?;
+            if let Some(w) = output::warnings(&answer.body) {
+                eprintln!("{w}");
+            }
+            println!("Success! Revoked lease: {lease_id}");
+            Ok(())
+        }
+        LeaseCommand::Lookup { common, lease_id } => {
+            let c = conn(env, &common)?;
+            let answer = c
+                .expect_ok(
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(&json!({"lease_id": lease_id})),
+                    "Error looking up lease",
+                )
+                .await?;
+            output::print(&answer.body, common.format, common.field.as_deref())
+        }
+    }
+}
+
+pub async fn token(env: &Env, cmd: TokenCommand) -> Result<(), Exit> {
+    match cmd {
+        TokenCommand::Create {
+            common,
+            policies,
+            ttl,
+            explicit_max_ttl,
+            period,
+            display_name,
+            num_uses,
+            orphan,
+        } => {
+            let c = conn(env, &common)?;
+            let mut body = Map::new();
+            if !policies.is_empty() {
+                body.insert("policies".into(), json!(policies));
+            }
+            for (k, v) in [
+                ("ttl", ttl),
+                ("explicit_max_ttl", explicit_max_ttl),
+                ("period", period),
+                ("display_name", display_name),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), json!(v));
+                }
+            }
+            if let Some(n) = num_uses {
+                body.insert("num_uses".into(), json!(n));
+            }
+            let path = if orphan { "auth/token/create-orphan" } else { "auth/token/create" };
+            let answer =
+                c.expect_ok("POST", path, Some(&Value::Object(body)), "Error creating token").await?;
+            output::print(&answer.body, common.format, common.field.as_deref())
+        }
+        TokenCommand::Lookup { common, token, accessor } => {
+            let c = conn(env, &common)?;
+            let answer = match (token, accessor) {
+                (None, _) => {
+                    c.expect_ok("GET", "auth/token/lookup-self", None, "Error looking up token").await?
+                }
+                (Some(a), true) => {
+                    c.expect_ok(
+                        "POST",
+                        "auth/token/lookup-accessor",
+                        Some(&json!({"accessor": a})),
+                        "Error looking up token",
+                    )
+                    .await?
+                }
+                (Some(t), false) => {
+                    c.expect_ok(
+                        "POST",
+                        "auth/token/lookup",
+                        Some(&json!({"token": t})),
+                        "Error looking up token",
+                    )
+                    .await?
+                }
+            };
+            output::print(&answer.body, common.format, common.field.as_deref())
+        }
+        TokenCommand::Revoke { common, token, own, accessor } => {
+            let c = conn(env, &common)?;
+            match (own, token, accessor) {
+                (true, None, false) => {
+                    c.expect_ok("POST", "auth/token/revoke-self", Some(&json!({})), "Error revoking token")
+                        .await?
+                }
+                (false, Some(a), true) => {
+                    c.expect_ok(
+                        "POST",
+                        "auth/token/revoke-accessor",
+                        Some(&json!({"accessor": a})),
+                        "Error revoking token",
+                    )
+                    .await?
+                }
+                (false, Some(t), false) => {
+                    c.expect_ok(
+                        "POST",
+                        "auth/token/revoke",
+                        Some(&json!({"token": t})),
+                        "Error revoking token",
+                    )
+                    .await?
+                }
+                _ => {
+                    return Err(Exit::local(
+                        "give a token (or an accessor with --accessor), or --self alone",
+                    ));
+                }
+            };
+            println!("Success! Revoked token (if it existed)");
+            Ok(())
+        }
+    }
+}
+
+/// Vault CLI flags come with one dash (`-format=json`); clap wants two. Arguments that look
+/// like a single-dash long flag get the second dash; `-` alone (stdin) and `-x` stay.
+pub fn vault_style_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = false;
+    for a in args {
+        if rest || a == "--" {
+            rest = true;
+            out.push(a);
+            continue;
+        }
+        let name =
+            a.strip_prefix('-').filter(|r| !r.starts_with('-')).map(|r| r.split('=').next().unwrap_or(""));
+        match name {
+            Some(n) if n.len() > 1 && n.chars().all(|c| c.is_ascii_lowercase() || c == '-' || c == '_') => {
+                let mut long = format!("--{}", n.replace('_', "-"));
+                if let Some((_, value)) = a.split_once('=') {
+                    long.push('=');
+                    long.push_str(value);
+                }
+                out.push(long)
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_flags_become_long_flags() {
+        let args = [
+            "keymint",
+            "read",
+            "-format=json",
+            "-field",
+            "access_key",
+            "aws/creds/x",
+            "ttl=1h",
+            "-",
+            "--",
+            "-format",
+        ];
+        let out = vault_style_args(args.iter().map(|s| s.to_string()));
+        assert_eq!(
+            out,
+            [
+                "keymint",
+                "read",
+                "--format=json",
+                "--field",
+                "access_key",
+                "aws/creds/x",
+                "ttl=1h",
+                "-",
+                "--",
+                "-format"
+            ]
+        );
+        assert_eq!(vault_style_args(["-h".to_string(), "--help".to_string()]), ["-h", "--help"]);
+        assert_eq!(vault_style_args(["-display_name=a_b".to_string()]), ["--display-name=a_b"]);
+    }
+}

@@ -1,0 +1,186 @@
+//! The `keymint` client commands against a real server: Vault CLI habits (`-format=json`,
+//! `-field=`, `k=@file`, `k=-`, the token file `login` writes), output and exit codes.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::process::Stdio;
+
+use keymint_tests::*;
+use tokio::io::AsyncWriteExt;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn ok(self) -> String {
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    fn json(self) -> Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// Runs `keymint ARGS` against `km` with HOME at `home` and no token in the environment.
+async fn cli(km: &Keymint, home: &std::path::Path, args: &[&str], stdin: &str) -> Out {
+    let mut child = tokio::process::Command::new(keymint_binary())
+        .args(args)
+        .env_clear()
+        .env("KEYMINT_ADDR", km.url())
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keymint");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The value column of the `key` row of a Key/Value table.
+fn row<'a>(table: &'a str, key: &str) -> &'a str {
+    table
+        .lines()
+        .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with(' ')).map(str::trim))
+        .unwrap_or_else(|| panic!("no row {key:?} in:\n{table}"))
+}
+
+async fn every_command_with_both_formats(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    env.configure_root().await;
+    let km = &env.km;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+
+    // No token yet: status works (unauthenticated), reading does not.
+    let status = cli(km, h, &["status"], "").await.ok();
+    assert_eq!(row(&status, "Sealed"), "false", "{status}");
+    let denied = cli(km, h, &["read", "sys/mounts"], "").await;
+    assert_eq!(denied.code, 2);
+    assert!(
+        denied.stderr.contains("Code: 403") && denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+
+    // login keeps the token in ~/.keymint-token, owner-only.
+    let login = cli(km, h, &["login", "-"], &format!("{ROOT_TOKEN}\n")).await.ok();
+    assert_eq!(row(&login, "token_policies"), "[root]", "{login}");
+    let file = h.join(".keymint-token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), ROOT_TOKEN);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(cli(km, h, &["login", "wrong-token"], "").await.code, 2);
+
+    // write with k=@file and k=-, read back as a table, as JSON and as one field.
+    let policy = h.join("policy.json");
+    std::fs::write(&policy, S3_READ_POLICY).unwrap();
+    let written = cli(
+        km,
+        h,
+        &[
+            "write",
+            "aws/roles/deploy",
+            "credential_type=iam_user",
+            &format!("policy_document=@{}", policy.display()),
+            "user_path=-",
+        ],
+        "/cli/\n",
+    )
+    .await
+    .ok();
+    assert_eq!(written.trim(), "Success! Data written to: aws/roles/deploy");
+    let table = cli(km, h, &["read", "aws/roles/deploy"], "").await.ok();
+    assert_eq!(row(&table, "user_path"), "/cli/");
+    assert_eq!(row(&table, "iam_groups"), "<nil>");
+    let json = cli(km, h, &["read", "-format=json", "aws/roles/deploy"], "").await.json();
+    assert_eq!(json["data"]["credential_type"], "iam_user", "{json}");
+    let field = cli(km, h, &["read", "-field=policy_document", "aws/roles/deploy"], "").await.ok();
+    assert_eq!(
+        serde_json::from_str::<Value>(field.trim()).unwrap(),
+        serde_json::from_str::<Value>(S3_READ_POLICY).unwrap()
+    );
+
+    // The CI one-liner: credentials as JSON, and they work.
+    let creds = cli(km, h, &["read", "aws/creds/deploy", "-format=json"], "").await.json();
+    let (key, secret) =
+        (creds["data"]["access_key"].as_str().unwrap(), creds["data"]["secret_key"].as_str().unwrap());
+    let user = env.moto.user_names("/cli/").await;
+    assert_eq!(env.moto.caller_arn(key, secret, None).await, env.moto.user(&user[0]).await.arn);
+    let lease_id = creds["lease_id"].as_str().unwrap().to_owned();
+    let table = cli(km, h, &["read", "aws/creds/deploy"], "").await.ok();
+    assert_eq!(row(&table, "lease_duration"), "768h", "{table}");
+    assert_eq!(row(&table, "session_token"), "<nil>");
+
+    // Leases.
+    let looked = cli(km, h, &["lease", "lookup", "-format=json", &lease_id], "").await.json();
+    assert_eq!(looked["data"]["id"], lease_id.as_str());
+    let renewed =
+        cli(km, h, &["lease", "renew", "-increment=1h", "-format=json", &lease_id], "").await.json();
+    assert_eq!(renewed["lease_duration"], 3600, "{renewed}");
+    let revoked = cli(km, h, &["lease", "revoke", &lease_id], "").await.ok();
+    assert!(revoked.contains("Success! Revoked lease"), "{revoked}");
+    let prefix = cli(km, h, &["lease", "revoke", "-prefix", "aws/creds/deploy"], "").await.ok();
+    assert!(prefix.contains("Success!"), "{prefix}");
+    assert!(env.moto.user_names("/cli/").await.is_empty(), "revocation deleted the users");
+
+    // Lists.
+    let listed = cli(km, h, &["list", "aws/roles"], "").await.ok();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), ["Keys", "----", "deploy"]);
+    assert_eq!(cli(km, h, &["list", "-format=json", "aws/roles"], "").await.json(), json!(["deploy"]));
+
+    // Tokens.
+    let token = cli(
+        km,
+        h,
+        &["token", "create", "-policy=default", "-ttl=1h", "-display_name=ci_bot", "-field=token"],
+        "",
+    )
+    .await
+    .ok();
+    let token = token.trim();
+    let lookup = cli(km, h, &["token", "lookup", "-format=json", token], "").await.json();
+    assert_eq!(lookup["data"]["display_name"], "token-ci-bot", "{lookup}");
+    assert_eq!(lookup["data"]["policies"], json!(["default"]));
+    cli(km, h, &["token", "revoke", token], "").await.ok();
+    assert_eq!(cli(km, h, &["token", "lookup", token], "").await.code, 2);
+
+    // Errors: the server's message and exit code 2; a missing value is exit 2 too.
+    let bad = cli(km, h, &["write", "aws/roles/bad", "credential_type=bogus"], "").await;
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("Code: 400") && bad.stderr.contains("unrecognized credential type: bogus"),
+        "{}",
+        bad.stderr
+    );
+    let missing = cli(km, h, &["read", "aws/roles/nope"], "").await;
+    assert_eq!((missing.code, missing.stderr.trim()), (2, "No value found at aws/roles/nope"));
+    let deleted = cli(km, h, &["delete", "aws/roles/deploy"], "").await.ok();
+    assert_eq!(deleted.trim(), "Success! Data deleted (if it existed) at: aws/roles/deploy");
+    let usage = cli(km, h, &["write", "aws/roles/x", "no-equals-sign"], "").await;
+    assert_eq!(usage.code, 1, "{}", usage.stderr);
+
+    // Completions and help with examples.
+    let completion = cli(km, h, &["completions", "bash"], "").await.ok();
+    assert!(completion.contains("keymint") && completion.contains("read"), "{completion}");
+    let help = cli(km, h, &["read", "--help"], "").await.ok();
+    assert!(help.contains("keymint read -format=json aws/creds/deploy"), "{help}");
+}
+
+both_backends!(every_command_with_both_formats);
