@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod config;
+mod credential_process;
 mod output;
 
 use std::io::Write;
@@ -48,6 +49,9 @@ enum Command {
     /// Create, look up or revoke tokens.
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Print credentials for the AWS CLI's and SDKs' `credential_process`, cached until close
+    /// to expiry.
+    CredentialProcess(credential_process::CredentialProcessArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Operator tasks on a production store, with the server's config file and seal key.
@@ -122,7 +126,9 @@ fn init_tracing(log: &config::LogConfig) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse_from(commands::vault_style_args(std::env::args()));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // AWS SDK futures nest deep; the default 2 MiB worker stack is tight for them.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build()?;
     let env = client::Env::from_process();
     let outcome = match cli.command {
         Command::Server(args) => return runtime.block_on(server(args)),
@@ -144,6 +150,7 @@ fn main() -> Result<()> {
         Command::Login(args) => runtime.block_on(commands::login(&env, args)),
         Command::Lease(cmd) => runtime.block_on(commands::lease(&env, cmd)),
         Command::Token(cmd) => runtime.block_on(commands::token(&env, cmd)),
+        Command::CredentialProcess(args) => runtime.block_on(credential_process::run(&env, args)),
     };
     if let Err(exit) = outcome {
         eprintln!("{}", exit.message);

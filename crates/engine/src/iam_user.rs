@@ -267,7 +267,7 @@ impl Engine {
     /// Tears down a half-made user at once; if that fails the intent stays, and the sweeper
     /// finishes the job later.
     async fn undo_user(&self, clients: &AwsClients, user: &str, intent_id: &str) {
-        match teardown::delete_user(clients, user).await {
+        match Box::pin(teardown::delete_user(clients, user)).await {
             Ok(Teardown::Deleted) => {
                 if let Err(e) = wal::delete(self.store.pool(), intent_id).await {
                     warn!(user.name = user, error = %e, "user torn down but its intent remains; the sweeper will retire it");

@@ -130,8 +130,12 @@ impl Engine {
             .ok_or_else(|| EngineError::bad_request(format!("Role {:?} not found", req.role_name)))?;
         let kind = role.type_for_path(req.via_sts_path)?;
         match kind.as_str() {
-            IAM_USER => self.mint_iam_user(mount, &role, &req).await,
-            ASSUMED_ROLE | FEDERATION_TOKEN | SESSION_TOKEN => self.mint_sts(mount, &role, &kind, &req).await,
+            // Boxed: each is a large state machine, and one inline in the other would overflow
+            // a worker thread's stack in debug builds.
+            IAM_USER => Box::pin(self.mint_iam_user(mount, &role, &req)).await,
+            ASSUMED_ROLE | FEDERATION_TOKEN | SESSION_TOKEN => {
+                Box::pin(self.mint_sts(mount, &role, &kind, &req)).await
+            }
             other => Err(EngineError::bad_request(format!("unknown credential_type: {other:?}"))),
         }
     }

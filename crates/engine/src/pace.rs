@@ -391,7 +391,9 @@ impl Pacer {
                 self.charge(op.family);
                 self.send_turn(op.family).await;
             }
-            let mut err = match call().await {
+            // Boxed: SDK futures are large, and kept inline they would make every caller's
+            // future (and the stack that polls it) larger still.
+            let mut err = match Box::pin(call()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => classify(op.name, &e),
             };

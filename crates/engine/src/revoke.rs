@@ -49,7 +49,7 @@ impl keymint_lease::Revoker for Engine {
         let aws = self.aws_for_mount(&intent.mount_id).await?;
         // Past the grace period, "no such user" is the truth: the creation never happened or
         // was already undone.
-        teardown::delete_user(&aws, &data.user_name).await.map(|_| ()).map_err(|e| e.to_string())
+        Box::pin(teardown::delete_user(&aws, &data.user_name)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
@@ -63,7 +63,7 @@ impl keymint_lease::Revoker for Engine {
             return Err("secret is missing username internal data".into());
         }
         let aws = self.aws_for_mount(&lease.mount_id).await?;
-        match teardown::delete_user(&aws, &internal.username).await {
+        match Box::pin(teardown::delete_user(&aws, &internal.username)).await {
             Ok(Teardown::Deleted) => Ok(()),
             Ok(Teardown::AlreadyGone) => {
                 let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;
