@@ -286,6 +286,15 @@ fn sdk_timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The Python beside moto (its virtualenv has boto3): real AWS SDK consumers for the tests.
+pub fn python() -> PathBuf {
+    let moto = moto_binary();
+    match moto.parent() {
+        Some(dir) if dir.join("python").is_file() => dir.join("python"),
+        _ => PathBuf::from("python3"),
+    }
+}
+
 /// `$MOTO_SERVER`, else the repo's `.venv/bin/moto_server`, else `moto_server` on PATH.
 fn moto_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MOTO_SERVER").filter(|p| !p.is_empty()) {

@@ -183,4 +183,70 @@ async fn every_command_with_both_formats(backend: Backend) {
     assert!(help.contains("keymint read -format=json aws/creds/deploy"), "{help}");
 }
 
-both_backends!(every_command_with_both_formats);
+/// boto3 gets its keys from `credential_process = keymint credential-process ...`; the
+/// second run reuses the cached answer instead of making another IAM user.
+async fn credential_process_feeds_boto3_and_caches(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    env.configure_root().await;
+    write_iam_user_role(&env.km, "deploy", "/cp/").await;
+    let home = tempfile::tempdir().unwrap();
+    let aws_config = home.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile deploy]\ncredential_process = {} credential-process aws/creds/deploy\nregion = us-east-1\n",
+            keymint_binary().display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "import boto3\nprint(boto3.Session(profile_name='deploy').client('sts', endpoint_url='{}').get_caller_identity()['Arn'])",
+        env.moto.url()
+    );
+    let boto3 = async || {
+        let out = tokio::process::Command::new(python())
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+            .env("KEYMINT_ADDR", env.km.url())
+            .env("KEYMINT_TOKEN", ROOT_TOKEN)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = boto3().await;
+    let users = env.moto.user_names("/cp/").await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(first, env.moto.user(&users[0]).await.arn);
+    assert_eq!(boto3().await, first, "the cached credentials are used again");
+    assert_eq!(env.moto.user_names("/cp/").await.len(), 1, "no second user");
+
+    let cached: Vec<_> =
+        std::fs::read_dir(home.path().join(".cache/keymint")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cached[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Asking for more lifetime than the cache has left fetches anew.
+    let out =
+        cli(&env.km, home.path(), &["credential-process", "--refresh-before", "800h", "aws/sts/deploy"], "")
+            .await;
+    assert_eq!(out.code, 2, "no token in this environment: {}", out.stderr);
+    std::fs::write(home.path().join(".keymint-token"), ROOT_TOKEN).unwrap();
+    let printed: Value = serde_json::from_str(
+        &cli(&env.km, home.path(), &["credential-process", "--no-cache", "aws/creds/deploy"], "").await.ok(),
+    )
+    .unwrap();
+    assert_eq!(printed["Version"], 1);
+    assert!(printed["Expiration"].as_str().unwrap().ends_with('Z'), "{printed}");
+    assert_eq!(env.moto.user_names("/cp/").await.len(), 2, "--no-cache made a new credential");
+}
+
+both_backends!(every_command_with_both_formats, credential_process_feeds_boto3_and_caches);

@@ -118,6 +118,10 @@ impl Conn {
         &self.addr
     }
 
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn with_token(mut self, token: &str) -> Conn {
         self.token = Some(token.to_owned());
         self
