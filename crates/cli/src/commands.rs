@@ -272,7 +272,7 @@ pub async fn login(env: &Env, args: LoginArgs) -> Result<(), Exit> {
 }
 
 /// Writes `contents` to `path`, readable by its owner only, replacing it atomically.
-fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Exit> {
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Exit> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Exit::local)?;

@@ -1,6 +1,7 @@
 //! The `keymint` binary: parses the command line, loads config, starts tracing and calls the
 //! library crates. Everything it does is reachable from tests through those crates too.
 
+mod agent;
 mod client;
 mod commands;
 mod config;
@@ -22,6 +23,8 @@ use tracing::info;
 
 #[derive(Parser)]
 #[command(name = "keymint", version, about = "Short-lived AWS credentials on demand, speaking Vault's API")]
+// A flag given twice takes its last value, as the vault CLI does (and tests rely on to pin a port).
+#[command(args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,6 +55,9 @@ enum Command {
     /// Print credentials for the AWS CLI's and SDKs' `credential_process`, cached until close
     /// to expiry.
     CredentialProcess(credential_process::CredentialProcessArgs),
+    /// Sidecar: keep fresh credentials and serve them on loopback to any AWS SDK
+    /// (container-credentials format).
+    Agent(agent::AgentArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Operator tasks on a production store, with the server's config file and seal key.
@@ -150,6 +156,7 @@ fn main() -> Result<()> {
         Command::Login(args) => runtime.block_on(commands::login(&env, args)),
         Command::Lease(cmd) => runtime.block_on(commands::lease(&env, cmd)),
         Command::Token(cmd) => runtime.block_on(commands::token(&env, cmd)),
+        Command::Agent(args) => runtime.block_on(agent::run(&env, args)),
         Command::CredentialProcess(args) => runtime.block_on(credential_process::run(&env, args)),
     };
     if let Err(exit) = outcome {
