@@ -4,7 +4,7 @@
 #
 # It provides what the black-box tests need, then runs every check CI makes:
 #   - PostgreSQL binaries (installed with apt-get when missing; needs root);
-#   - moto[server] pinned by tests/requirements.txt, in the virtualenv .venv;
+#   - moto[server] and the AWS CLI pinned by tests/requirements.txt, in the virtualenv .venv;
 #   - a throwaway PostgreSQL cluster on 127.0.0.1 (KEYMINT_TEST_POSTGRES_URL), removed on exit;
 #   - cargo fmt --check, clippy with -D warnings, build of the binaries, cargo test.
 # Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
@@ -81,7 +81,7 @@ if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
   python3 -m venv .venv
 fi
 installed=$("$venv_python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)
-if [ "$installed" = "$moto_pin" ] && [ -x .venv/bin/moto_server ]; then
+if [ "$installed" = "$moto_pin" ] && [ -x .venv/bin/moto_server ] && [ -x .venv/bin/aws ]; then
   echo "    moto $installed already installed"
 else
   echo "    installing moto[server]==$moto_pin"

@@ -295,6 +295,14 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// The AWS CLI beside moto (scripts/test.sh installs it into the same virtualenv).
+pub fn aws_cli() -> PathBuf {
+    match moto_binary().parent() {
+        Some(dir) if dir.join("aws").is_file() => dir.join("aws"),
+        _ => PathBuf::from("aws"),
+    }
+}
+
 /// `$MOTO_SERVER`, else the repo's `.venv/bin/moto_server`, else `moto_server` on PATH.
 fn moto_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MOTO_SERVER").filter(|p| !p.is_empty()) {

@@ -1,4 +1,4 @@
-//! `keymint agent` as a sidecar: boto3 and the Rust AWS SDK get their keys from the agent's container-credentials
+//! `keymint agent` as a sidecar: boto3, the AWS CLI and the Rust AWS SDK get their keys from the agent's container-credentials
 //! endpoint; callers without the token are refused; keys are refreshed before they run out;
 //! the agent keeps serving while keymint is down and picks up again after a restart; what it
 //! holds is revoked when it stops.
@@ -104,7 +104,20 @@ async fn agent_serves_boto3_refreshes_and_cleans_up(backend: Backend) {
     let users = moto.user_names("/agent/").await;
     assert_eq!(users.len(), 1);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), moto.user(&users[0]).await.arn);
-    // The Rust AWS SDK's default chain, the same way.
+    // The AWS CLI and the Rust AWS SDK's default chain, the same way.
+    let out = tokio::process::Command::new(aws_cli())
+        .args(["sts", "get-caller-identity", "--region", "us-east-1", "--output", "text", "--query", "Arn"])
+        .args(["--endpoint-url", &moto.url()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/creds", agent.url))
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", AGENT_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), moto.user(&users[0]).await.arn);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sdk-probe"))
         .arg(moto.url())
         .env_clear()

@@ -224,6 +224,22 @@ async fn credential_process_feeds_boto3_and_caches(backend: Backend) {
     assert_eq!(users.len(), 1);
     assert_eq!(first, env.moto.user(&users[0]).await.arn);
     assert_eq!(boto3().await, first, "the cached credentials are used again");
+    // The AWS CLI, with the same profile and cache.
+    let out = tokio::process::Command::new(aws_cli())
+        .args(["sts", "get-caller-identity", "--profile", "deploy", "--output", "text", "--query", "Arn"])
+        .args(["--endpoint-url", &env.moto.url()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", &aws_config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("KEYMINT_ADDR", env.km.url())
+        .env("KEYMINT_TOKEN", ROOT_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), first);
     assert_eq!(env.moto.user_names("/cp/").await.len(), 1, "no second user");
 
     let cached: Vec<_> =
