@@ -158,8 +158,23 @@ async fn every_command_with_both_formats(backend: Backend) {
     let lookup = cli(km, h, &["token", "lookup", "-format=json", token], "").await.json();
     assert_eq!(lookup["data"]["display_name"], "token-ci-bot", "{lookup}");
     assert_eq!(lookup["data"]["policies"], json!(["default"]));
+    let table = cli(km, h, &["token", "lookup", token], "").await.ok();
+    assert_eq!(row(&table, "display_name"), "token-ci-bot", "{table}");
     cli(km, h, &["token", "revoke", token], "").await.ok();
     assert_eq!(cli(km, h, &["token", "lookup", token], "").await.code, 2);
+    // By accessor, and a token revoking itself.
+    let child = cli(km, h, &["token", "create", "-format=json"], "").await.json();
+    let accessor = child["auth"]["accessor"].as_str().unwrap();
+    let looked = cli(km, h, &["token", "lookup", "-accessor", "-format=json", accessor], "").await.json();
+    assert_eq!(looked["data"]["accessor"], accessor, "{looked}");
+    cli(km, h, &["token", "revoke", "-accessor", accessor], "").await.ok();
+    let own = cli(km, h, &["token", "create", "-field=token"], "").await.ok();
+    let own_home = tempfile::tempdir().unwrap();
+    std::fs::write(own_home.path().join(".keymint-token"), own.trim()).unwrap();
+    cli(km, own_home.path(), &["token", "revoke", "-self"], "").await.ok();
+    assert_eq!(cli(km, own_home.path(), &["token", "lookup"], "").await.code, 2, "the token is gone");
+    let status = cli(km, h, &["status", "-format=json"], "").await.json();
+    assert_eq!(status["sealed"], false, "{status}");
 
     // Errors: the server's message and exit code 2; a missing value is exit 2 too.
     let bad = cli(km, h, &["write", "aws/roles/bad", "credential_type=bogus"], "").await;

@@ -47,7 +47,6 @@ pub struct WriteArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  keymint list aws/roles\n  keymint list -format=json sys/policies/acl")]
 pub struct PathArgs {
     #[command(flatten)]
     pub common: Common,
@@ -55,6 +54,7 @@ pub struct PathArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  keymint status\n  keymint status -format=json")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub common: Common,
@@ -70,6 +70,9 @@ pub struct LoginArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(
+    after_help = "Examples:\n  keymint lease lookup aws/creds/deploy/AbCd...\n  keymint lease renew -increment=1h aws/creds/deploy/AbCd...\n  keymint lease revoke -prefix aws/creds/deploy"
+)]
 pub enum LeaseCommand {
     /// Renew a lease (iam_user leases are renewable).
     Renew {
@@ -100,6 +103,9 @@ pub enum LeaseCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(
+    after_help = "Examples:\n  keymint token create -policy=deploy -ttl=1h -field=token\n  keymint token lookup\n  keymint token revoke -self"
+)]
 pub enum TokenCommand {
     /// Create a child token (or an orphan).
     Create {

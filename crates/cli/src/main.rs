@@ -39,8 +39,12 @@ enum Command {
     /// Write K=V data to a path (a role, config/root...).
     Write(commands::WriteArgs),
     /// List the keys under a path.
+    #[command(
+        after_help = "Examples:\n  keymint list aws/roles\n  keymint list -format=json sys/policies/acl"
+    )]
     List(commands::PathArgs),
     /// Delete a path.
+    #[command(after_help = "Examples:\n  keymint delete aws/roles/deploy")]
     Delete(commands::PathArgs),
     /// Show the server's status.
     Status(commands::StatusArgs),
