@@ -57,6 +57,30 @@ impl TestEnv {
     }
 }
 
+/// Runs a real AWS consumer (boto3, the AWS CLI, the Rust SDK) in a clean environment: PATH,
+/// HOME, no instance metadata, and `vars`, so the credentials it finds are the ones the test
+/// gives it. It must succeed; its trimmed standard output is returned.
+pub async fn run_consumer(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    home: &std::path::Path,
+    vars: &[(&str, String)],
+) -> String {
+    let program = program.as_ref().to_owned();
+    let out = tokio::process::Command::new(&program)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    assert!(out.status.success(), "{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// The dummy root keys [`root_config`] gives keymint: distinct from the harness's own
 /// [`DUMMY_ACCESS_KEY`], so [`Moto::calls`] tells keymint's calls apart.
 pub const ROOT_ACCESS_KEY: &str = "keymint-test-root";

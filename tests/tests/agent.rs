@@ -90,46 +90,25 @@ async fn agent_serves_boto3_refreshes_and_cleans_up(backend: Backend) {
         "import boto3\nprint(boto3.client('sts', region_name='us-east-1', endpoint_url='{}').get_caller_identity()['Arn'])",
         moto.url()
     );
-    let out = tokio::process::Command::new(python())
-        .args(["-c", &script])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/creds", agent.url))
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", AGENT_TOKEN)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+    let vars = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/creds", agent.url)),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", AGENT_TOKEN.to_owned()),
+    ];
+    let arn = run_consumer(python(), &["-c", &script], dir.path(), &vars).await;
     let users = moto.user_names("/agent/").await;
     assert_eq!(users.len(), 1);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), moto.user(&users[0]).await.arn);
+    let user_arn = moto.user(&users[0]).await.arn;
+    assert_eq!(arn, user_arn);
     // The AWS CLI and the Rust AWS SDK's default chain, the same way.
-    let out = tokio::process::Command::new(aws_cli())
-        .args(["sts", "get-caller-identity", "--region", "us-east-1", "--output", "text", "--query", "Arn"])
-        .args(["--endpoint-url", &moto.url()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/creds", agent.url))
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", AGENT_TOKEN)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), moto.user(&users[0]).await.arn);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sdk-probe"))
-        .arg(moto.url())
-        .env_clear()
-        .env("HOME", dir.path())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/creds", agent.url))
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", AGENT_TOKEN)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "Rust SDK: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), moto.user(&users[0]).await.arn);
+    let moto_url = moto.url();
+    let aws_args =
+        ["sts", "get-caller-identity", "--region", "us-east-1", "--output", "text", "--query", "Arn"];
+    let aws_args: Vec<&str> = aws_args.into_iter().chain(["--endpoint-url", moto_url.as_str()]).collect();
+    assert_eq!(run_consumer(aws_cli(), &aws_args, dir.path(), &vars).await, user_arn);
+    assert_eq!(
+        run_consumer(env!("CARGO_BIN_EXE_sdk-probe"), &[&moto_url], dir.path(), &vars).await,
+        user_arn
+    );
     let file = std::fs::read_to_string(dir.path().join("credentials")).unwrap();
     assert!(
         file.contains(&format!("aws_access_key_id = {}", first["AccessKeyId"].as_str().unwrap())),

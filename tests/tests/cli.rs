@@ -218,43 +218,24 @@ async fn credential_process_feeds_boto3_and_caches(backend: Backend) {
         "import boto3\nprint(boto3.Session(profile_name='deploy').client('sts', endpoint_url='{}').get_caller_identity()['Arn'])",
         env.moto.url()
     );
-    let boto3 = async || {
-        let out = tokio::process::Command::new(python())
-            .args(["-c", &script])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("AWS_CONFIG_FILE", &aws_config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
-            .env("KEYMINT_ADDR", env.km.url())
-            .env("KEYMINT_TOKEN", ROOT_TOKEN)
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let vars = [
+        ("AWS_CONFIG_FILE", aws_config.display().to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none").display().to_string()),
+        ("KEYMINT_ADDR", env.km.url().to_owned()),
+        ("KEYMINT_TOKEN", ROOT_TOKEN.to_owned()),
+    ];
+    let boto3 = async || run_consumer(python(), &["-c", &script], home.path(), &vars).await;
     let first = boto3().await;
     let users = env.moto.user_names("/cp/").await;
     assert_eq!(users.len(), 1);
     assert_eq!(first, env.moto.user(&users[0]).await.arn);
     assert_eq!(boto3().await, first, "the cached credentials are used again");
     // The AWS CLI, with the same profile and cache.
-    let out = tokio::process::Command::new(aws_cli())
-        .args(["sts", "get-caller-identity", "--profile", "deploy", "--output", "text", "--query", "Arn"])
-        .args(["--endpoint-url", &env.moto.url()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AWS_CONFIG_FILE", &aws_config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
-        .env("KEYMINT_ADDR", env.km.url())
-        .env("KEYMINT_TOKEN", ROOT_TOKEN)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), first);
+    let moto_url = env.moto.url();
+    let aws_args =
+        ["sts", "get-caller-identity", "--profile", "deploy", "--output", "text", "--query", "Arn"];
+    let aws_args: Vec<&str> = aws_args.into_iter().chain(["--endpoint-url", moto_url.as_str()]).collect();
+    assert_eq!(run_consumer(aws_cli(), &aws_args, home.path(), &vars).await, first);
     assert_eq!(env.moto.user_names("/cp/").await.len(), 1, "no second user");
 
     let cached: Vec<_> =
