@@ -97,13 +97,16 @@ pub async fn dispatch(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    // `sys/health` and `sys/seal-status` need no token, as in Vault: load balancers and
-    // `keymint status` call them before anyone logs in. Unaudited.
+    // `sys/health`, `sys/seal-status` and `sys/init` need no token, as in Vault: load balancers,
+    // `keymint status` and hvac's `is_initialized` call them before anyone logs in. Unaudited.
     if req.path == "sys/health" {
         return sys::health(&state, &req).await;
     }
     if req.path == "sys/seal-status" && req.op == Operation::Read {
         return sys::seal_status(&state).render("system");
+    }
+    if req.path == "sys/init" {
+        return sys::init_status(&req);
     }
     let authenticated = authenticate(&state, &req).await;
     let identity = authenticated.as_ref().ok();

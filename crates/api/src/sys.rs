@@ -183,11 +183,7 @@ pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     match (req.op, path.as_str()) {
         (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
         (Operation::Read, "sys/seal-status") => Ok(seal_status(state)),
-        (Operation::Read, "sys/leader") => Ok(Reply::data(json!({
-            "ha_enabled": false, "is_self": true, "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "", "leader_cluster_address": "", "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
-        }))),
+        (Operation::Read, "sys/leader") => Ok(leader()),
         (_, p) if p.starts_with("sys/mounts/") => {
             let rest = &p["sys/mounts/".len()..];
             if let Some(mount) = rest.strip_suffix("/tune") {
@@ -198,6 +194,29 @@ pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
         }
         _ => Err(ApiError::UnsupportedPath),
     }
+}
+
+/// `sys/init`: keymint is initialised from its first start, so a read says so (Vault's bare
+/// `{"initialized": true}`, no envelope) and an attempt to initialise is refused as Vault
+/// refuses a second one.
+pub(crate) fn init_status(req: &LogicalRequest) -> Response {
+    match req.op {
+        Operation::Read | Operation::Head => axum::Json(json!({"initialized": true})).into_response(),
+        Operation::Update => ApiError::BadRequest("Vault is already initialized".into()).into_response(),
+        _ => ApiError::UnsupportedOperation.into_response(),
+    }
+}
+
+/// `sys/leader`: Vault answers with the fields at the top level of the body (the `vault` CLI
+/// and node-vault read them there); they are under `data` too, for clients that look there.
+/// Every keymint replica serves every request, so each is its own leader and HA is off.
+fn leader() -> Reply {
+    let fields = json!({
+        "ha_enabled": false, "is_self": true, "active_time": "0001-01-01T00:00:00Z",
+        "leader_address": "", "leader_cluster_address": "", "performance_standby": false,
+        "performance_standby_last_remote_wal": 0,
+    });
+    Reply { top_level: fields.as_object().cloned(), data: Some(fields), ..Default::default() }
 }
 
 pub(crate) fn seal_status(state: &AppState) -> Reply {

@@ -119,35 +119,44 @@ fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
     named.into_iter().find(|(_, present)| *present).map(|(name, _)| name)
 }
 
-fn legacy_write(input: &RoleInput) -> Result<RoleWrite> {
-    if input.legacy_policy.is_some() && input.legacy_arn.is_some() {
+/// The legacy value a write carries, as Vault reads it: `policy`, else `arn`. Both count as
+/// given even when empty (a JSON `null` is ""), so hvac's `{"policy": doc, "arn": null}` is the
+/// 500 Vault answers, while `{"policy": null, "arn": "arn:…"}` is an ARN write. `None`: no
+/// legacy write (an empty value is none either).
+fn legacy_value(input: &RoleInput) -> Result<Option<&str>> {
+    let policy = input.legacy_policy.as_deref().unwrap_or("");
+    if input.legacy_arn.is_some() && !policy.is_empty() {
         return Err(EngineError::Internal("only one of policy or arn should be provided".into()));
     }
+    let value = input.legacy_arn.as_deref().filter(|_| policy.is_empty()).unwrap_or(policy);
+    Ok(Some(value).filter(|v| !v.is_empty()))
+}
+
+/// A legacy write: a value starting with `arn:` names a role (assumed_role) or a managed policy
+/// (iam_user); anything else is a policy document for iam_user and federation_token.
+fn legacy_write(input: &RoleInput, legacy: &str) -> Result<RoleWrite> {
     if let Some(field) = legacy_conflicts(input) {
         return Err(EngineError::bad_request(format!(
             "cannot supply deprecated role or policy parameters with {field}"
         )));
     }
+    let unparsable =
+        || EngineError::bad_request(format!("unable to parse supplied data: {}", go_quote(legacy)));
     let mut role = Role { prohibit_flexible_cred_path: true, ..Role::default() };
-    if let Some(policy) = input.legacy_policy.as_deref() {
-        role.policy_document = compact_policy(policy).map_err(|_| {
-            EngineError::bad_request(format!("unable to parse supplied data: {}", go_quote(policy)))
-        })?;
-        role.credential_types = vec![IAM_USER.into(), FEDERATION_TOKEN.into()];
-    } else if let Some(arn) = input.legacy_arn.as_deref() {
-        let resource = arn.splitn(6, ':').nth(5).unwrap_or("");
-        if arn.starts_with("arn:") && resource.starts_with("role/") {
+    if legacy.starts_with("arn:") {
+        let resource = legacy.splitn(6, ':').nth(5).unwrap_or("");
+        if resource.starts_with("role/") {
             role.credential_types = vec![ASSUMED_ROLE.into()];
-            role.role_arns = Some(vec![arn.to_string()]);
-        } else if arn.starts_with("arn:") && resource.starts_with("policy/") {
+            role.role_arns = Some(vec![legacy.to_string()]);
+        } else if resource.starts_with("policy/") {
             role.credential_types = vec![IAM_USER.into()];
-            role.policy_arns = Some(vec![arn.to_string()]);
+            role.policy_arns = Some(vec![legacy.to_string()]);
         } else {
-            return Err(EngineError::bad_request(format!(
-                "unable to parse supplied data: {}",
-                go_quote(arn)
-            )));
+            return Err(unparsable());
         }
+    } else {
+        role.policy_document = compact_policy(legacy).map_err(|_| unparsable())?;
+        role.credential_types = vec![IAM_USER.into(), FEDERATION_TOKEN.into()];
     }
     Ok(RoleWrite {
         role,
@@ -160,8 +169,8 @@ fn legacy_write(input: &RoleInput) -> Result<RoleWrite> {
 
 /// Merges a write into the stored role (or a new one) and validates the result.
 pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<RoleWrite> {
-    if input.legacy_policy.is_some() || input.legacy_arn.is_some() {
-        return legacy_write(&input);
+    if let Some(legacy) = legacy_value(&input)? {
+        return legacy_write(&input, legacy);
     }
     let mut role = existing.unwrap_or_default();
     // Writing new-style fields onto a legacy role turns it into a modern one.
@@ -549,5 +558,36 @@ mod tests {
             message(RoleInput { legacy_policy: Some("{}".into()), ..typed(IAM_USER) }),
             "cannot supply deprecated role or policy parameters with an explicit credential_type"
         );
+        // hvac's legacy_params sends the other one as null, which is "": an empty policy with an
+        // ARN is an ARN write; an empty ARN with a policy is Vault's 500.
+        let arn = write(RoleInput {
+            legacy_policy: Some(String::new()),
+            legacy_arn: Some("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(arn.role.credential_types, vec![IAM_USER]);
+        assert!(matches!(
+            write(RoleInput {
+                legacy_policy: Some("{}".into()),
+                legacy_arn: Some(String::new()),
+                ..Default::default()
+            }),
+            Err(EngineError::Internal(_))
+        ));
+        // Both empty: no legacy write at all, so the usual rules apply.
+        assert_eq!(
+            message(RoleInput {
+                legacy_policy: Some(String::new()),
+                legacy_arn: Some(String::new()),
+                ..Default::default()
+            }),
+            r#"error(s) validating supplied role data: "1 error occurred:\n\t* did not supply credential_type\n\n""#
+        );
+        // A legacy policy starting with "arn:" is read as an ARN, as in Vault.
+        let w =
+            write(RoleInput { legacy_policy: Some("arn:aws:iam::1:role/r".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!(w.role.credential_types, vec![ASSUMED_ROLE]);
     }
 }
