@@ -33,15 +33,29 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         .expect(204);
     let lease = km.get("aws/creds/deploy").await.expect(200).json()["lease_id"].as_str().unwrap().to_owned();
     km.put("sys/audit/file", json!({"type": "file", "options": {"file_path": "discard"}})).await.expect(204);
+    km.post("sys/mounts/fresh", json!({"type": "aws"})).await.expect(204);
     km.put("sys/policies/acl/existing", json!({"policy": "path \"x\" {\n capabilities = [\"read\"]\n}\n"}))
         .await
         .expect(204);
 
     let cases = vec![
         case("GET", "aws/config/root", r#"path "aws/config/root" { capabilities = ["read"] }"#, 200),
+        // Vault's one existence check among keymint's paths: the first config/root write of a
+        // mount is a create, later ones updates.
         Case {
             body: root_config(&env.moto),
+            short: Some(r#"path "aws/config/root" { capabilities = ["create"] }"#),
             ..case("POST", "aws/config/root", r#"path "aws/config/root" { capabilities = ["update"] }"#, 200)
+        },
+        Case {
+            body: root_config(&env.moto),
+            short: Some(r#"path "fresh/config/root" { capabilities = ["update"] }"#),
+            ..case(
+                "POST",
+                "fresh/config/root",
+                r#"path "fresh/config/root" { capabilities = ["create"] }"#,
+                200,
+            )
         },
         case("GET", "aws/config/lease", r#"path "aws/config/lease" { capabilities = ["read"] }"#, 404),
         Case {
@@ -55,9 +69,11 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         },
         case("GET", "aws/roles/deploy", r#"path "aws/roles/*" { capabilities = ["read"] }"#, 200),
         case("LIST", "aws/roles", r#"path "aws/roles/" { capabilities = ["list"] }"#, 200),
+        // Roles have no existence check in Vault: a new one needs `update` too.
         Case {
             body: json!({"credential_type": "iam_user"}),
-            ..case("POST", "aws/roles/new-role", r#"path "aws/roles/*" { capabilities = ["create"] }"#, 204)
+            short: Some(r#"path "aws/roles/*" { capabilities = ["create"] }"#),
+            ..case("POST", "aws/roles/new-role", r#"path "aws/roles/*" { capabilities = ["update"] }"#, 204)
         },
         Case {
             body: json!({"user_path": "/x/"}),
@@ -66,6 +82,18 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         },
         case("DELETE", "aws/roles/new-role", r#"path "aws/roles/*" { capabilities = ["delete"] }"#, 204),
         case("GET", "aws/creds/deploy", r#"path "aws/creds/deploy" { capabilities = ["read"] }"#, 200),
+        // Parameter rules hold for the query of a read, as in Vault.
+        Case {
+            short: Some(
+                "path \"aws/creds/deploy\" {\n capabilities = [\"read\"]\n allowed_parameters = { \"ttl\" = [\"15m\"] }\n}",
+            ),
+            ..case(
+                "GET",
+                "aws/creds/deploy?ttl=1h",
+                "path \"aws/creds/deploy\" {\n capabilities = [\"read\"]\n allowed_parameters = { \"ttl\" = [\"1h\"] }\n}",
+                200,
+            )
+        },
         case("POST", "aws/sts/ar", r#"path "aws/sts/ar" { capabilities = ["update"] }"#, 200),
         case("GET", "sys/mounts", r#"path "sys/mounts" { capabilities = ["read"] }"#, 200),
         Case {
@@ -108,10 +136,11 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         case("LIST", "sys/policies/acl", r#"path "sys/policies/acl/" { capabilities = ["list"] }"#, 200),
         Case {
             body: json!({"policy": "path \"y\" {\n capabilities = [\"read\"]\n}\n"}),
+            short: Some(r#"path "sys/policies/acl/*" { capabilities = ["create"] }"#),
             ..case(
                 "PUT",
                 "sys/policies/acl/written",
-                r#"path "sys/policies/acl/*" { capabilities = ["create"] }"#,
+                r#"path "sys/policies/acl/*" { capabilities = ["update"] }"#,
                 204,
             )
         },
@@ -173,9 +202,11 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
 }
 
 /// A token holding only a policy made of `rule` (one-line HCL blocks are spread over lines,
-/// as HCL wants), or no policy at all. Not even `default`: it grants lease lookups.
+/// as HCL wants), or no policy at all. Not even `default`: it grants lease lookups. "No
+/// policy" is a name no policy has (it grants nothing): an empty list would be the creator's
+/// policies, root here, as in Vault.
 async fn mint_token(km: &Keymint, case: usize, kind: &str, rule: Option<&str>) -> String {
-    let mut policies = Vec::new();
+    let mut policies = vec!["no-such-policy".to_owned()];
     if let Some(rule) = rule {
         let name = format!("case-{case}-{kind}");
         let text = rule.replacen("{ ", "{\n", 1).replacen(" }", "\n}", 1);

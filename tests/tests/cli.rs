@@ -168,6 +168,13 @@ async fn every_command_with_both_formats(backend: Backend) {
     let looked = cli(km, h, &["token", "lookup", "-accessor", "-format=json", accessor], "").await.json();
     assert_eq!(looked["data"]["accessor"], accessor, "{looked}");
     cli(km, h, &["token", "revoke", "-accessor", accessor], "").await.ok();
+    // Against a token role: the role decides its shape.
+    cli(km, h, &["write", "auth/token/roles/ci", "allowed_policies=default", "orphan=true"], "").await.ok();
+    let from_role = cli(km, h, &["token", "create", "-role=ci", "-format=json"], "").await.json();
+    assert_eq!(from_role["auth"]["orphan"], true, "{from_role}");
+    let role_token = from_role["auth"]["client_token"].as_str().unwrap();
+    let looked = cli(km, h, &["token", "lookup", "-format=json", role_token], "").await.json();
+    assert_eq!(looked["data"]["path"], "auth/token/create/ci", "{looked}");
     let own = cli(km, h, &["token", "create", "-field=token"], "").await.ok();
     let own_home = tempfile::tempdir().unwrap();
     std::fs::write(own_home.path().join(".keymint-token"), own.trim()).unwrap();

@@ -56,6 +56,20 @@ async fn config_root_is_verified_and_never_reveals_secrets(backend: Backend) {
     assert!(data.get("secret_key").is_none(), "secret_key returned: {read}");
     assert!(data.get("session_token").is_none(), "session_token returned: {read}");
     assert!(!read.text.contains("do-not-echo"), "a secret leaked into the read: {read}");
+
+    // Keys written empty are cleared, as Vault stores "": the mount moves to the default
+    // credential chain (unverified here: the test server has no AWS credentials of its own).
+    km.post(
+        "aws/config/root",
+        json!({"access_key": "", "secret_key": "", "session_token": "", "verify_connection": false}),
+    )
+    .await
+    .expect(204);
+    assert_eq!(km.get("aws/config/root").await.expect(200).data()["access_key"], "");
+    // One without the other is refused at once.
+    km.post("aws/config/root", json!({"access_key": ROOT_ACCESS_KEY, "verify_connection": false}))
+        .await
+        .expect(400);
 }
 
 #[tokio::test]

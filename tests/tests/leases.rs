@@ -140,6 +140,30 @@ async fn revoke_prefix_force_and_async(backend: Backend) {
     let id = mint(km).await;
     km.put("sys/leases/revoke", json!({"lease_id": id, "sync": false})).await.expect(202);
     wait_no_users(&env.moto, "the asynchronously revoked lease's user to be deleted").await;
+    mint(km).await;
+    km.put("sys/leases/revoke-prefix/aws/creds/deploy", json!({"sync": false})).await.expect(202);
+    wait_no_users(&env.moto, "the leases revoked by prefix with sync=false to be revoked").await;
+
+    // A prefix is a folder, as in Vault: `aws/creds/deploy` is not `aws/creds/deploy2/…`. A
+    // whole lease id names that one lease.
+    km.post(
+        "aws/roles/deploy2",
+        json!({"credential_type": "iam_user", "policy_document": S3_READ_POLICY, "user_path": USER_PATH}),
+    )
+    .await
+    .expect(204);
+    let other = km.get("aws/creds/deploy2").await.expect(200).json()["lease_id"].as_str().unwrap().to_owned();
+    let (first, second) = (mint(km).await, mint(km).await);
+    km.put(&format!("sys/leases/revoke-prefix/{first}"), json!({})).await.expect(204);
+    for (id, alive) in [(&first, false), (&second, true), (&other, true)] {
+        let status = km.put("sys/leases/lookup", json!({"lease_id": id})).await.status.as_u16();
+        assert_eq!(status == 200, alive, "{id}: {status}");
+    }
+    km.put("sys/leases/revoke-prefix/aws/creds/deploy", json!({})).await.expect(204);
+    km.put("sys/leases/lookup", json!({"lease_id": second})).await.expect(400);
+    km.put("sys/leases/lookup", json!({"lease_id": other})).await.expect(200);
+    km.put("sys/leases/revoke-prefix/aws/creds/deploy2/", json!({})).await.expect(204);
+    assert!(users(&env.moto).await.is_empty());
 
     let tidy = km.post("sys/leases/tidy", json!({})).await.expect(202);
     assert!(tidy.warnings()[0].starts_with("Tidy operation successfully started"), "{tidy}");

@@ -218,6 +218,7 @@ fn operation(op: Operation) -> &'static str {
         Operation::List => "list",
         Operation::Update => "update",
         Operation::Delete => "delete",
+        Operation::Help => "help",
     }
 }
 

@@ -101,18 +101,71 @@ fn unknown_warning(data: &RequestData, known: &[&str]) -> Option<String> {
         .then(|| format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")))
 }
 
-/// Adds the unknown-parameter warning. Vault drops it when the reply is a bare 204; keymint
-/// turns such a reply into a 200 carrying the warning, so a misspelt field on a write is
-/// never silently ignored.
-pub(crate) fn finish(mut reply: Reply, data: &RequestData, known: &[&str]) -> Reply {
+const NAME_REPLACED: &str = "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]";
+
+/// Vault's framework warnings, added to every reply of a mount path:
+/// - parameters the path does not know (`known`), on reads as on writes;
+/// - a `name` parameter on a path that captures the name (`captured`): the path's wins.
+///
+/// Vault adds them only to replies with a body and drops them from a bare 204. keymint turns a
+/// 204 into a 200 carrying the warning when something was ignored, or when the body's `name`
+/// differs from the path's, so a misspelt field on a write is never silently dropped.
+fn annotate(
+    mut reply: Reply,
+    data: &RequestData,
+    known: &[&str],
+    captured: Option<&str>,
+) -> ApiResult<Reply> {
     if let Some(w) = unknown_warning(data, known) {
         reply.no_content = false;
         reply.warnings.push(w);
     }
-    reply
+    if let Some(name) = captured
+        && data.contains("name")
+    {
+        let differs = data.get_string("name")?.is_some_and(|n| n != name);
+        if (differs || !reply.no_content) && !reply.warnings.iter().any(|w| w == NAME_REPLACED) {
+            reply.no_content = false;
+            reply.warnings.push(NAME_REPLACED.to_string());
+        }
+    }
+    Ok(reply)
+}
+
+/// The parameters a mount path takes, and the name it captures, for [`annotate`].
+fn path_fields(rest: &str) -> (&'static [&'static str], Option<&str>) {
+    let named = |prefix: &str| rest.strip_prefix(prefix).filter(|n| NAME.is_match(n));
+    if rest == "config/root" {
+        (ROOT_FIELDS, None)
+    } else if rest == "config/lease" {
+        (LEASE_FIELDS, None)
+    } else if let Some(name) = named("roles/") {
+        (ROLE_FIELDS, Some(name))
+    } else if let Some(name) = named("creds/").or_else(|| named("sts/")) {
+        (CREDS_FIELDS, Some(name))
+    } else if let Some(name) = named("static-roles/") {
+        (crate::static_roles::STATIC_ROLE_FIELDS, Some(name))
+    } else if let Some(name) = named("static-creds/") {
+        (&["name"], Some(name))
+    } else {
+        (&[], None)
+    }
 }
 
 pub async fn handle(
+    state: &AppState,
+    identity: &Identity,
+    mount: &MountRow,
+    rest: &str,
+    req: LogicalRequest,
+) -> ApiResult<Reply> {
+    let data = req.data.clone();
+    let reply = route(state, identity, mount, rest, req).await?;
+    let (known, captured) = path_fields(rest);
+    annotate(reply, &data, known, captured)
+}
+
+async fn route(
     state: &AppState,
     identity: &Identity,
     mount: &MountRow,
@@ -124,18 +177,14 @@ pub async fn handle(
     match rest {
         "config/root" => match op {
             Operation::Read => read_root(state, &ctx).await,
-            Operation::Update => {
-                write_root(state, &ctx, &req.data).await.map(|r| finish(r, &req.data, ROOT_FIELDS))
-            }
+            Operation::Update => write_root(state, &ctx, &req.data).await,
             _ => Err(ApiError::UnsupportedOperation),
         },
         "config/rotate-root" => crate::static_roles::rotate_root(state, &ctx, &req).await,
         "static-roles/" | "static-roles" => crate::static_roles::list(state, &ctx, &req).await,
         "config/lease" => match op {
             Operation::Read => read_lease(state, &ctx).await,
-            Operation::Update => {
-                write_lease(state, &ctx, &req.data).await.map(|r| finish(r, &req.data, LEASE_FIELDS))
-            }
+            Operation::Update => write_lease(state, &ctx, &req.data).await,
             _ => Err(ApiError::UnsupportedOperation),
         },
         "reconcile" => match op {
@@ -178,9 +227,7 @@ pub async fn handle(
                 if let Some(name) = rest.strip_prefix(prefix).filter(|n| NAME.is_match(n)) {
                     return match op {
                         Operation::Read | Operation::Update => {
-                            creds(state, identity, &ctx, name, via_sts, &req.data)
-                                .await
-                                .map(|r| finish(r, &req.data, CREDS_FIELDS))
+                            creds(state, identity, &ctx, name, via_sts, &req.data).await
                         }
                         _ => Err(ApiError::UnsupportedOperation),
                     };
@@ -231,8 +278,8 @@ async fn read_root(state: &AppState, ctx: &MountCtx) -> ApiResult<Reply> {
 async fn write_root(state: &AppState, ctx: &MountCtx, d: &RequestData) -> ApiResult<Reply> {
     let input = RootConfigInput {
         access_key: d.get_string("access_key")?,
-        secret_key: d.get_string("secret_key")?.filter(|s| !s.is_empty()).map(SecretString::from),
-        session_token: d.get_string("session_token")?.filter(|s| !s.is_empty()).map(SecretString::from),
+        secret_key: d.get_string("secret_key")?.map(SecretString::from),
+        session_token: d.get_string("session_token")?.map(SecretString::from),
         region: d.get_string("region")?,
         iam_endpoint: d.get_string("iam_endpoint")?,
         sts_endpoint: d.get_string("sts_endpoint")?,
@@ -269,18 +316,6 @@ async fn write_root(state: &AppState, ctx: &MountCtx, d: &RequestData) -> ApiRes
         }))),
         None => Ok(Reply::no_content()),
     }
-}
-
-/// Vault's warning when a body's `name` differs from the one in the path (the path wins).
-pub(crate) fn name_from_path_warning(d: &RequestData, name: &str) -> ApiResult<Vec<String>> {
-    Ok(if d.get_string("name")?.is_some_and(|n| n != name) {
-        vec![
-            "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
-                .to_string(),
-        ]
-    } else {
-        Vec::new()
-    })
 }
 
 fn non_negative(d: &RequestData, name: &str) -> ApiResult<Option<u64>> {
@@ -325,7 +360,6 @@ async fn role(state: &AppState, ctx: &MountCtx, name: &str, req: LogicalRequest)
         }
         Operation::Update => {
             let d = &req.data;
-            let mut warnings = name_from_path_warning(d, name)?;
             let input = RoleInput {
                 credential_type: d.get_string("credential_type")?,
                 role_arns: d.get_comma_slice("role_arns")?,
@@ -347,8 +381,8 @@ async fn role(state: &AppState, ctx: &MountCtx, name: &str, req: LogicalRequest)
                 wait_until_usable: d.get_bool("wait_until_usable")?,
                 usable_timeout: d.get_duration_secs("usable_timeout")?,
             };
-            warnings.extend(state.engine().write_role(ctx, name, input).await?);
-            Ok(finish(Reply::written(warnings), d, ROLE_FIELDS))
+            let warnings = state.engine().write_role(ctx, name, input).await?;
+            Ok(Reply::written(warnings))
         }
         _ => Err(ApiError::UnsupportedOperation),
     }

@@ -16,6 +16,12 @@ pub enum ApiError {
     /// No token, an unknown token, or a denied path: 403 without saying which.
     #[error("permission denied")]
     PermissionDenied,
+    /// 403 with Vault's own text, where Vault gives one (a lookup of an unknown token).
+    #[error("{0}")]
+    Denied(String),
+    /// The HTTP layer refused the request (e.g. 413 for a body over the limit).
+    #[error("{1}")]
+    Rejected(StatusCode, String),
     /// A read or list that found nothing: 404 with an empty error list.
     #[error("not found")]
     NotFound,
@@ -46,6 +52,8 @@ impl IntoResponse for ApiError {
         let (status, errors): (StatusCode, Vec<String>) = match &self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
             ApiError::PermissionDenied => (StatusCode::FORBIDDEN, vec![wrapped("permission denied")]),
+            ApiError::Denied(m) => (StatusCode::FORBIDDEN, vec![m.clone()]),
+            ApiError::Rejected(status, m) => (*status, vec![m.clone()]),
             ApiError::NotFound => (StatusCode::NOT_FOUND, vec![]),
             ApiError::UnsupportedPath => (StatusCode::NOT_FOUND, vec![wrapped("unsupported path")]),
             ApiError::NoHandler(path) => (
@@ -90,6 +98,10 @@ impl From<keymint_auth::AuthError> for ApiError {
         match e {
             keymint_auth::AuthError::PermissionDenied => ApiError::PermissionDenied,
             keymint_auth::AuthError::Invalid(m) => ApiError::BadRequest(m),
+            keymint_auth::AuthError::Internal(m) => {
+                tracing::warn!(error = %m, "request failed");
+                ApiError::Internal { public: m }
+            }
             keymint_auth::AuthError::Store(s) => ApiError::from(s),
         }
     }

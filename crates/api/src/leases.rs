@@ -176,6 +176,11 @@ async fn revoke_prefix(
     if prefix.is_empty() {
         return Err(ApiError::BadRequest("prefix must be specified".into()));
     }
+    // `sync=false` (revoke-prefix only): answer 202 at once; the expiry loop revokes them.
+    if !force && !req.data.get_bool("sync")?.unwrap_or(true) {
+        state.leases().revoke_prefix_later(&prefix).await.map_err(lease_error)?;
+        return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
+    }
     let failures = state.leases().revoke_prefix(&prefix, force).await.map_err(lease_error)?;
     if failures.is_empty() {
         return Ok(Reply::no_content());

@@ -12,12 +12,14 @@ mod audit;
 mod aws;
 mod envelope;
 mod error;
+mod help;
 mod leases;
 mod policies;
 mod request;
 mod static_roles;
 mod sys;
 pub mod tls;
+mod token_roles;
 mod tokens;
 
 use std::sync::Arc;

@@ -84,11 +84,20 @@ async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -
             if name == ROOT_POLICY {
                 return Err(ApiError::BadRequest("cannot update \"root\" policy".into()));
             }
-            let text = match req.data.get_string("policy")? {
-                Some(p) if !p.is_empty() => p,
-                _ if legacy => req.data.get_string("rules")?.unwrap_or_default(),
-                _ => String::new(),
-            };
+            let mut warnings = Vec::new();
+            let mut text = req.data.get_string("policy")?.unwrap_or_default();
+            if text.is_empty() && legacy {
+                // The legacy API's old name for the text, which node-vault documents.
+                text = req.data.get_string("rules")?.unwrap_or_default();
+                warnings.push("'rules' is deprecated, please use 'policy' instead".to_string());
+                if req.data.contains("name") {
+                    // Vault adds this to any answer it gives with a body, equal value or not.
+                    warnings.push(
+                        "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+                            .to_string(),
+                    );
+                }
+            }
             if text.trim().is_empty() {
                 return Err(ApiError::BadRequest("'policy' parameter not supplied or empty".into()));
             }
@@ -96,7 +105,7 @@ async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -
             let text = decode_if_base64(&text);
             policy::parse(&name, &text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             tokens::put_policy(pool, &name, &text, chrono::Utc::now().timestamp_millis()).await?;
-            Ok(Reply::no_content())
+            Ok(Reply::written(warnings))
         }
         Operation::Delete => {
             if name == ROOT_POLICY || name == DEFAULT_POLICY_NAME {

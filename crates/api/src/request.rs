@@ -20,6 +20,8 @@ pub enum Operation {
     Update,
     Delete,
     Head,
+    /// `?help=…` on any method (or Vault's `HELP` verb): describe the path, touch nothing.
+    Help,
 }
 
 /// One request, as handlers see it.
@@ -46,7 +48,12 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
 }
 
 fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<LogicalRequest> {
-    let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
+    // Vault's Go server routes on the decoded path: hvac escapes `@` in role names as `%40`.
+    let raw_path = uri.path().strip_prefix("/v1/").unwrap_or("");
+    let path = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| ApiError::BadRequest("the request path is not valid UTF-8 once decoded".into()))?
+        .into_owned();
     let query = uri.query().unwrap_or("");
     let (op, mut data) = match method.as_str() {
         "GET" => (Operation::Read, RequestData::from_query(query)),
@@ -57,9 +64,16 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
             let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
             (Operation::Update, RequestData::from_body(content_type, body)?)
         }
+        "HELP" => (Operation::Help, RequestData::from_query(query)),
         _ => return Err(ApiError::UnsupportedOperation),
     };
     let mut op = op;
+    // As Vault: a non-empty `help` in the query string asks for the path's help, whatever the
+    // method.
+    if form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "help" && !v.is_empty()) {
+        op = Operation::Help;
+        data.remove("help");
+    }
     if op == Operation::Read
         && let Some(list) = data.remove("list")
     {
@@ -91,32 +105,47 @@ pub async fn dispatch(
     uri: Uri,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    // A body over the limit is refused in Vault's error shape, not axum's plain text.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return ApiError::Rejected(rejection.status(), rejection.body_text()).into_response();
+        }
+    };
     let req = match parse(&method, &uri, &headers, &body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    // `sys/health`, `sys/seal-status` and `sys/init` need no token, as in Vault: load balancers,
-    // `keymint status` and hvac's `is_initialized` call them before anyone logs in. Unaudited.
+    // `sys/health`, `sys/seal-status`, `sys/leader` and `sys/init` need no token, as in Vault:
+    // load balancers, `vault status`, `keymint status` and hvac's `is_initialized` call them
+    // before anyone logs in. Unaudited.
     if req.path == "sys/health" {
         return sys::health(&state, &req).await;
     }
     if req.path == "sys/seal-status" && req.op == Operation::Read {
         return sys::seal_status(&state).render("system");
     }
+    if req.path == "sys/leader" && req.op == Operation::Read {
+        return sys::leader().render("system");
+    }
     if req.path == "sys/init" {
         return sys::init_status(&req);
     }
-    let authenticated = authenticate(&state, &req).await;
+    let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
+    let authenticated = authenticate(&state, &req, peer).await;
+    if req.op == Operation::Help {
+        return match &authenticated {
+            Ok(identity) => help(&state, identity, &req).await.unwrap_or_else(IntoResponse::into_response),
+            Err(_) => ApiError::PermissionDenied.into_response(),
+        };
+    }
     let identity = authenticated.as_ref().ok();
     let devices = state.audit().snapshot();
     let audited = !devices.is_empty();
     let token = req.token.clone();
-    let remote = extensions
-        .get::<axum::extract::ConnectInfo<crate::tls::Peer>>()
-        .map(|c| c.0.0.ip().to_string())
-        .unwrap_or_default();
+    let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
     let request_id = uuid::Uuid::new_v4().to_string();
     let caller = audit::Caller { token: token.as_deref(), identity, remote };
     let mut request_part = serde_json::Value::Null;
@@ -159,6 +188,25 @@ pub async fn dispatch(
         Ok((reply, mount_type)) => reply.render(&mount_type),
         Err(e) => e.into_response(),
     }
+}
+
+/// Path help, for a caller holding any capability on the path.
+async fn help(
+    state: &AppState,
+    identity: &keymint_auth::Identity,
+    req: &LogicalRequest,
+) -> ApiResult<Response> {
+    if !identity.is_root() {
+        let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+        if acl.capabilities(&req.path) == ["deny"] {
+            return Err(ApiError::PermissionDenied);
+        }
+    }
+    let rest = match sys::resolve_mount(state, &req.path).await? {
+        Some((mount, rest)) if mount.mount_type == "aws" => Some(rest),
+        _ => None,
+    };
+    Ok(crate::help::answer(&req.path, rest.as_deref()))
 }
 
 /// Checks the caller's policies for the request, then routes it: the reply and the type of
@@ -211,41 +259,36 @@ fn needs_sudo(op: Operation, path: &str) -> bool {
 }
 
 /// The capability a request needs: Vault's mapping of operations, with `create` instead of
-/// `update` for a write to an AWS role, a static role or a policy that does not exist yet
-/// (Vault's existence check).
+/// `update` where Vault's existence check says the object is new.
 async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
     Ok(match req.op {
-        Operation::Read | Operation::Head => Caps::READ,
+        Operation::Read | Operation::Head | Operation::Help => Caps::READ,
         Operation::List => Caps::LIST,
         Operation::Delete => Caps::DELETE,
         Operation::Update => {
-            let policy =
-                req.path.strip_prefix("sys/policies/acl/").or_else(|| req.path.strip_prefix("sys/policy/"));
-            if let Some(name) = policy.filter(|n| !n.is_empty()) {
-                let stored =
-                    keymint_store::tokens::get_policy(state.store().pool(), &name.to_lowercase()).await?;
-                return Ok(if stored.is_some() || name == keymint_auth::DEFAULT_POLICY_NAME {
-                    Caps::UPDATE
-                } else {
-                    Caps::CREATE
-                });
+            // Vault's existence checks: of the paths keymint serves, only an AWS mount's
+            // `config/root` has one, so its first write is a create. Roles, static roles and
+            // policies are always updates, as in Vault.
+            // Token roles have one too (Vault's tokenStoreRoleExistenceCheck).
+            if let Some(role) = req.path.strip_prefix("auth/token/roles/").filter(|r| !r.contains('/')) {
+                let exists = keymint_store::token_roles::get(state.store().pool(), role).await?.is_some();
+                return Ok(if exists { Caps::UPDATE } else { Caps::CREATE });
             }
             let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await? else {
                 return Ok(Caps::UPDATE);
             };
-            let named =
-                |prefix: &str| rest.strip_prefix(prefix).filter(|r| !r.is_empty() && !r.contains('/'));
-            let pool = state.store().pool();
-            let exists = if mount.mount_type != "aws" {
-                true
-            } else if let Some(role) = named("roles/") {
-                keymint_store::aws::get_role(pool, &mount.id, role).await?.is_some()
-            } else if let Some(role) = named("static-roles/") {
-                keymint_store::static_roles::get(pool, &mount.id, role).await?.is_some()
-            } else {
-                true
-            };
-            if exists { Caps::UPDATE } else { Caps::CREATE }
+            if mount.mount_type == "aws" && rest == "config/root" {
+                let stored = keymint_store::aws::get_config(
+                    state.store().pool(),
+                    &mount.id,
+                    keymint_engine::ROOT_CONFIG_ENTRY,
+                )
+                .await?;
+                if stored.is_none() {
+                    return Ok(Caps::CREATE);
+                }
+            }
+            Caps::UPDATE
         }
     })
 }
@@ -268,10 +311,15 @@ async fn check_acl(
     })
 }
 
-async fn authenticate(state: &AppState, req: &LogicalRequest) -> ApiResult<keymint_auth::Identity> {
+/// The caller's token, refused outside the CIDRs it is bound to (`peer`: the caller's address).
+async fn authenticate(
+    state: &AppState,
+    req: &LogicalRequest,
+    peer: Option<std::net::IpAddr>,
+) -> ApiResult<keymint_auth::Identity> {
     let token = req.token.as_deref().ok_or(ApiError::PermissionDenied)?;
     let now = chrono::Utc::now().timestamp_millis();
-    Ok(keymint_auth::authenticate(state.store(), token, now).await?)
+    Ok(keymint_auth::authenticate(state.store(), token, peer, now).await?)
 }
 
 #[cfg(test)]
@@ -296,6 +344,14 @@ mod tests {
         assert_eq!(req("PUT", "/v1/aws/roles/x", "{}").unwrap().op, Operation::Update);
         assert!(matches!(req("PATCH", "/v1/aws/roles/x", "{}"), Err(ApiError::UnsupportedOperation)));
         assert!(matches!(req("POST", "/v1/aws/roles/x", "{nope"), Err(ApiError::BadRequest(_))));
+        assert_eq!(req("GET", "/v1/aws/roles/team%40prod", "").unwrap().path, "aws/roles/team@prod");
+        assert!(matches!(req("GET", "/v1/aws/roles/%FF", ""), Err(ApiError::BadRequest(_))));
+        // Any non-empty `help` in the query asks for help, whatever the method (as Vault).
+        let help = req("POST", "/v1/aws/roles/x?help=1", "{}").unwrap();
+        assert!(help.op == Operation::Help && !help.data.contains("help"));
+        assert_eq!(req("GET", "/v1/aws/creds/x?help=0", "").unwrap().op, Operation::Help);
+        assert_eq!(req("HELP", "/v1/aws/creds/x", "").unwrap().op, Operation::Help);
+        assert_eq!(req("GET", "/v1/aws/creds/x?help=", "").unwrap().op, Operation::Read);
     }
 
     #[test]

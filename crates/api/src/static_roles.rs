@@ -6,12 +6,11 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::AppState;
-use crate::aws::finish;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{LogicalRequest, Operation};
 
-const STATIC_ROLE_FIELDS: &[&str] =
+pub(crate) const STATIC_ROLE_FIELDS: &[&str] =
     &["name", "username", "rotation_period", "assume_role_arn", "assume_role_session_name", "external_id"];
 
 /// `config/rotate-root`: 200 with the new access key (never the secret).
@@ -20,12 +19,11 @@ pub async fn rotate_root(state: &AppState, ctx: &MountCtx, req: &LogicalRequest)
         return Err(ApiError::UnsupportedOperation);
     }
     let rotated = state.engine().rotate_root(ctx).await?;
-    let reply = Reply {
+    Ok(Reply {
         data: Some(json!({ "access_key": rotated.access_key })),
         warnings: rotated.warnings,
         ..Default::default()
-    };
-    Ok(finish(reply, &req.data, &[]))
+    })
 }
 
 /// LIST `static-roles`.
@@ -58,7 +56,6 @@ pub async fn static_role(
         }
         Operation::Update => {
             let d = &req.data;
-            let warnings = crate::aws::name_from_path_warning(d, name)?;
             let input = StaticRoleInput {
                 username: d.get_string("username")?,
                 rotation_period: d.get_duration_secs("rotation_period")?,
@@ -67,8 +64,7 @@ pub async fn static_role(
                 external_id: d.get_string("external_id")?,
             };
             let role = state.engine().write_static_role(ctx, name, input).await?;
-            let reply = Reply { data: Some(role.to_read_data(name)), warnings, ..Default::default() };
-            Ok(finish(reply, d, STATIC_ROLE_FIELDS))
+            Ok(Reply::data(role.to_read_data(name)))
         }
         _ => Err(ApiError::UnsupportedOperation),
     }

@@ -183,7 +183,6 @@ pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     match (req.op, path.as_str()) {
         (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
         (Operation::Read, "sys/seal-status") => Ok(seal_status(state)),
-        (Operation::Read, "sys/leader") => Ok(leader()),
         (_, p) if p.starts_with("sys/mounts/") => {
             let rest = &p["sys/mounts/".len()..];
             if let Some(mount) = rest.strip_suffix("/tune") {
@@ -210,7 +209,7 @@ pub(crate) fn init_status(req: &LogicalRequest) -> Response {
 /// `sys/leader`: Vault answers with the fields at the top level of the body (the `vault` CLI
 /// and node-vault read them there); they are under `data` too, for clients that look there.
 /// Every keymint replica serves every request, so each is its own leader and HA is off.
-fn leader() -> Reply {
+pub(crate) fn leader() -> Reply {
     let fields = json!({
         "ha_enabled": false, "is_self": true, "active_time": "0001-01-01T00:00:00Z",
         "leader_address": "", "leader_cluster_address": "", "performance_standby": false,

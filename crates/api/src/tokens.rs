@@ -1,9 +1,11 @@
-//! `auth/token/*`: create (and create-orphan), lookup, renew and revoke tokens, by token, by
-//! accessor or self, with Vault's `auth` block. Revoking a token revokes its children (unless
+//! `auth/token/*`: create (also create-orphan, and create against a token role), lookup, renew
+//! and revoke tokens, by token, by accessor or self, with Vault's `auth` block; token roles
+//! themselves are routed to `token_roles`. Revoking a token revokes its children (unless
 //! revoked with `revoke-orphan`) and makes the leases each of them created due at once.
 
 use keymint_auth::Identity;
 use keymint_auth::token::{self, CreateRequest};
+use keymint_auth::token_role::{self, RoleTokenType};
 use keymint_store::tokens::{self, TokenRow};
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -12,6 +14,7 @@ use crate::AppState;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{LogicalRequest, Operation};
+use crate::token_roles;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -19,15 +22,32 @@ fn now_ms() -> i64 {
 
 pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
     let rest = req.path.strip_prefix("auth/token/").unwrap_or_default().to_string();
+    if rest == "roles" || rest == "roles/" {
+        return token_roles::list(state, &req).await;
+    }
+    if let Some(name) = rest.strip_prefix("roles/") {
+        return token_roles::role(state, name, &req).await;
+    }
+    if let Some(name) = rest.strip_prefix("create/") {
+        if !token_role::valid_name(name) {
+            return Err(ApiError::UnsupportedPath);
+        }
+        if req.op != Operation::Update {
+            return Err(ApiError::UnsupportedOperation);
+        }
+        return create(state, identity, &req, Origin::Role(name)).await;
+    }
     match (req.op, rest.as_str()) {
-        (Operation::Update, "create") => create(state, identity, &req, false).await,
-        (Operation::Update, "create-orphan") => create(state, identity, &req, true).await,
+        (Operation::Update, "create") => create(state, identity, &req, Origin::Create).await,
+        (Operation::Update, "create-orphan") => create(state, identity, &req, Origin::CreateOrphan).await,
         (Operation::Read | Operation::Update, "lookup-self") => {
             let row = own_row(state, identity).await?;
             Ok(Reply::data(lookup_data(&row, req.token.as_deref().unwrap_or_default())?))
         }
         (Operation::Update, "lookup") => {
-            let (row, token) = by_token(state, &req).await?;
+            // Vault answers a lookup of an unknown token with 403 "bad token".
+            let found = find_token(state, &req).await?;
+            let (row, token) = found.ok_or_else(|| ApiError::Denied("bad token".into()))?;
             Ok(Reply::data(lookup_data(&row, &token)?))
         }
         (Operation::Update, "lookup-accessor") => {
@@ -77,13 +97,17 @@ async fn own_row(state: &AppState, identity: &Identity) -> ApiResult<TokenRow> {
     tokens::get_by_accessor(state.store().pool(), &identity.accessor).await?.ok_or(ApiError::PermissionDenied)
 }
 
-/// The token named by the `token` parameter, and that token.
-async fn by_token(state: &AppState, req: &LogicalRequest) -> ApiResult<(TokenRow, String)> {
+/// The live token named by the `token` parameter, and that token; `None` when there is none.
+async fn find_token(state: &AppState, req: &LogicalRequest) -> ApiResult<Option<(TokenRow, String)>> {
     let token = req.data.get_string("token")?.filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| ApiError::BadRequest("missing token to look up".into()))?;
     let row = tokens::get_by_hash(state.store().pool(), &state.store().hasher().hash(&token)).await?;
-    let row = row.filter(live).ok_or_else(|| ApiError::BadRequest("bad token".into()))?;
-    Ok((row, token))
+    Ok(row.filter(live).map(|row| (row, token)))
+}
+
+/// [`find_token`] for renew and revoke: an unknown token is the caller's mistake (400).
+async fn by_token(state: &AppState, req: &LogicalRequest) -> ApiResult<(TokenRow, String)> {
+    find_token(state, req).await?.ok_or_else(|| ApiError::BadRequest("bad token".into()))
 }
 
 async fn by_accessor(state: &AppState, req: &LogicalRequest) -> ApiResult<TokenRow> {
@@ -98,14 +122,61 @@ fn live(row: &TokenRow) -> bool {
     row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms())
 }
 
+/// Whether the caller holds `sudo` on `path` (root does).
+async fn has_sudo(state: &AppState, identity: &Identity, path: &str) -> ApiResult<bool> {
+    if identity.is_root() {
+        return Ok(true);
+    }
+    let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+    Ok(acl.capabilities(path).iter().any(|c| c == "sudo"))
+}
+
+/// Which endpoint creates a token.
+#[derive(Debug, Clone, Copy)]
+enum Origin<'a> {
+    Create,
+    CreateOrphan,
+    /// `auth/token/create/<role>`.
+    Role(&'a str),
+}
+
+/// The parameters `auth/token/create*` know.
+const CREATE_FIELDS: &[&str] = &[
+    "id",
+    "policies",
+    "meta",
+    "no_parent",
+    "no_default_policy",
+    "renewable",
+    "ttl",
+    "explicit_max_ttl",
+    "period",
+    "display_name",
+    "num_uses",
+    "type",
+    "entity_alias",
+    "lease",
+];
+
 async fn create(
     state: &AppState,
     identity: &Identity,
     req: &LogicalRequest,
-    orphan: bool,
+    origin: Origin<'_>,
 ) -> ApiResult<Reply> {
     let d = &req.data;
+    let role = match origin {
+        Origin::Role(name) => Some(
+            token::load_role(state.store(), name)
+                .await?
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown role {name}")))?,
+        ),
+        Origin::Create | Origin::CreateOrphan => None,
+    };
+    // A role that issues service tokens overrides the type asked for, as in Vault.
+    let type_decided = role.as_ref().is_some_and(|r| r.token_type == RoleTokenType::Service);
     if let Some(kind) = d.get_string("type")?
+        && !type_decided
         && !kind.is_empty()
         && kind != "service"
         && kind != "default"
@@ -128,39 +199,49 @@ async fn create(
         no_parent: d.get_bool("no_parent")?.unwrap_or(false),
         no_default_policy: d.get_bool("no_default_policy")?.unwrap_or(false),
         renewable: d.get_bool("renewable")?,
-        ttl: secs("ttl")?,
+        // `lease` is Vault's deprecated name for `ttl`.
+        ttl: match secs("ttl")? {
+            Some(ttl) => Some(ttl),
+            None => secs("lease")?,
+        },
         explicit_max_ttl: secs("explicit_max_ttl")?,
         period: secs("period")?,
         display_name: d.get_string("display_name")?,
         num_uses: d.get_int("num_uses")?.unwrap_or(0),
-        orphan_endpoint: orphan,
+        orphan_endpoint: matches!(origin, Origin::CreateOrphan),
+        role,
+        entity_alias: d.get_string("entity_alias")?,
+        parent_sudo: has_sudo(state, identity, &req.path).await?,
     };
     let created = token::create(state.store(), identity, request, now_ms()).await?;
-    info!(token.accessor = %created.row.accessor, parent = %identity.accessor, "token created");
-    let warnings = d.unknown_keys(&[
-        "id",
-        "policies",
-        "meta",
-        "no_parent",
-        "no_default_policy",
-        "renewable",
-        "ttl",
-        "explicit_max_ttl",
-        "period",
-        "display_name",
-        "num_uses",
-        "type",
-        "entity_alias",
-        "lease",
-    ]);
+    info!(
+        token.accessor = %created.row.accessor,
+        parent = %identity.accessor,
+        token_role = created.row.role.as_deref().unwrap_or_default(),
+        "token created"
+    );
     let mut reply = Reply {
         auth: Some(auth_block(&created.row, &created.token, created.row.ttl)?),
+        warnings: created.warnings,
         ..Default::default()
     };
-    if !warnings.is_empty() {
+    let unknown = match origin {
+        Origin::Role(_) => {
+            // The reply has a body, so Vault always says so, whatever the value.
+            if d.contains("role_name") {
+                reply.warnings.push(
+                    "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [role_name]"
+                        .to_string(),
+                );
+            }
+            d.unknown_keys(&[CREATE_FIELDS, &["role_name"]].concat())
+        }
+        Origin::Create | Origin::CreateOrphan => d.unknown_keys(CREATE_FIELDS),
+    };
+    if !unknown.is_empty() {
         reply
             .warnings
-            .push(format!("Endpoint ignored these unrecognized parameters: [{}]", warnings.join(" ")));
+            .push(format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")));
     }
     Ok(reply)
 }
@@ -224,6 +305,13 @@ fn lookup_data(row: &TokenRow, token: &str) -> ApiResult<Value> {
     });
     if row.period > 0 {
         data["period"] = json!(row.period);
+    }
+    if let Some(role) = &row.role {
+        data["role"] = json!(role);
+    }
+    let bound_cidrs = keymint_auth::bound_cidrs_of(row)?;
+    if !bound_cidrs.is_empty() {
+        data["bound_cidrs"] = json!(bound_cidrs);
     }
     if let Some(at) = row.last_renewal {
         data["last_renewal"] = json!(rfc3339(at));

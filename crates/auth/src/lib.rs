@@ -1,11 +1,16 @@
 //! keymint-auth: who is calling.
 //!
 //! Tokens are random strings handed to clients once; the store keeps only their keyed hash.
-//! This crate turns a presented token into an [`Identity`] (policies, display name, accessor)
-//! and mints new tokens. ACL policy evaluation will live here too: it is pure logic.
+//! This crate turns a presented token into an [`Identity`] (policies, display name, accessor),
+//! refusing it outside the CIDRs it is bound to, mints new tokens (also against token roles)
+//! and evaluates ACL policies: pure logic, bar the store lookups.
 
+pub mod cidr;
 pub mod policy;
 pub mod token;
+pub mod token_role;
+
+use std::net::IpAddr;
 
 use keymint_store::tokens::{self, TokenRow};
 use keymint_store::{Store, StoreError};
@@ -26,6 +31,10 @@ pub struct Identity {
     pub expire_at_ms: Option<i64>,
     /// This request spent the token's last use: the token is revoked once it is answered.
     pub last_use: bool,
+    /// The CIDRs the token may be used from (empty: anywhere); its children inherit them.
+    pub bound_cidrs: Vec<String>,
+    /// The token has a use limit: Vault lets such a token create no children.
+    pub use_limited: bool,
 }
 
 impl Identity {
@@ -41,6 +50,10 @@ pub enum AuthError {
     /// The caller's mistake, in Vault's words (a 400).
     #[error("{0}")]
     Invalid(String),
+    /// keymint cannot do what was asked for a reason that is not the caller's (a 500), in
+    /// Vault's words.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,6 +86,7 @@ pub async fn ensure_root_token(store: &Store, token: &str, now_ms: i64) -> Resul
         meta: "{}".into(),
         created_at: now_ms,
         path: "auth/token/root".into(),
+        bound_cidrs: "[]".into(),
         ..TokenRow::default()
     };
     tokens::insert_if_absent(store.pool(), &row).await?;
@@ -84,15 +98,27 @@ pub async fn has_tokens(store: &Store) -> Result<bool, AuthError> {
     Ok(tokens::count(store.pool()).await? > 0)
 }
 
-/// Resolves a presented token and spends one of its uses if it has a use limit. Unknown,
-/// expired and used-up tokens are `PermissionDenied`: Vault answers 403 without saying which.
-pub async fn authenticate(store: &Store, token: &str, now_ms: i64) -> Result<Identity, AuthError> {
+/// Resolves a token presented from `remote` (the caller's address, if known) and spends one
+/// of its uses if it has a use limit. Unknown, expired and used-up tokens, and tokens bound to
+/// CIDRs `remote` is not in, are `PermissionDenied`: Vault answers 403 without saying which.
+pub async fn authenticate(
+    store: &Store,
+    token: &str,
+    remote: Option<IpAddr>,
+    now_ms: i64,
+) -> Result<Identity, AuthError> {
     if token.is_empty() {
         return Err(AuthError::PermissionDenied);
     }
     let hash = store.hasher().hash(token);
     let row = tokens::get_by_hash(store.pool(), &hash).await?.ok_or(AuthError::PermissionDenied)?;
     if row.expire_at.is_some_and(|at| at <= now_ms) || row.num_uses < 0 {
+        return Err(AuthError::PermissionDenied);
+    }
+    // Checked before a use is spent: a request from the wrong address costs the token nothing.
+    let bound_cidrs = bound_cidrs_of(&row)?;
+    if !cidr::allows(&bound_cidrs, remote) {
+        tracing::info!(token.accessor = %row.accessor, remote = ?remote, "token used outside its bound CIDRs");
         return Err(AuthError::PermissionDenied);
     }
     let mut last_use = false;
@@ -110,7 +136,18 @@ pub async fn authenticate(store: &Store, token: &str, now_ms: i64) -> Result<Ide
         created_at_ms: row.created_at,
         expire_at_ms: row.expire_at,
         last_use,
+        bound_cidrs,
+        use_limited: row.num_uses != 0,
     })
+}
+
+/// The CIDRs a token row is bound to (rows written before token roles hold none).
+pub fn bound_cidrs_of(row: &TokenRow) -> Result<Vec<String>, AuthError> {
+    if row.bound_cidrs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_str(&row.bound_cidrs)
+        .map_err(|e| StoreError::Corrupt(format!("token bound_cidrs: {e}")))?)
 }
 
 /// The policy names a token row holds.
@@ -166,6 +203,8 @@ mod tests {
             created_at_ms: 0,
             expire_at_ms: None,
             last_use: false,
+            bound_cidrs: Vec::new(),
+            use_limited: false,
         };
         assert!(id.is_root());
         assert!(!Identity { policies: vec!["default".into()], ..id }.is_root());

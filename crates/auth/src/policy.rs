@@ -24,15 +24,21 @@ impl Caps {
     pub const SUDO: Caps = Caps(1 << 5);
     pub const DENY: Caps = Caps(1 << 6);
     pub const PATCH: Caps = Caps(1 << 7);
+    /// Vault's event subscription and snapshot recovery capabilities: accepted so policies
+    /// written for Vault load unchanged, and reported back, but no keymint path asks for them.
+    pub const SUBSCRIBE: Caps = Caps(1 << 8);
+    pub const RECOVER: Caps = Caps(1 << 9);
 
     /// Names in the order Vault reports them (sorted).
-    const NAMES: [(&'static str, Caps); 8] = [
+    const NAMES: [(&'static str, Caps); 10] = [
         ("create", Caps::CREATE),
         ("delete", Caps::DELETE),
         ("deny", Caps::DENY),
         ("list", Caps::LIST),
         ("patch", Caps::PATCH),
         ("read", Caps::READ),
+        ("recover", Caps::RECOVER),
+        ("subscribe", Caps::SUBSCRIBE),
         ("sudo", Caps::SUDO),
         ("update", Caps::UPDATE),
     ];
@@ -399,7 +405,8 @@ impl Acl {
         if sudo && !rule.caps.contains(Caps::SUDO) {
             return Err(Denied::Sudo);
         }
-        if need.contains(Caps::CREATE) || need.contains(Caps::UPDATE) || need.contains(Caps::PATCH) {
+        // As Vault does: reads too, so a policy can bound the query of `GET aws/creds/x?ttl=…`.
+        if [Caps::READ, Caps::CREATE, Caps::UPDATE, Caps::PATCH].iter().any(|c| need.contains(*c)) {
             check_params(rule, params)?;
         }
         Ok(())
@@ -636,6 +643,12 @@ mod tests {
         assert_eq!(a.check("aws/creds/deploy", Caps::READ, false, &[]), Ok(()));
         assert_eq!(a.check("aws/creds/deploy", Caps::DELETE, false, &[]), Err(Denied::Capability));
         assert_eq!(a.check("aws/creds/deploy", Caps::UPDATE, false, &[("ttl", &ttl)]), Ok(()));
+        // Reads are held to the parameter rules too (the query of GET aws/creds/…), as in Vault.
+        assert_eq!(
+            a.check("aws/creds/deploy", Caps::READ, false, &[("ttl", &long)]),
+            Err(Denied::Parameter("ttl".into()))
+        );
+        assert_eq!(a.check("aws/creds/deploy", Caps::READ, false, &[("ttl", &ttl)]), Ok(()));
         assert_eq!(
             a.check("aws/creds/deploy", Caps::UPDATE, false, &[("ttl", &long)]),
             Err(Denied::Parameter("ttl".into()))
@@ -656,6 +669,13 @@ mod tests {
         assert_eq!(a.check("aws/sts/x", Caps::UPDATE, false, &[("ttl", &ttl), ("x", &ttl)]), Ok(()));
         assert_eq!(Acl::new(&[], true).check("anything", Caps::SUDO, true, &[]), Ok(()));
         assert_eq!(Acl::new(&[], true).capabilities("x"), ["root"]);
+    }
+
+    #[test]
+    fn vaults_newer_capabilities_load() {
+        let a = acl(r#"path "sys/events/*" { capabilities = ["subscribe", "read", "recover"] }"#);
+        assert_eq!(a.capabilities("sys/events/x"), ["read", "recover", "subscribe"]);
+        assert_eq!(a.check("sys/events/x", Caps::UPDATE, false, &[]), Err(Denied::Capability));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub enum LeaseCommand {
 
 #[derive(Subcommand, Debug)]
 #[command(
-    after_help = "Examples:\n  keymint token create -policy=deploy -ttl=1h -field=token\n  keymint token lookup\n  keymint token revoke -self"
+    after_help = "Examples:\n  keymint token create -policy=deploy -ttl=1h -field=token\n  keymint token create -role=ci -field=token\n  keymint token lookup\n  keymint token revoke -self"
 )]
 pub enum TokenCommand {
     /// Create a child token (or an orphan).
@@ -126,6 +126,9 @@ pub enum TokenCommand {
         num_uses: Option<u64>,
         #[arg(long)]
         orphan: bool,
+        /// Create it against this token role (`auth/token/create/ROLE`), which shapes it.
+        #[arg(long)]
+        role: Option<String>,
     },
     /// Show a token (the caller's own without an argument).
     Lookup {
@@ -346,6 +349,7 @@ pub async fn token(env: &Env, cmd: TokenCommand) -> Result<(), Exit> {
             display_name,
             num_uses,
             orphan,
+            role,
         } => {
             let c = conn(env, &common)?;
             let mut body = Map::new();
@@ -365,9 +369,13 @@ pub async fn token(env: &Env, cmd: TokenCommand) -> Result<(), Exit> {
             if let Some(n) = num_uses {
                 body.insert("num_uses".into(), json!(n));
             }
-            let path = if orphan { "auth/token/create-orphan" } else { "auth/token/create" };
+            let path = match (&role, orphan) {
+                (Some(role), _) => format!("auth/token/create/{role}"),
+                (None, true) => "auth/token/create-orphan".to_string(),
+                (None, false) => "auth/token/create".to_string(),
+            };
             let answer =
-                c.expect_ok("POST", path, Some(&Value::Object(body)), "Error creating token").await?;
+                c.expect_ok("POST", &path, Some(&Value::Object(body)), "Error creating token").await?;
             output::print(&answer.body, common.format, common.field.as_deref())
         }
         TokenCommand::Lookup { common, token, accessor } => {

@@ -2,7 +2,7 @@
 //! (TTLs of `iam_user` leases), with Vault's write semantics and validation texts.
 
 use regex::Regex;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -169,11 +169,13 @@ pub fn apply_root_write(
 ) -> Result<(RootConfig, RootSecrets)> {
     let (mut cfg, mut secrets) = existing.unwrap_or_default();
     set(&mut cfg.access_key, input.access_key);
+    // Given empty, a secret is cleared, as Vault stores "": `access_key="" secret_key=""` moves
+    // a mount to the default credential chain.
     if let Some(s) = input.secret_key {
-        secrets.secret_key = Some(s);
+        secrets.secret_key = Some(s).filter(|s| !s.expose_secret().is_empty());
     }
     if let Some(s) = input.session_token {
-        secrets.session_token = Some(s);
+        secrets.session_token = Some(s).filter(|s| !s.expose_secret().is_empty());
     }
     set(&mut cfg.region, input.region);
     set(&mut cfg.iam_endpoint, input.iam_endpoint);
@@ -331,6 +333,14 @@ mod tests {
         assert_eq!(cfg.region, "eu-west-1");
         // Vault's quirk: a write without username_template resets it.
         assert_eq!(cfg.username_template, DEFAULT_USERNAME_TEMPLATE);
+        // Both keys written empty: the default credential chain from now on.
+        let cleared = RootConfigInput {
+            access_key: Some(String::new()),
+            secret_key: Some(SecretString::from("")),
+            ..Default::default()
+        };
+        let (cfg, secrets) = apply_root_write(Some((cfg, secrets)), cleared).unwrap();
+        assert!(cfg.access_key.is_empty() && secrets.secret_key.is_none());
     }
 
     fn err(input: RootConfigInput) -> String {

@@ -68,7 +68,9 @@ struct SealedRootSecrets {
     session_token: Option<String>,
 }
 
-const ROOT: &str = "root";
+/// The `aws_config` entry of a mount's root configuration.
+pub const ROOT_CONFIG_ENTRY: &str = "root";
+const ROOT: &str = ROOT_CONFIG_ENTRY;
 const LEASE: &str = "lease";
 
 fn root_identity(mount_id: &str) -> String {

@@ -103,6 +103,33 @@ pub struct Failure {
     pub error: String,
 }
 
+/// What a revocation prefix names, as Vault reads it: a whole lease id names that lease alone;
+/// anything else is a folder, so `aws/creds/r` means `aws/creds/r/…`, never `aws/creds/r2/…`.
+/// Read a page at a time with [`PrefixScope::next`].
+enum PrefixScope {
+    One(Option<String>),
+    Folder { folder: String, after: String },
+}
+
+impl PrefixScope {
+    /// The next ids; `None` when done.
+    async fn next(&mut self, manager: &LeaseManager) -> Result<Option<Vec<String>>, LeaseError> {
+        match self {
+            PrefixScope::One(id) => Ok(id.take().map(|id| vec![id])),
+            PrefixScope::Folder { folder, after } => {
+                let page = leases::ids_with_prefix(manager.store.pool(), folder, after, 100).await?;
+                match page.last() {
+                    Some(last) => {
+                        *after = last.clone();
+                        Ok(Some(page))
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
 pub struct LeaseManager {
     store: Store,
     revoker: Arc<dyn Revoker>,
@@ -196,30 +223,46 @@ impl LeaseManager {
         Ok(n)
     }
 
-    /// Revokes every lease under `prefix`, going on past failures. With `force`, a lease whose
-    /// revocation failed is deleted all the same (the operator takes over the cleanup); its
-    /// failure is still reported.
+    /// Revokes every lease `prefix` names ([`PrefixScope`]), going on past failures. With
+    /// `force`, a lease whose revocation failed is deleted all the same (the operator takes over
+    /// the cleanup); its failure is still reported. Returns what could not be revoked.
     pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<Vec<Failure>, LeaseError> {
+        let mut pages = self.scope(prefix).await?;
         let mut failures = Vec::new();
-        let mut after = String::new();
-        loop {
-            let page = leases::ids_with_prefix(self.store.pool(), prefix, &after, 100).await?;
-            let Some(last) = page.last() else { break };
-            after = last.clone();
+        while let Some(page) = pages.next(self).await? {
             for id in page {
-                match self.revoke_now(&id).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        if force {
-                            warn!(lease.id = %id, error = %e, "revocation failed; lease record dropped by force");
-                            leases::delete(self.store.pool(), &id).await?;
-                        }
-                        failures.push(Failure { lease_id: id, error: e.to_string() });
+                if let Err(e) = self.revoke_now(&id).await {
+                    if force {
+                        warn!(lease.id = %id, error = %e, "revocation failed; lease record dropped by force");
+                        leases::delete(self.store.pool(), &id).await?;
                     }
+                    failures.push(Failure { lease_id: id, error: e.to_string() });
                 }
             }
         }
         Ok(failures)
+    }
+
+    /// [`LeaseManager::revoke_prefix`] without waiting (Vault's `sync=false`): the leases are
+    /// made due, and the expiry loop revokes them. Returns how many.
+    pub async fn revoke_prefix_later(&self, prefix: &str) -> Result<u64, LeaseError> {
+        let mut pages = self.scope(prefix).await?;
+        let mut count = 0;
+        while let Some(page) = pages.next(self).await? {
+            for id in page {
+                self.revoke_later(&id).await?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn scope(&self, prefix: &str) -> Result<PrefixScope, LeaseError> {
+        if !prefix.ends_with('/') && leases::get(self.store.pool(), prefix).await?.is_some() {
+            return Ok(PrefixScope::One(Some(prefix.to_string())));
+        }
+        let folder = if prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
+        Ok(PrefixScope::Folder { folder, after: String::new() })
     }
 
     async fn record_failure(&self, lease: &LeaseRow, error: &str) -> Result<(), StoreError> {

@@ -15,6 +15,7 @@ pub mod rotation;
 pub mod static_roles;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod token_roles;
 pub mod tokens;
 pub mod wal;
 

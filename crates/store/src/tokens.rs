@@ -32,10 +32,14 @@ pub struct TokenRow {
     /// Where it was created, e.g. `auth/token/create`.
     pub path: String,
     pub last_renewal: Option<i64>,
+    /// The token role it was created against (`auth/token/create/<role>`).
+    pub role: Option<String>,
+    /// JSON array of the CIDRs it may be used from; `[]`: anywhere.
+    pub bound_cidrs: String,
 }
 
 const COLUMNS: &str = "hash, accessor, policies, display_name, meta, created_at, expire_at, parent, orphan, \
-     ttl, explicit_max_ttl, period, num_uses, renewable, path, last_renewal";
+     ttl, explicit_max_ttl, period, num_uses, renewable, path, last_renewal, role, bound_cidrs";
 
 /// Inserts a token; with `if_absent`, a token with the same hash is left as it is (the dev
 /// root token given again at the next start is the same token).
@@ -46,7 +50,7 @@ pub async fn insert<'e>(
 ) -> Result<()> {
     let conflict = if if_absent { " ON CONFLICT (hash) DO NOTHING" } else { "" };
     sqlx::query(&format!(
-        "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16){conflict}"
+        "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18){conflict}"
     ))
     .bind(&row.hash)
     .bind(&row.accessor)
@@ -64,6 +68,8 @@ pub async fn insert<'e>(
     .bind(row.renewable)
     .bind(&row.path)
     .bind(row.last_renewal)
+    .bind(row.role.as_deref())
+    .bind(&row.bound_cidrs)
     .execute(exec)
     .await?;
     Ok(())

@@ -249,3 +249,35 @@ async fn rotation_claims_body(db: Db) {
     mounts::delete(pool, &m.id).await.unwrap();
     assert!(rot::get(pool, &m.id, &target).await.unwrap().is_none());
 }
+
+both!(token_roles_are_kept_by_name, token_roles_body);
+async fn token_roles_body(db: Db) {
+    use keymint_store::{token_roles, tokens};
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let pool = store.pool();
+    assert!(token_roles::names(pool).await.unwrap().is_empty());
+    token_roles::put(pool, "ci", r#"{"orphan":true}"#, 1).await.unwrap();
+    token_roles::put(pool, "CI", "{}", 1).await.unwrap();
+    token_roles::put(pool, "ci", r#"{"orphan":false}"#, 2).await.unwrap();
+    // Names are case-sensitive, as in Vault; a second put replaces the body.
+    assert_eq!(token_roles::names(pool).await.unwrap(), ["CI", "ci"]);
+    assert_eq!(token_roles::get(pool, "ci").await.unwrap().as_deref(), Some(r#"{"orphan":false}"#));
+    assert!(token_roles::delete(pool, "ci").await.unwrap());
+    assert!(!token_roles::delete(pool, "ci").await.unwrap());
+    assert!(token_roles::get(pool, "ci").await.unwrap().is_none());
+
+    // A token keeps the role it was created against and the CIDRs it is bound to.
+    let row = tokens::TokenRow {
+        hash: "h".into(),
+        accessor: "a".into(),
+        policies: "[]".into(),
+        meta: "{}".into(),
+        path: "auth/token/create/CI".into(),
+        role: Some("CI".into()),
+        bound_cidrs: r#"["10.0.0.0/8"]"#.into(),
+        ..tokens::TokenRow::default()
+    };
+    tokens::insert(pool, &row, false).await.unwrap();
+    let back = tokens::get_by_accessor(pool, "a").await.unwrap().unwrap();
+    assert_eq!((back.role.as_deref(), back.bound_cidrs.as_str()), (Some("CI"), r#"["10.0.0.0/8"]"#));
+}
