@@ -4,7 +4,10 @@
 #
 # It provides what the black-box tests need, then runs every check CI makes:
 #   - PostgreSQL binaries (installed with apt-get when missing; needs root);
-#   - moto[server] and the AWS CLI pinned by tests/requirements.txt, in the virtualenv .venv;
+#   - moto[server], the AWS CLI, hvac and pytest pinned by tests/requirements.txt, in the
+#     virtualenv .venv;
+#   - Node.js and npm (Debian's, when missing) and node-vault pinned by
+#     tests/compat/node-vault/package-lock.json, in its node_modules;
 #   - a throwaway PostgreSQL cluster on 127.0.0.1 (KEYMINT_TEST_POSTGRES_URL), removed on exit;
 #   - cargo fmt --check, clippy with -D warnings, build of the binaries, cargo test.
 # Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
@@ -67,10 +70,9 @@ echo "    $pg_bin"
 # The harness runs psql to create one database per test; use the one matching the server.
 export PATH="$pg_bin:$PATH"
 
-step "moto[server] in .venv"
+step "moto[server], the AWS CLI and the Vault clients' Python packages in .venv"
 requirements=tests/requirements.txt
-moto_pin=$(sed -n 's/^moto\[server\]==\([^[:space:]#]*\).*/\1/p' "$requirements")
-[ -n "$moto_pin" ] || die "$requirements must pin moto[server]==<version>"
+grep -q '^moto\[server\]==' "$requirements" || die "$requirements must pin moto[server]==<version>"
 venv_python=.venv/bin/python
 if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -80,14 +82,34 @@ if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
   rm -rf .venv
   python3 -m venv .venv
 fi
-installed=$("$venv_python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)
-if [ "$installed" = "$moto_pin" ] && [ -x .venv/bin/moto_server ] && [ -x .venv/bin/aws ]; then
-  echo "    moto $installed already installed"
+# The stamp holds the requirements file the virtualenv was last filled from.
+stamp=.venv/keymint-requirements.txt
+if cmp -s "$requirements" "$stamp" && [ -x .venv/bin/moto_server ] && [ -x .venv/bin/aws ]; then
+  echo "    up to date with $requirements"
 else
-  echo "    installing moto[server]==$moto_pin"
+  echo "    installing $requirements"
   "$venv_python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  cp "$requirements" "$stamp"
 fi
 export MOTO_SERVER="$repo/.venv/bin/moto_server"
+
+step "Node.js and node-vault in tests/compat/node-vault"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "    node or npm not found; installing Debian's nodejs and npm"
+  apt_install nodejs npm
+fi
+node_dir=tests/compat/node-vault
+# npm ci installs exactly the lock file; the stamp records which lock file that was.
+node_stamp=$node_dir/node_modules/.keymint-package-lock.json
+if cmp -s "$node_dir/package-lock.json" "$node_stamp"; then
+  echo "    up to date with $node_dir/package-lock.json ($(node --version))"
+else
+  echo "    npm ci ($(node --version))"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$node_dir/package-lock.json" "$node_stamp"
+fi
+export KEYMINT_NODE
+KEYMINT_NODE=$(command -v node)
 
 # --- static checks and build --------------------------------------------------------------------
 

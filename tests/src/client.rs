@@ -85,6 +85,24 @@ impl Client {
         body: Option<Vec<u8>>,
         content_type: Option<&str>,
     ) -> Resp {
+        let headers = match (&body, content_type) {
+            (Some(_), Some(ct)) => vec![(CONTENT_TYPE.as_str(), ct)],
+            _ => vec![],
+        };
+        self.send_with_headers(method, path, &headers, body).await
+    }
+
+    /// Any method, exactly these headers and body bytes, plus this client's authentication
+    /// (use [`Auth::None`] to send the token as one of `headers`): for replaying what a given
+    /// client puts on the wire, header for header. reqwest adds only `accept: */*`, `host` and,
+    /// with a body, `content-length`.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
         let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
         let mut req = self.http.request(method.clone(), &url);
         req = match &self.auth {
@@ -92,10 +110,10 @@ impl Client {
             Auth::VaultToken(t) => req.header("X-Vault-Token", t),
             Auth::Bearer(t) => req.bearer_auth(t),
         };
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(body) = body {
-            if let Some(ct) = content_type {
-                req = req.header(CONTENT_TYPE, ct);
-            }
             req = req.body(body);
         }
         let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: no HTTP response: {e}"));
