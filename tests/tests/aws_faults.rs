@@ -189,6 +189,28 @@ async fn a_lost_access_key_answer_leaves_no_extra_key(backend: Backend) {
     assert_one_user_one_key(&env.moto, &creds).await;
 }
 
+/// After CreateUser, the user's other calls go out together: while PutUserPolicy is held in
+/// flight, CreateAccessKey reaches AWS all the same. The held call, once its connection drops,
+/// is retried, and the request ends with one user and one key.
+async fn calls_after_create_user_run_at_once(backend: Backend) {
+    // A call timeout far beyond the wait below: one after another, CreateAccessKey could only
+    // go out once the held call timed out.
+    let (env, proxy) = env_via_proxy(backend, json!({"call_timeout": "120s"})).await;
+    proxy.fail_times("PutUserPolicy", Fault::Hold, 1);
+    let client = env.km.client();
+    let request = tokio::spawn(async move { client.get("aws/creds/deploy").await });
+    eventually(
+        "CreateAccessKey to reach AWS while PutUserPolicy is held",
+        Duration::from_secs(20),
+        async || (proxy.held() == 1 && reached(&proxy, "CreateAccessKey") == 1).then_some(()),
+    )
+    .await;
+    proxy.release_held();
+    let creds = request.await.unwrap().expect(200);
+    assert_eq!(reached(&proxy, "PutUserPolicy"), 1, "the retry after the dropped connection");
+    assert_one_user_one_key(&env.moto, &creds).await;
+}
+
 /// A call slower than call_timeout is abandoned and reconciled: a slow CreateAccessKey (made
 /// in AWS, answered too late) and a slow PutUserPolicy both end with one user and one key.
 async fn slow_calls_time_out_and_are_reconciled(backend: Backend) {
@@ -407,6 +429,7 @@ mod sqlite_only {
     }
 
     sqlite!(
+        calls_after_create_user_run_at_once,
         a_burst_queues_instead_of_failing,
         throttling_past_the_deadline_is_a_502_and_leaves_nothing,
         server_errors_on_idempotent_calls_are_retried,
