@@ -9,22 +9,35 @@
 //! - `keymint-bench burst`: N concurrent `iam_user` requests against an account (moto behind
 //!   the fault proxy) that throttles IAM writes above a rate: success rate and time to serve
 //!   them all against the ideal.
+//! - `keymint-bench issuance`: latency of one request at a time, STS and `iam_user`, through
+//!   keymint and with the same AWS calls made directly with the SDK.
+//! - `keymint-bench throughput`: requests per second and latency under 8, 64, 512 concurrent
+//!   clients, keymint against the direct SDK, against moto or the instant upstream.
 //!
-//! Everything listens on 127.0.0.1; moto stands in for AWS.
+//! Everything listens on 127.0.0.1; moto stands in for AWS, or the bench's own instant
+//! upstream (`instant.rs`) when what is measured is keymint's own cost. `issuance` and
+//! `throughput` write their plots (SVG, drawn by `svg.rs`) under docs/bench/.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use keymint_store::{KeySource, Store, StoreOptions};
+use process::{Moto, Server};
 use serde_json::json;
 
 mod burst;
+mod direct;
+mod instant;
+mod issuance;
+mod process;
+mod setup;
+mod stats;
+mod svg;
+mod throughput;
 
 /// The dev root token of every server the bench starts.
 const TOKEN: &str = "bench";
@@ -46,6 +59,13 @@ enum Cmd {
     Expiry(ExpiryArgs),
     /// A burst of iam_user requests against an account that throttles IAM writes.
     Burst(burst::BurstArgs),
+    /// Issuance latency, one request at a time: keymint against the same AWS calls made directly.
+    Issuance(issuance::IssuanceArgs),
+    /// Requests per second under concurrent clients: keymint against the direct SDK.
+    Throughput(throughput::ThroughputArgs),
+    /// The instant upstream on its own (the benchmarks start it themselves).
+    #[command(hide = true)]
+    InstantUpstream(instant::InstantArgs),
 }
 
 #[derive(Args)]
@@ -88,11 +108,17 @@ struct ExpiryArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
-        Cmd::Startup(args) => runtime.block_on(startup(args)),
-        Cmd::Expiry(args) => runtime.block_on(expiry(args)),
-        Cmd::Burst(args) => runtime.block_on(burst::run(args)),
+        Cmd::Startup(args) => runtime()?.block_on(startup(args)),
+        Cmd::Expiry(args) => runtime()?.block_on(expiry(args)),
+        Cmd::Burst(args) => runtime()?.block_on(burst::run(args)),
+        Cmd::Issuance(args) => runtime()?.block_on(issuance::run(args)),
+        Cmd::Throughput(args) => runtime()?.block_on(throughput::run(args)),
+        // One thread: the stand-in for AWS takes as little of the machine as it can.
+        Cmd::InstantUpstream(args) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(instant::run(args))
+        }
     }
 }
 
@@ -422,136 +448,6 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
             .unwrap_or(0)
     };
     Ok((field("VmRSS:"), field("VmHWM:")))
-}
-
-/// A keymint server in dev mode on a port of its choosing.
-struct Server {
-    child: Child,
-    url: String,
-    /// From spawning the process to the first 200 from `sys/health`.
-    ready_after: Duration,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    async fn start(bin: &Path, storage: &str, extra: &[&str]) -> Result<Server> {
-        let started = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["server", "--dev", "--dev-root-token-id", TOKEN, "--dev-listen-address", "127.0.0.1:0"])
-            .args(["--storage", storage])
-            .args(extra)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().context("piped stdout")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) =
-                    line.split_once("Api Address:").and_then(|(_, r)| r.split_whitespace().next())
-                {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().context("piped stderr")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
-            .await?
-            .context("keymint printed no address within 120 s")?;
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let health = format!("{url}/v1/sys/health");
-        loop {
-            if let Ok(r) = http.get(&health).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(120) {
-                bail!("keymint was not healthy within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(Server { child, url, ready_after: started.elapsed(), stderr })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// moto on a free port of 127.0.0.1, counting the requests it logs.
-struct Moto {
-    child: Child,
-    port: u16,
-    requests: Arc<AtomicU64>,
-}
-
-impl Moto {
-    async fn start(bin: &Path) -> Result<Moto> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        // moto (werkzeug) logs one line per request on stderr.
-        let requests = Arc::new(AtomicU64::new(0));
-        let counter = requests.clone();
-        let pipe = child.stderr.take().context("piped stderr")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.contains("\"POST ") {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        let moto = Moto { child, port, requests };
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let started = Instant::now();
-        while http.get(format!("{}/moto-api/", moto.url())).send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("moto did not answer within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(moto)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,308 @@
+//! What the issuance and throughput benchmarks share: the AWS stand-in (moto, or the instant
+//! upstream), the IAM fixtures the roles name, and keymint servers configured against it. The
+//! direct client they are compared to is in `direct.rs`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::direct::iam_client;
+use crate::instant::{self, InstantUpstream};
+use crate::{Moto, Server, TOKEN};
+
+/// The `assumed_role` role measured through `aws/sts/ROLE`.
+pub const STS_ROLE: &str = "bench-sts";
+/// The `iam_user` role measured through `aws/creds/ROLE`.
+pub const USER_ROLE: &str = "bench-user";
+/// keymint's pacing rates (IAM writes, IAM reads, STS), per second: the most `config/root`
+/// accepts, so pacing never holds a benchmark back. At this rate an `iam_user` request's
+/// seven writes cap one mount at about 1,400 requests per second.
+pub const RATE: u64 = 10_000;
+pub const POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+/// The `iam_tags` of the `iam_user` role, also what the direct client tags its users with.
+pub const TAGS: [(&str, &str); 2] = [("team", "bench"), ("purpose", "issuance")];
+
+/// Which AWS stand-in to measure against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamKind {
+    /// moto_server, one Python process: realistic call handling, but slow and single-threaded.
+    Moto,
+    /// The bench's own canned-answer server (see `instant.rs`): measures keymint's own cost.
+    Instant,
+}
+
+impl UpstreamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamKind::Moto => "moto",
+            UpstreamKind::Instant => "instant",
+        }
+    }
+}
+
+/// The credential requests measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// `GET aws/sts/bench-sts` (an `assumed_role` role): one AssumeRole.
+    Sts,
+    /// `GET aws/creds/bench-user` (an `iam_user` role): seven IAM calls.
+    #[value(name = "iam_user")]
+    IamUser,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Sts => "sts",
+            Workload::IamUser => "iam_user",
+        }
+    }
+
+    /// The keymint path that issues it.
+    pub fn path(self) -> String {
+        match self {
+            Workload::Sts => format!("aws/sts/{STS_ROLE}"),
+            Workload::IamUser => format!("aws/creds/{USER_ROLE}"),
+        }
+    }
+
+    /// What the direct client does instead.
+    pub fn direct_label(self) -> &'static str {
+        match self {
+            Workload::Sts => "direct: AssumeRole (aws-sdk-sts)",
+            Workload::IamUser => "direct: 7 calls in a row (aws-sdk-iam)",
+        }
+    }
+}
+
+/// How the benchmarks pick and start their upstream.
+#[derive(Args)]
+pub struct UpstreamArgs {
+    /// The AWS stand-in.
+    #[arg(long, value_enum, default_value = "moto")]
+    pub upstream: UpstreamKind,
+    /// The moto_server executable.
+    #[arg(long, default_value = ".venv/bin/moto_server")]
+    pub moto_server: PathBuf,
+    /// With the instant upstream: milliseconds each AWS call takes (a model of AWS's round
+    /// trip; 0 answers at once).
+    #[arg(long, default_value_t = 0)]
+    pub upstream_latency_ms: u64,
+}
+
+impl UpstreamArgs {
+    /// How tables and plot titles name the upstream: `moto`, `instant`, `instant+30ms`.
+    pub fn describe(&self) -> String {
+        match (self.upstream, self.upstream_latency_ms) {
+            (UpstreamKind::Instant, ms) if ms > 0 => format!("instant+{ms}ms"),
+            (kind, _) => kind.name().to_owned(),
+        }
+    }
+
+    /// The same for file names: `moto`, `instant`, `instant-30ms`.
+    pub fn slug(&self) -> String {
+        self.describe().replace('+', "-")
+    }
+}
+
+pub enum Upstream {
+    Moto(Moto),
+    Instant(InstantUpstream),
+}
+
+/// The IAM objects the roles name.
+#[derive(Clone, Debug)]
+pub struct Fixtures {
+    pub role_arn: String,
+    pub policy_arns: Vec<String>,
+    pub group: String,
+}
+
+impl Upstream {
+    pub async fn start(opts: &UpstreamArgs) -> Result<Upstream> {
+        Ok(match opts.upstream {
+            UpstreamKind::Moto if opts.upstream_latency_ms > 0 => {
+                bail!("--upstream-latency-ms is for the instant upstream; moto takes its own time")
+            }
+            UpstreamKind::Moto => Upstream::Moto(Moto::start(&opts.moto_server).await?),
+            UpstreamKind::Instant => {
+                Upstream::Instant(InstantUpstream::start(opts.upstream_latency_ms).await?)
+            }
+        })
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Upstream::Moto(m) => m.url(),
+            Upstream::Instant(i) => i.url().to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        match self {
+            Upstream::Moto(m) => m.pid(),
+            Upstream::Instant(i) => i.pid(),
+        }
+    }
+
+    /// The role, managed policies and group the roles name: made in moto, canned for the
+    /// instant upstream (which keeps nothing).
+    pub async fn fixtures(&self) -> Result<Fixtures> {
+        if let Upstream::Instant(_) = self {
+            return Ok(Fixtures {
+                role_arn: instant::ROLE_ARN.into(),
+                policy_arns: instant::POLICY_ARNS.iter().map(|a| a.to_string()).collect(),
+                group: instant::GROUP.into(),
+            });
+        }
+        let iam = iam_client(&self.url());
+        let role = iam
+            .create_role()
+            .role_name("bench-assumed")
+            .assume_role_policy_document(TRUST_POLICY)
+            .send()
+            .await?;
+        let mut policy_arns = Vec::new();
+        for name in ["bench-a", "bench-b"] {
+            let out = iam.create_policy().policy_name(name).policy_document(POLICY).send().await?;
+            policy_arns.push(out.policy.and_then(|p| p.arn).context("CreatePolicy returned no ARN")?);
+        }
+        iam.create_group().group_name(instant::GROUP).send().await?;
+        Ok(Fixtures {
+            role_arn: role.role.context("CreateRole returned no role")?.arn,
+            policy_arns,
+            group: instant::GROUP.into(),
+        })
+    }
+}
+
+/// A keymint binary under test, running on its own SQLite file, configured against the
+/// upstream with the two roles.
+pub struct Keymint {
+    /// How tables and plots name it.
+    pub label: String,
+    pub server: Server,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// `LABEL=PATH`, or `PATH` (labelled with its file name).
+pub fn parse_binary(spec: &str) -> (String, PathBuf) {
+    match spec.split_once('=') {
+        Some((label, path)) => (label.to_owned(), PathBuf::from(path)),
+        None => {
+            let path = PathBuf::from(spec);
+            let label = path.file_name().map_or(spec.to_owned(), |n| n.to_string_lossy().into_owned());
+            (label, path)
+        }
+    }
+}
+
+impl Keymint {
+    pub async fn start(spec: &str, upstream: &str, fixtures: &Fixtures) -> Result<Keymint> {
+        let (label, bin) = parse_binary(spec);
+        let dir = tempfile::Builder::new().prefix("keymint-bench-").tempdir()?;
+        let storage = format!("sqlite://{}", dir.path().join("keymint.db").display());
+        let server = Server::start(&bin, &storage, &[]).await?;
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(300)).build()?;
+        let km = Keymint { label, server, http, _dir: dir };
+        let tags: serde_json::Map<String, Value> =
+            TAGS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        for (path, body) in [
+            (
+                "aws/config/root",
+                json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
+                       "iam_endpoint": upstream, "sts_endpoint": upstream,
+                       "iam_write_rate": RATE, "iam_read_rate": RATE, "sts_rate": RATE}),
+            ),
+            (
+                &format!("aws/roles/{STS_ROLE}"),
+                json!({"credential_type": "assumed_role", "role_arns": [fixtures.role_arn]}),
+            ),
+            (
+                &format!("aws/roles/{USER_ROLE}"),
+                json!({"credential_type": "iam_user", "policy_document": POLICY,
+                       "policy_arns": fixtures.policy_arns, "iam_groups": [fixtures.group], "iam_tags": tags}),
+            ),
+        ] {
+            let resp = km.post(path, body).await?;
+            if !resp.status().is_success() {
+                bail!("{}: {path}: {} {}", km.label, resp.status(), resp.text().await?);
+            }
+        }
+        Ok(km)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.server.url)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Result<reqwest::Response> {
+        self.http.post(self.url(path)).header("X-Vault-Token", TOKEN).json(&body).send().await
+    }
+
+    /// A client of this server's own, and the URL of `GET /v1/{path}` on it.
+    pub fn client_for(&self, path: &str) -> (reqwest::Client, String) {
+        (self.http.clone(), self.url(path))
+    }
+
+    /// `GET /v1/{path}`: `Err` with the status and body unless it answered 200.
+    pub async fn issue(http: &reqwest::Client, url: &str) -> Result<(), String> {
+        let resp = http.get(url).header("X-Vault-Token", TOKEN).send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("{status} {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(())
+    }
+
+    pub fn stop(self) {
+        self.server.stop();
+    }
+
+    /// Revokes every lease of the `iam_user` role (its users torn down) before answering.
+    pub async fn revoke_users_now(&self) -> Result<()> {
+        let resp = self.post(&format!("sys/leases/revoke-prefix/aws/creds/{USER_ROLE}"), json!({})).await?;
+        if !resp.status().is_success() {
+            bail!("{}: revoke-prefix: {} {}", self.label, resp.status(), resp.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Hands every lease of the `iam_user` role to the expiry worker (which revokes 8 at a
+    /// time, faster than one request revoking them in turn) and waits until none is left.
+    pub async fn revoke_users_and_wait(&self) -> Result<()> {
+        let prefix = format!("aws/creds/{USER_ROLE}");
+        let resp = self.post(&format!("sys/leases/revoke-prefix/{prefix}"), json!({"sync": false})).await?;
+        if !resp.status().is_success() {
+            bail!("{}: revoke-prefix: {} {}", self.label, resp.status(), resp.text().await?);
+        }
+        let started = Instant::now();
+        loop {
+            let resp = self
+                .http
+                .get(self.url(&format!("sys/leases/lookup/{prefix}/?list=true")))
+                .header("X-Vault-Token", TOKEN)
+                .send()
+                .await?;
+            if resp.status() == 404 {
+                return Ok(());
+            }
+            let left: Value = resp.json().await?;
+            let n = left["data"]["keys"].as_array().map_or(0, Vec::len);
+            if n == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!("{}: {n} iam_user leases still not revoked after an hour", self.label);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
