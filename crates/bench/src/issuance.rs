@@ -236,6 +236,7 @@ fn write_plot(path: &Path, args: &IssuanceArgs, results: &[(Workload, Vec<Measur
                         fmt_ms(m.summary.p95)
                     ),
                     points: ecdf(&m.samples.iter().map(|&d| ms(d)).collect::<Vec<_>>()),
+                    spans: Vec::new(),
                 })
                 .collect();
             Panel {

@@ -110,15 +110,28 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
-        Cmd::Startup(args) => runtime()?.block_on(startup(args)),
-        Cmd::Expiry(args) => runtime()?.block_on(expiry(args)),
-        Cmd::Burst(args) => runtime()?.block_on(burst::run(args)),
-        Cmd::Issuance(args) => runtime()?.block_on(issuance::run(args)),
-        Cmd::Throughput(args) => runtime()?.block_on(throughput::run(args)),
+        Cmd::Startup(args) => runtime()?.block_on(until_signal(startup(args))),
+        Cmd::Expiry(args) => runtime()?.block_on(until_signal(expiry(args))),
+        Cmd::Burst(args) => runtime()?.block_on(until_signal(burst::run(args))),
+        Cmd::Issuance(args) => runtime()?.block_on(until_signal(issuance::run(args))),
+        Cmd::Throughput(args) => runtime()?.block_on(until_signal(throughput::run(args))),
         // One thread: the stand-in for AWS takes as little of the machine as it can.
         Cmd::InstantUpstream(args) => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(instant::run(args))
         }
+    }
+}
+
+/// Runs a benchmark until it ends or SIGINT or SIGTERM arrives. On a signal the benchmark is
+/// dropped where it stands, and with it the processes it started (moto, keymint servers, the
+/// instant upstream), which would otherwise outlive it and load the machine.
+async fn until_signal(bench: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        done = bench => done,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = term.recv() => bail!("terminated"),
     }
 }
 

@@ -80,7 +80,14 @@ impl Server {
         self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn stop(mut self) {
+    /// Kills the server (as dropping it does).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

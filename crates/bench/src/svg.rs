@@ -23,6 +23,8 @@ pub enum Style {
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Vertical bars `(x, low, high)`: the spread of repeated measurements of a point.
+    pub spans: Vec<(f64, f64, f64)>,
 }
 
 pub struct Panel {
@@ -118,7 +120,9 @@ impl Panel {
             (Some(t), Scale::Linear) => (x_lo, x_hi, t.clone()),
             (None, _) => nice_ticks(x_lo, x_hi),
         };
-        let (y_lo, y_hi) = self.y_range.unwrap_or_else(|| (0.0, points().map(|p| p.1).fold(0.0, f64::max)));
+        let highs = self.series.iter().flat_map(|s| s.spans.iter().map(|b| b.2));
+        let (y_lo, y_hi) =
+            self.y_range.unwrap_or_else(|| (0.0, points().map(|p| p.1).chain(highs).fold(0.0, f64::max)));
         let (y_lo, y_hi, y_ticks) = nice_ticks(y_lo, y_hi);
         let x = Axis { scale: self.x_scale, lo: x_lo, hi: x_hi, from: left, to: right };
         let y = Axis { scale: Scale::Linear, lo: y_lo, hi: y_hi, from: bottom, to: top };
@@ -190,6 +194,17 @@ impl Panel {
                 out,
                 r#"<path d="{d}" fill="none" stroke="{color}" stroke-width="2" clip-path="url(#plot{index})"/>"#
             );
+            for &(bx, lo, hi) in &s.spans {
+                let (px, top, bottom) = (x.at(bx), y.at(hi), y.at(lo));
+                let _ = writeln!(
+                    out,
+                    r#"<path d="M{px:.1},{top:.1} V{bottom:.1} M{:.1},{top:.1} H{:.1} M{:.1},{bottom:.1} H{:.1}" stroke="{color}" stroke-width="1.5" clip-path="url(#plot{index})"/>"#,
+                    px - 4.0,
+                    px + 4.0,
+                    px - 4.0,
+                    px + 4.0
+                );
+            }
             if self.style == Style::Lines {
                 for &(px, py) in &s.points {
                     let _ = writeln!(
@@ -286,8 +301,16 @@ mod tests {
             x_range: None,
             y_range: None,
             series: vec![
-                Series { label: "direct & co".into(), points: vec![(8.0, 1.0), (64.0, 3.0), (512.0, 2.0)] },
-                Series { label: "keymint".into(), points: vec![(8.0, 0.5), (64.0, 1.0), (512.0, 1.5)] },
+                Series {
+                    label: "direct & co".into(),
+                    points: vec![(8.0, 1.0), (64.0, 3.0), (512.0, 2.0)],
+                    spans: Vec::new(),
+                },
+                Series {
+                    label: "keymint".into(),
+                    points: vec![(8.0, 0.5), (64.0, 1.0), (512.0, 1.5)],
+                    spans: vec![(64.0, 0.8, 1.2)],
+                },
             ],
         };
         let fig = Figure {
@@ -297,7 +320,7 @@ mod tests {
         };
         let svg = fig.render();
         assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<path ").count(), 4);
+        assert_eq!(svg.matches("<path ").count(), 4 + 2, "two lines and one spread bar per panel");
         assert_eq!(svg.matches("<circle ").count(), 6, "markers on the line panel only");
         assert!(svg.contains("direct &amp; co") && svg.contains("t &lt;1&gt;"));
         assert!(svg.contains(">512<"), "the log axis is labelled at the given ticks");

@@ -343,16 +343,21 @@ fn write_plot(path: &Path, args: &ThroughputArgs, rows: &[Row]) -> Result<()> {
                 labels.push(&r.label);
             }
         }
-        let series = |value: &dyn Fn(&Row) -> f64| -> Vec<Series> {
+        // With `spread`, each point carries the range of requests/s over the rounds.
+        let series = |value: &dyn Fn(&Row) -> f64, spread: bool| -> Vec<Series> {
             labels
                 .iter()
-                .map(|&label| Series {
-                    label: label.to_owned(),
-                    points: ours
-                        .iter()
-                        .filter(|r| r.label == label)
-                        .map(|r| (r.clients as f64, value(r)))
-                        .collect(),
+                .map(|&label| {
+                    let rows = || ours.iter().filter(|r| r.label == label);
+                    Series {
+                        label: label.to_owned(),
+                        points: rows().map(|r| (r.clients as f64, value(r))).collect(),
+                        spans: if spread && args.rounds > 1 {
+                            rows().map(|r| (r.clients as f64, r.range.0, r.range.1)).collect()
+                        } else {
+                            Vec::new()
+                        },
+                    }
                 })
                 .collect()
         };
@@ -369,14 +374,20 @@ fn write_plot(path: &Path, args: &ThroughputArgs, rows: &[Row]) -> Result<()> {
             series,
         };
         panels.push(panel(
-            format!("{}: requests per second", workload.name()),
+            match args.rounds {
+                0 | 1 => format!("{}: requests per second", workload.name()),
+                n => format!("{}: requests per second (bars: range over {n} rounds)", workload.name()),
+            },
             "requests/s",
-            series(&|r| r.per_sec),
+            series(&|r| r.per_sec, true),
         ));
         panels.push(panel(
-            format!("{}: p99 latency", workload.name()),
+            match args.rounds {
+                0 | 1 => format!("{}: p99 latency", workload.name()),
+                _ => format!("{}: p99 latency (of the median round)", workload.name()),
+            },
             "p99 latency (ms)",
-            series(&|r| ms(r.summary.p99)),
+            series(&|r| ms(r.summary.p99), false),
         ));
     }
     let figure = Figure {
