@@ -409,7 +409,7 @@ async fn creds(
         wait_until_usable: d.get_bool("wait_until_usable")?,
     };
     let minted = state.engine().mint(ctx, req).await?;
-    state.leases().lease_created();
+    state.leases().lease_created(minted.expire_time_ms);
     Ok(Reply {
         lease_id: minted.lease_id,
         renewable: minted.renewable,

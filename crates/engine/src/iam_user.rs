@@ -144,7 +144,14 @@ impl Engine {
         data.insert("access_key".into(), json!(key.id));
         data.insert("secret_key".into(), json!(key.secret.expose_secret()));
         data.insert("session_token".into(), Value::Null);
-        Ok(Minted { lease_id, lease_duration: decision.ttl, renewable: true, data, warnings })
+        Ok(Minted {
+            lease_id,
+            lease_duration: decision.ttl,
+            expire_time_ms: row.expire_time,
+            renewable: true,
+            data,
+            warnings,
+        })
     }
 
     /// CreateUser, reconciled when its answer is lost (see the module docs).

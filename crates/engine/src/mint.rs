@@ -49,6 +49,8 @@ pub struct CredsRequest {
 pub struct Minted {
     pub lease_id: String,
     pub lease_duration: u64,
+    /// When the lease falls due (ms since the epoch), as stored.
+    pub expire_time_ms: i64,
     pub renewable: bool,
     pub data: Map<String, Value>,
     pub warnings: Vec<String>,
@@ -145,11 +147,14 @@ impl Engine {
     }
 
     pub(crate) async fn commit_lease(&self, row: &leases::LeaseRow, intent_id: Option<&str>) -> Result<()> {
+        let Some(intent_id) = intent_id else {
+            // One statement is atomic on its own: no transaction's extra round trips.
+            leases::insert(self.store.pool(), row).await?;
+            return Ok(());
+        };
         let mut tx = self.store.begin().await?;
         leases::insert(&mut *tx, row).await?;
-        if let Some(id) = intent_id {
-            wal::delete(&mut *tx, id).await?;
-        }
+        wal::delete(&mut *tx, intent_id).await?;
         tx.commit().await.map_err(keymint_store::StoreError::from)?;
         Ok(())
     }
@@ -317,7 +322,14 @@ impl Engine {
             ..Default::default()
         };
         self.commit_lease(&row, None).await?;
-        Ok(Minted { lease_id, lease_duration: remaining, renewable: false, data, warnings })
+        Ok(Minted {
+            lease_id,
+            lease_duration: remaining,
+            expire_time_ms: row.expire_time,
+            renewable: false,
+            data,
+            warnings,
+        })
     }
 }
 

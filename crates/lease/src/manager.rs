@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,7 +136,14 @@ pub struct LeaseManager {
     revoker: Arc<dyn Revoker>,
     policy: RetryPolicy,
     wake: Notify,
+    /// When the expiry worker, asleep, next looks for due leases by itself (ms since the
+    /// epoch); [`AWAKE`] while it works. A new lease due later needs no wake-up.
+    planned_wake: AtomicI64,
 }
+
+/// [`LeaseManager::planned_wake`] while the worker is awake: every new lease wakes it again,
+/// since it may have looked for the next due lease before that lease was committed.
+const AWAKE: i64 = i64::MIN;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -143,12 +151,24 @@ fn now_ms() -> i64 {
 
 impl LeaseManager {
     pub fn new(store: Store, revoker: Arc<dyn Revoker>, policy: RetryPolicy) -> Arc<Self> {
-        Arc::new(LeaseManager { store, revoker, policy, wake: Notify::new() })
+        Arc::new(LeaseManager {
+            store,
+            revoker,
+            policy,
+            wake: Notify::new(),
+            planned_wake: AtomicI64::new(AWAKE),
+        })
     }
 
-    /// Tells the worker a lease was created: it may fall due before the worker's next wake-up.
-    pub fn lease_created(&self) {
-        self.wake.notify_one();
+    /// Tells the worker a lease was created (call it once the lease is committed), falling due
+    /// at `expire_time_ms`. The worker is woken only if the lease falls due before its planned
+    /// wake-up, or if it is awake (its next sleep is then cut short to look again): issuing a
+    /// credential costs the worker no database round trip of its own.
+    pub fn lease_created(&self, expire_time_ms: i64) {
+        let planned = self.planned_wake.load(Ordering::Acquire);
+        if planned == AWAKE || expire_time_ms < planned {
+            self.wake.notify_one();
+        }
     }
 
     pub async fn lookup(&self, id: &str) -> Result<Option<LeaseRow>, LeaseError> {
@@ -333,7 +353,12 @@ impl LeaseManager {
                     Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)),
                     _ => self.policy.idle_poll,
                 };
-                self.sleep(&cancel, wait.min(self.policy.idle_poll)).await;
+                let wait = wait.min(self.policy.idle_poll);
+                // Published after the look-up: a lease committed since then either saw `AWAKE`
+                // and left a wake-up for the sleep below, or sees this time and compares.
+                self.planned_wake.store(now.saturating_add(millis(wait)), Ordering::Release);
+                self.sleep(&cancel, wait).await;
+                self.planned_wake.store(AWAKE, Ordering::Release);
                 continue;
             }
             let mut first = Some(first);

@@ -99,7 +99,8 @@ both!(
     a_slow_revocation_keeps_its_claim,
     revoking_a_token_revokes_its_leases_but_not_orphans,
     failures_back_off_and_become_irrevocable,
-    sweeper_undoes_only_old_intents
+    sweeper_undoes_only_old_intents,
+    a_new_lease_due_before_the_planned_wake_up_wakes_the_worker
 );
 
 async fn three_workers_revoke_each_lease_exactly_once(db: TestDb) {
@@ -133,6 +134,38 @@ async fn three_workers_revoke_each_lease_exactly_once(db: TestDb) {
     assert!(revoked.values().all(|&n| n == 1), "some lease was revoked twice: {revoked:?}");
     assert!(!revoked.contains_key("aws/creds/r/later"));
     assert!(leases::get(setup.pool(), "aws/creds/r/later").await.unwrap().is_some());
+}
+
+/// The worker sleeps until the next lease is due (here: far off, and the idle poll longer
+/// still). A lease created meanwhile that falls due sooner is revoked on time, because
+/// `lease_created` wakes the worker for it; one that falls due later does not disturb it.
+async fn a_new_lease_due_before_the_planned_wake_up_wakes_the_worker(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    leases::insert(store.pool(), &lease("aws/creds/r/far", now_ms() + 3_600_000)).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let policy = RetryPolicy { idle_poll: Duration::from_secs(600), ..fast_policy() };
+    let manager = LeaseManager::new(store.clone(), recorder.clone(), policy);
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(manager.clone().run_expiry(cancel.clone()));
+    // Let it find nothing due and go to sleep until "far".
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let later = lease("aws/creds/r/later", now_ms() + 7_200_000);
+    leases::insert(store.pool(), &later).await.unwrap();
+    manager.lease_created(later.expire_time);
+    let soon = lease("aws/creds/r/soon", now_ms() + 200);
+    leases::insert(store.pool(), &soon).await.unwrap();
+    manager.lease_created(soon.expire_time);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while leases::get(store.pool(), "aws/creds/r/soon").await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the worker slept through a lease due sooner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    worker.await.unwrap();
+    let revoked = recorder.revoked.lock().unwrap().clone();
+    assert_eq!(revoked.keys().collect::<Vec<_>>(), ["aws/creds/r/soon"]);
 }
 
 async fn failures_back_off_and_become_irrevocable(db: TestDb) {

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod cache;
 pub mod crypto;
 pub mod leases;
 pub mod mounts;
@@ -23,7 +24,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use crypto::{KeyMaterial, Seal, TokenHasher};
 pub use sqlx::{AnyConnection, Transaction};
@@ -96,6 +97,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is used again.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -137,7 +141,22 @@ impl Store {
         let connect = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a round trip per query, and on
+            // SQLite two thread switches (the connection lives on its own thread), for a check
+            // that cannot fail there. PostgreSQL connections are pinged only after sitting idle,
+            // which is when a restarted server or a dropped link leaves them dead.
+            .test_before_acquire(false);
+        if backend == Backend::Postgres {
+            pool_options = pool_options.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            });
+        }
         if backend == Backend::Sqlite {
             pool_options = pool_options.after_connect(|conn, _meta| {
                 Box::pin(async move {
