@@ -27,9 +27,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use keymint_auth::policy::Acl;
 use keymint_engine::Engine;
 use keymint_lease::{LeaseManager, RetryPolicy};
 use keymint_store::Store;
+use keymint_store::cache::Cache;
+use keymint_store::mounts::{self, MountRow};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +64,10 @@ struct Inner {
     cluster_id: String,
     /// Audit devices.
     audit: audit::AuditBroker,
+    /// The mount table, as requests read it (see `keymint_store::cache`).
+    mounts: Cache<(), Arc<Vec<MountRow>>>,
+    /// ACLs by the list of policy names they are made of.
+    acls: Cache<Vec<String>, Arc<Acl>>,
 }
 
 impl AppState {
@@ -86,6 +93,8 @@ impl AppState {
                 cluster_name: "keymint".into(),
                 cluster_id,
                 audit,
+                mounts: Cache::new(1),
+                acls: Cache::new(10_000),
             }),
         }
     }
@@ -104,6 +113,24 @@ impl AppState {
 
     pub(crate) fn audit(&self) -> &audit::AuditBroker {
         &self.inner.audit
+    }
+
+    /// Every mount, from the request's cached generation when there is one.
+    pub(crate) async fn mounts(&self) -> Result<Arc<Vec<MountRow>>, keymint_store::StoreError> {
+        self.inner
+            .mounts
+            .get_or_load((), || async { Ok(Arc::new(mounts::list(self.store().pool()).await?)) })
+            .await
+    }
+
+    /// The ACL of a token's policies, from the request's cached generation when there is one.
+    pub(crate) async fn acl(&self, policies: &[String]) -> Result<Arc<Acl>, keymint_auth::AuthError> {
+        self.inner
+            .acls
+            .get_or_load(policies.to_vec(), || async {
+                Ok(Arc::new(keymint_auth::acl_for(self.store(), policies).await?))
+            })
+            .await
     }
 
     /// Writes audit records to `file_path` (a file, or `stdout`) besides any device enabled

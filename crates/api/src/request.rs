@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{RequestData, parse_go_bool};
 use keymint_auth::policy::Caps;
+use keymint_store::cache;
 
 use crate::{AppState, audit, aws, sys};
 
@@ -137,7 +138,9 @@ pub async fn dispatch(
     let authenticated = authenticate(&state, &req, peer).await;
     if req.op == Operation::Help {
         return match &authenticated {
-            Ok(identity) => help(&state, identity, &req).await.unwrap_or_else(IntoResponse::into_response),
+            Ok(identity) => cache::scope(Some(identity.config_generation), help(&state, identity, &req))
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
             Err(_) => ApiError::PermissionDenied.into_response(),
         };
     }
@@ -159,7 +162,11 @@ pub async fn dispatch(
     }
 
     let outcome = match &authenticated {
-        Ok(identity) => authorized(&state, identity, req).await,
+        // Configuration is read as of the generation read with the token (see
+        // `keymint_store::cache`): from memory unless it changed since it was cached.
+        Ok(identity) => {
+            cache::scope(Some(identity.config_generation), authorized(&state, identity, req)).await
+        }
         Err(e) => Err(match e {
             ApiError::PermissionDenied => ApiError::PermissionDenied,
             other => ApiError::Internal { public: other.to_string() },
@@ -197,7 +204,7 @@ async fn help(
     req: &LogicalRequest,
 ) -> ApiResult<Response> {
     if !identity.is_root() {
-        let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+        let acl = state.acl(&identity.policies).await?;
         if acl.capabilities(&req.path) == ["deny"] {
             return Err(ApiError::PermissionDenied);
         }
@@ -301,7 +308,7 @@ async fn check_acl(
     if identity.is_root() {
         return Ok(());
     }
-    let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+    let acl = state.acl(&identity.policies).await?;
     let need = needed(state, req).await?;
     let params: Vec<(&str, &serde_json::Value)> =
         req.data.as_map().iter().map(|(k, v)| (k.as_str(), v)).collect();

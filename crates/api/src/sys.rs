@@ -67,14 +67,14 @@ fn normalize_mount_path(raw: &str) -> ApiResult<String> {
 
 /// The mount serving `path` (longest prefix) and the rest of the path.
 pub async fn resolve_mount(state: &AppState, path: &str) -> ApiResult<Option<(MountRow, String)>> {
-    let all = mounts::list(state.store().pool()).await?;
+    let all = state.mounts().await?;
     let best = all
-        .into_iter()
-        .filter(|m| path.starts_with(&m.path) || format!("{path}/") == m.path)
+        .iter()
+        .filter(|m| path.starts_with(&m.path) || path.len() + 1 == m.path.len() && m.path.starts_with(path))
         .max_by_key(|m| m.path.len());
     Ok(best.map(|m| {
         let rest = path.get(m.path.len()..).unwrap_or("").to_string();
-        (m, rest)
+        (m.clone(), rest)
     }))
 }
 
@@ -299,6 +299,7 @@ async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResul
                 })?;
             }
             mounts::delete(state.store().pool(), &m.id).await?;
+            state.engine().forget_mount(&m.id);
             Ok(Reply::no_content())
         }
         _ => Err(ApiError::UnsupportedOperation),

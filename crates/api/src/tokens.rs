@@ -127,7 +127,7 @@ async fn has_sudo(state: &AppState, identity: &Identity, path: &str) -> ApiResul
     if identity.is_root() {
         return Ok(true);
     }
-    let acl = keymint_auth::acl_for(state.store(), &identity.policies).await?;
+    let acl = state.acl(&identity.policies).await?;
     Ok(acl.capabilities(path).iter().any(|c| c == "sudo"))
 }
 

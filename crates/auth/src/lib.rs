@@ -35,6 +35,9 @@ pub struct Identity {
     pub bound_cidrs: Vec<String>,
     /// The token has a use limit: Vault lets such a token create no children.
     pub use_limited: bool,
+    /// The configuration generation read with the token: the request's view of cached
+    /// configuration (`keymint_store::cache`).
+    pub config_generation: i64,
 }
 
 impl Identity {
@@ -111,7 +114,8 @@ pub async fn authenticate(
         return Err(AuthError::PermissionDenied);
     }
     let hash = store.hasher().hash(token);
-    let row = tokens::get_by_hash(store.pool(), &hash).await?.ok_or(AuthError::PermissionDenied)?;
+    let tokens::TokenAtGeneration { row, generation } =
+        tokens::get_with_generation(store.pool(), &hash).await?.ok_or(AuthError::PermissionDenied)?;
     if row.expire_at.is_some_and(|at| at <= now_ms) || row.num_uses < 0 {
         return Err(AuthError::PermissionDenied);
     }
@@ -138,6 +142,7 @@ pub async fn authenticate(
         last_use,
         bound_cidrs,
         use_limited: row.num_uses != 0,
+        config_generation: generation,
     })
 }
 
@@ -205,6 +210,7 @@ mod tests {
             last_use: false,
             bound_cidrs: Vec::new(),
             use_limited: false,
+            config_generation: 0,
         };
         assert!(id.is_root());
         assert!(!Identity { policies: vec!["default".into()], ..id }.is_root());

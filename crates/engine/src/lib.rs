@@ -29,6 +29,7 @@ pub mod template;
 use std::sync::Arc;
 
 use keymint_lease::MountTtls;
+use keymint_store::cache::Cache;
 use keymint_store::{Store, aws as rows};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,25 @@ pub struct Engine {
     pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<pace::Pacer>>>>,
     /// How long a missing IAM user may be eventual consistency (see `revoke`).
     consistency_window: std::time::Duration,
+    /// Roles and configuration as requests read them (see `keymint_store::cache`).
+    cached: Arc<ConfigCaches>,
+}
+
+/// What a credential request reads of a mount, cached per configuration generation.
+#[derive(Debug)]
+struct ConfigCaches {
+    /// By (mount id, role name); `None` for a role that does not exist.
+    roles: Cache<(String, String), Option<Role>>,
+    /// By mount id: `config/root` with its opened secrets and version.
+    roots: Cache<String, Option<(RootConfig, RootSecrets, i64)>>,
+    /// By mount id.
+    leases: Cache<String, Option<LeaseConfig>>,
+}
+
+impl Default for ConfigCaches {
+    fn default() -> Self {
+        ConfigCaches { roles: Cache::new(10_000), roots: Cache::new(1_000), leases: Cache::new(1_000) }
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -88,6 +108,7 @@ impl Engine {
             clients: Arc::new(ClientCache::default()),
             pacers: Arc::default(),
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
+            cached: Arc::default(),
         }
     }
 
@@ -207,7 +228,8 @@ impl Engine {
 
     /// Clients for the mount's current config (the default AWS chain when it has none).
     pub async fn clients(&self, mount: &MountCtx) -> Result<(Arc<AwsClients>, RootConfig)> {
-        let (cfg, secrets, version) = self.root_config(mount).await?.unwrap_or_default();
+        let stored = self.cached.roots.get_or_load(mount.id.clone(), || self.root_config(mount)).await?;
+        let (cfg, secrets, version) = stored.unwrap_or_default();
         if let Some(c) = self.clients.get(&mount.id, version) {
             return Ok((c, cfg));
         }
@@ -215,6 +237,13 @@ impl Engine {
         let built = Arc::new(clients::build(&cfg, &secrets, pacer).await?);
         self.clients.put(&mount.id, version, built.clone());
         Ok((built, cfg))
+    }
+
+    /// Drops what this process keeps for a mount that was disabled: its AWS clients and its
+    /// pacer. (A mount enabled again at the same path is a new mount, with a new id.)
+    pub fn forget_mount(&self, mount_id: &str) {
+        self.clients.forget(mount_id);
+        self.pacers.lock().unwrap_or_else(|p| p.into_inner()).remove(mount_id);
     }
 
     /// The mount's pacer, created on first use and kept up to date with `cfg`.
@@ -229,10 +258,15 @@ impl Engine {
     }
 
     pub async fn lease_config(&self, mount: &MountCtx) -> Result<Option<LeaseConfig>> {
-        let Some(row) = rows::get_config(self.store.pool(), &mount.id, LEASE).await? else {
-            return Ok(None);
-        };
-        Ok(Some(serde_json::from_str(&row.body).map_err(|e| corrupt("config/lease", e))?))
+        self.cached
+            .leases
+            .get_or_load(mount.id.clone(), || async {
+                let Some(row) = rows::get_config(self.store.pool(), &mount.id, LEASE).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(serde_json::from_str(&row.body).map_err(|e| corrupt("config/lease", e))?))
+            })
+            .await
     }
 
     pub async fn write_lease_config(&self, mount: &MountCtx, cfg: LeaseConfig) -> Result<()> {
@@ -246,10 +280,15 @@ impl Engine {
     }
 
     pub async fn role(&self, mount: &MountCtx, name: &str) -> Result<Option<Role>> {
-        let Some(body) = rows::get_role(self.store.pool(), &mount.id, name).await? else {
-            return Ok(None);
-        };
-        Ok(Some(serde_json::from_str(&body).map_err(|e| corrupt("role", e))?))
+        self.cached
+            .roles
+            .get_or_load((mount.id.clone(), name.to_owned()), || async {
+                let Some(body) = rows::get_role(self.store.pool(), &mount.id, name).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(serde_json::from_str(&body).map_err(|e| corrupt("role", e))?))
+            })
+            .await
     }
 
     /// Merges a write into the role. Concurrent writes to one role are serialised by doing the

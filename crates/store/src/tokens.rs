@@ -90,6 +90,29 @@ pub async fn get_by_hash<'e>(
         .await?)
 }
 
+/// A token row with the configuration generation read in the same statement (see
+/// [`crate::cache`]).
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenAtGeneration {
+    #[sqlx(flatten)]
+    pub row: TokenRow,
+    pub generation: i64,
+}
+
+/// [`get_by_hash`] and the configuration generation, in one round trip.
+pub async fn get_with_generation<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    hash: &str,
+) -> Result<Option<TokenAtGeneration>> {
+    Ok(sqlx::query_as::<_, TokenAtGeneration>(&format!(
+        "SELECT {COLUMNS}, (SELECT generation FROM config_generation WHERE id = 1) AS generation \
+         FROM tokens WHERE hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(exec)
+    .await?)
+}
+
 pub async fn get_by_accessor<'e>(
     exec: impl Executor<'e, Database = Any>,
     accessor: &str,
