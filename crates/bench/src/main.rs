@@ -450,7 +450,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.
-fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> u64 {
         status

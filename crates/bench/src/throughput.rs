@@ -64,6 +64,8 @@ struct Row {
     errors: Vec<String>,
     /// keymint's CPU time per completed request, for keymint variants.
     keymint_cpu: Option<Duration>,
+    /// keymint's resident memory at the end of the window, KiB.
+    keymint_rss: Option<u64>,
     /// Cores in use over the run: keymint, the upstream, the bench, and the time the
     /// hypervisor gave to other machines (steal).
     cores: (f64, f64, f64, f64),
@@ -161,6 +163,7 @@ async fn point(
         }
     };
     let (cpu_after, stolen_after) = (cpu_of(pids)?, stolen_time()?);
+    let keymint_rss = pids.0.map(crate::memory_kib).transpose()?.map(|(rss, _)| rss);
     let wall = load.elapsed.as_secs_f64();
     let used = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => (b.saturating_sub(a)).as_secs_f64(),
@@ -196,6 +199,7 @@ async fn point(
         summary: summarize(&mut latencies),
         errors: load.errors,
         keymint_cpu: km.map(|_| Duration::from_secs_f64(keymint_secs / load.completed.max(1) as f64)),
+        keymint_rss,
         cores,
     };
     if let Some(first) = row.errors.first() {
@@ -309,12 +313,12 @@ fn print_table(args: &ThroughputArgs, rows: &[Row]) {
     );
     println!();
     println!(
-        "| credential | clients | variant | requests/s | p50 | p99 | errors | keymint CPU per request | cores used: keymint / upstream / bench / stolen |"
+        "| credential | clients | variant | requests/s | p50 | p99 | errors | keymint CPU per request | keymint RSS | cores used: keymint / upstream / bench / stolen |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {} | {} | {:.2} / {:.2} / {:.2} / {:.2} |",
+            "| {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {} | {} | {} | {:.2} / {:.2} / {:.2} / {:.2} |",
             r.workload.name(),
             r.clients,
             r.label,
@@ -325,6 +329,7 @@ fn print_table(args: &ThroughputArgs, rows: &[Row]) {
             fmt_ms(r.summary.p99),
             r.errors.len(),
             r.keymint_cpu.map_or("—".to_owned(), fmt_ms),
+            r.keymint_rss.map_or("—".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0)),
             r.cores.0,
             r.cores.1,
             r.cores.2,
@@ -420,6 +425,7 @@ mod tests {
             summary: Summary::default(),
             errors: vec!["502".into(); errors],
             keymint_cpu: None,
+            keymint_rss: None,
             cores: (0.0, 0.0, 0.0, 0.0),
         }
     }
