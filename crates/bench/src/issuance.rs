@@ -39,7 +39,8 @@ pub struct IssuanceArgs {
     #[arg(long, default_value_t = 20)]
     chunk: usize,
     /// The SVG plot to write [default: docs/bench/issuance-latency.svg against moto,
-    /// issuance-latency-instant[-Nms].svg against the instant upstream].
+    /// issuance-latency-instant[-Nms].svg against the instant upstream, with `-postgres` added
+    /// on PostgreSQL].
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -61,8 +62,9 @@ pub async fn run(args: IssuanceArgs) -> Result<()> {
     let upstream = Upstream::start(&args.upstream).await?;
     let fixtures = upstream.fixtures().await?;
     let mut servers = Vec::new();
-    for spec in &args.keymint {
-        servers.push(Keymint::start(spec, &upstream.url(), &fixtures).await?);
+    for (index, spec) in args.keymint.iter().enumerate() {
+        let postgres = args.upstream.postgres.as_deref();
+        servers.push(Keymint::start(spec, index, postgres, &upstream.url(), &fixtures).await?);
     }
     let direct = Direct::new(&upstream.url(), &fixtures);
     let mut results = Vec::new();
@@ -80,7 +82,7 @@ pub async fn run(args: IssuanceArgs) -> Result<()> {
     }
 
     println!(
-        "{} requests per variant, one at a time, after {} unmeasured; upstream: {}.",
+        "{} requests per variant, one at a time, after {} unmeasured; {}.",
         args.requests,
         args.warmup,
         args.upstream.describe()
@@ -89,9 +91,9 @@ pub async fn run(args: IssuanceArgs) -> Result<()> {
         print_table(*workload, measured);
     }
     let plot = args.plot.clone().unwrap_or_else(|| {
-        let suffix = match args.upstream.upstream {
-            UpstreamKind::Moto => String::new(),
-            UpstreamKind::Instant => format!("-{}", args.upstream.slug()),
+        let suffix = match (args.upstream.upstream, &args.upstream.postgres) {
+            (UpstreamKind::Moto, None) => String::new(),
+            _ => format!("-{}", args.upstream.slug()),
         };
         PathBuf::from(format!("docs/bench/issuance-latency{suffix}.svg"))
     });
@@ -254,7 +256,7 @@ fn write_plot(path: &Path, args: &IssuanceArgs, results: &[(Workload, Vec<Measur
         .collect();
     let figure = Figure {
         title: format!(
-            "Issuance latency, one request at a time ({} upstream, {} requests each)",
+            "Issuance latency, one request at a time ({}, {} requests each)",
             args.upstream.describe(),
             args.requests
         ),

@@ -93,20 +93,39 @@ pub struct UpstreamArgs {
     /// trip; 0 answers at once).
     #[arg(long, default_value_t = 0)]
     pub upstream_latency_ms: u64,
+    /// Run each keymint on a fresh database of this PostgreSQL server instead of a SQLite file
+    /// of its own: a URL whose user may create databases, e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres. The bench creates one database per keymint
+    /// binary and drops it when done.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 impl UpstreamArgs {
-    /// How tables and plot titles name the upstream: `moto`, `instant`, `instant+30ms`.
+    /// How tables and plot titles name the upstream (and the storage, unless SQLite):
+    /// `moto upstream`, `instant+30ms upstream`, `instant upstream, keymint on PostgreSQL`.
     pub fn describe(&self) -> String {
+        let upstream = self.upstream_name();
+        match self.postgres {
+            Some(_) => format!("{upstream} upstream, keymint on PostgreSQL"),
+            None => format!("{upstream} upstream"),
+        }
+    }
+
+    fn upstream_name(&self) -> String {
         match (self.upstream, self.upstream_latency_ms) {
             (UpstreamKind::Instant, ms) if ms > 0 => format!("instant+{ms}ms"),
             (kind, _) => kind.name().to_owned(),
         }
     }
 
-    /// The same for file names: `moto`, `instant`, `instant-30ms`.
+    /// The same for file names: `moto`, `instant`, `instant-30ms`, `instant-postgres`.
     pub fn slug(&self) -> String {
-        self.describe().replace('+', "-")
+        let upstream = self.upstream_name().replace('+', "-");
+        match self.postgres {
+            Some(_) => format!("{upstream}-postgres"),
+            None => upstream,
+        }
     }
 }
 
@@ -181,14 +200,73 @@ impl Upstream {
     }
 }
 
-/// A keymint binary under test, running on its own SQLite file, configured against the
-/// upstream with the two roles.
+/// A keymint binary under test, running on its own SQLite file or PostgreSQL database,
+/// configured against the upstream with the two roles. Fields drop in order: the server
+/// stops before its storage goes.
 pub struct Keymint {
     /// How tables and plots name it.
     pub label: String,
     pub server: Server,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// Where it keeps its state, removed on drop: a SQLite file's directory, or a database.
+    _storage: (Option<tempfile::TempDir>, Option<PgDatabase>),
+}
+
+/// A database the bench created on a PostgreSQL server, dropped on drop.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// Creates `name` (dropping a leftover of that name first); returns it with its URL.
+    async fn create(admin_url: &str, name: &str) -> Result<(PgDatabase, String)> {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("connecting to {admin_url}"))?;
+        conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        conn.close().await?;
+        let db = PgDatabase { admin_url: admin_url.to_owned(), name: name.to_owned() };
+        Ok((db, database_url(admin_url, name)))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the bench's runtime, which cannot be blocked on: a thread of its own.
+        let dropped = std::thread::spawn(move || -> Result<()> {
+            use sqlx::{Connection, Executor};
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+                Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the bench's database {}", self.name);
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
 }
 
 /// `LABEL=PATH`, or `PATH` (labelled with its file name).
@@ -204,13 +282,31 @@ pub fn parse_binary(spec: &str) -> (String, PathBuf) {
 }
 
 impl Keymint {
-    pub async fn start(spec: &str, upstream: &str, fixtures: &Fixtures) -> Result<Keymint> {
+    /// Starts the binary `spec` names, the `index`th of the run, on a SQLite file of its own or,
+    /// with `postgres`, on a fresh database of that server.
+    pub async fn start(
+        spec: &str,
+        index: usize,
+        postgres: Option<&str>,
+        upstream: &str,
+        fixtures: &Fixtures,
+    ) -> Result<Keymint> {
         let (label, bin) = parse_binary(spec);
-        let dir = tempfile::Builder::new().prefix("keymint-bench-").tempdir()?;
-        let storage = format!("sqlite://{}", dir.path().join("keymint.db").display());
-        let server = Server::start(&bin, &storage, &[]).await?;
+        let (storage, url) = match postgres {
+            Some(admin) => {
+                let name = format!("keymint_bench_{}_{index}", std::process::id());
+                let (db, url) = PgDatabase::create(admin, &name).await?;
+                ((None, Some(db)), url)
+            }
+            None => {
+                let dir = tempfile::Builder::new().prefix("keymint-bench-").tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("keymint.db").display());
+                ((Some(dir), None), url)
+            }
+        };
+        let server = Server::start(&bin, &url, &[]).await?;
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(300)).build()?;
-        let km = Keymint { label, server, http, _dir: dir };
+        let km = Keymint { label, server, http, _storage: storage };
         let tags: serde_json::Map<String, Value> =
             TAGS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         for (path, body) in [
@@ -304,5 +400,24 @@ impl Keymint {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_keep_the_server_and_the_options() {
+        let name = "keymint_bench_1_0";
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", name),
+            "postgres://postgres@127.0.0.1:5432/keymint_bench_1_0"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@db:5432/app?sslmode=disable", name),
+            "postgres://u:p@db:5432/keymint_bench_1_0?sslmode=disable"
+        );
+        assert_eq!(database_url("postgresql://u@db", name), "postgresql://u@db/keymint_bench_1_0");
     }
 }

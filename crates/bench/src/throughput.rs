@@ -81,8 +81,9 @@ pub async fn run(mut args: ThroughputArgs) -> Result<()> {
     let upstream = Upstream::start(&args.upstream).await?;
     let fixtures = upstream.fixtures().await?;
     let mut servers = Vec::new();
-    for spec in &args.keymint {
-        servers.push(Keymint::start(spec, &upstream.url(), &fixtures).await?);
+    for (index, spec) in args.keymint.iter().enumerate() {
+        let postgres = args.upstream.postgres.as_deref();
+        servers.push(Keymint::start(spec, index, postgres, &upstream.url(), &fixtures).await?);
     }
     let direct = Direct::new(&upstream.url(), &fixtures);
     let mut rounds = Vec::new();
@@ -303,7 +304,7 @@ where
 fn print_table(args: &ThroughputArgs, rows: &[Row]) {
     println!(
         "{} s measured per point after {} s of warm-up; {} round(s), each point from the round with \
-         the median requests/s (the range over the rounds in brackets); upstream: {}; keymint's \
+         the median requests/s (the range over the rounds in brackets); {}; keymint's \
          pacing rates at {}/s.",
         args.seconds,
         args.warmup_seconds,
@@ -397,7 +398,7 @@ fn write_plot(path: &Path, args: &ThroughputArgs, rows: &[Row]) -> Result<()> {
     }
     let figure = Figure {
         title: format!(
-            "Throughput against concurrency ({} upstream, {} s per point, 2 vCPU shared by all)",
+            "Throughput against concurrency ({}, {} s per point, 2 vCPU shared by all)",
             args.upstream.describe(),
             args.seconds
         ),
