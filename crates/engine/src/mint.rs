@@ -148,8 +148,9 @@ impl Engine {
 
     pub(crate) async fn commit_lease(&self, row: &leases::LeaseRow, intent_id: Option<&str>) -> Result<()> {
         let Some(intent_id) = intent_id else {
-            // One statement is atomic on its own: no transaction's extra round trips.
-            leases::insert(self.store.pool(), row).await?;
+            // Only STS leases come without an intent: nothing to clean up in AWS, so their
+            // record need not wait for the disk. One statement, atomic on its own.
+            leases::insert_unflushed(self.store.pool(), self.store.backend(), row).await?;
             return Ok(());
         };
         let mut tx = self.store.begin().await?;

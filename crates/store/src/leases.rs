@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use crate::Result;
+use crate::{Backend, Result};
 
 /// Lifecycle states; a lease is `revoking` while a worker holds its claim. A revoked lease's
 /// row is deleted.
@@ -47,26 +47,59 @@ pub struct LeaseRow {
 }
 
 pub async fn insert<'e>(exec: impl Executor<'e, Database = Any>, row: &LeaseRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO leases (id, mount_id, role_name, credential_type, issue_time, expire_time, \
-         last_renewal, renewable, internal, secret, token_accessor, orphan, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(&row.id)
-    .bind(&row.mount_id)
-    .bind(&row.role_name)
-    .bind(&row.credential_type)
-    .bind(row.issue_time)
-    .bind(row.expire_time)
-    .bind(row.last_renewal)
-    .bind(row.renewable)
-    .bind(&row.internal)
-    .bind(row.secret.as_deref())
-    .bind(row.token_accessor.as_deref())
-    .bind(row.orphan)
-    .bind(&row.state)
-    .execute(exec)
-    .await?;
+    insert_with(exec, INSERT, row).await
+}
+
+const INSERT_COLUMNS: &str = "id, mount_id, role_name, credential_type, issue_time, expire_time, \
+     last_renewal, renewable, internal, secret, token_accessor, orphan, state";
+const INSERT: &str = "INSERT INTO leases (id, mount_id, role_name, credential_type, issue_time, expire_time, \
+     last_renewal, renewable, internal, secret, token_accessor, orphan, state) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/// [`insert`], on its own, for a lease whose record is all there is to lose: one that leaves
+/// nothing to clean up in AWS (STS credentials expire by themselves, and revoking them does
+/// nothing). On PostgreSQL its commit does not wait for the WAL to reach the disk
+/// (`synchronous_commit = off` for this statement's transaction only): a crash of the database
+/// server may lose the last such records, and nothing else. Everything that has something to
+/// clean up (intents, `iam_user` leases) keeps waiting for the flush. On SQLite (WAL,
+/// `synchronous = NORMAL`) commits never wait for the disk: the same as [`insert`].
+pub async fn insert_unflushed<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    backend: Backend,
+    row: &LeaseRow,
+) -> Result<()> {
+    match backend {
+        Backend::Sqlite => insert(exec, row).await,
+        Backend::Postgres => {
+            // `set_config(.., true)` holds for the statement's own (implicit) transaction, and
+            // synchronous_commit is read when that transaction commits.
+            let sql = format!(
+                "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                 INSERT INTO leases ({INSERT_COLUMNS}) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM unflushed"
+            );
+            insert_with(exec, &sql, row).await
+        }
+    }
+}
+
+async fn insert_with<'e>(exec: impl Executor<'e, Database = Any>, sql: &str, row: &LeaseRow) -> Result<()> {
+    sqlx::query(sql)
+        .bind(&row.id)
+        .bind(&row.mount_id)
+        .bind(&row.role_name)
+        .bind(&row.credential_type)
+        .bind(row.issue_time)
+        .bind(row.expire_time)
+        .bind(row.last_renewal)
+        .bind(row.renewable)
+        .bind(&row.internal)
+        .bind(row.secret.as_deref())
+        .bind(row.token_accessor.as_deref())
+        .bind(row.orphan)
+        .bind(&row.state)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 

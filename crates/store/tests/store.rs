@@ -281,3 +281,48 @@ async fn token_roles_body(db: Db) {
     let back = tokens::get_by_accessor(pool, "a").await.unwrap().unwrap();
     assert_eq!((back.role.as_deref(), back.bound_cidrs.as_str()), (Some("CI"), r#"["10.0.0.0/8"]"#));
 }
+
+both!(unflushed_lease_inserts_are_whole_and_local, unflushed_body);
+async fn unflushed_body(db: Db) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let lease = leases::LeaseRow {
+        id: "aws/sts/r/abc".into(),
+        mount_id: "m".into(),
+        role_name: "r".into(),
+        credential_type: "assumed_role".into(),
+        issue_time: 10,
+        expire_time: 20,
+        last_renewal: None,
+        renewable: 0,
+        internal: r#"{"is_sts":true}"#.into(),
+        secret: None,
+        token_accessor: Some("acc".into()),
+        orphan: 0,
+        state: leases::STATE_ACTIVE.into(),
+        ..Default::default()
+    };
+    let mut conn = store.pool().acquire().await.unwrap();
+    leases::insert_unflushed(&mut *conn, store.backend(), &lease).await.unwrap();
+    let orphan =
+        leases::LeaseRow { id: "aws/sts/r/def".into(), token_accessor: None, orphan: 1, ..lease.clone() };
+    leases::insert_unflushed(&mut *conn, store.backend(), &orphan).await.unwrap();
+    if store.backend() == keymint_store::Backend::Postgres {
+        // The relaxed commit was the statement's own: the connection commits durably again.
+        let setting: String =
+            sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(setting, "on");
+    }
+    drop(conn);
+    for want in [&lease, &orphan] {
+        let got = leases::get(store.pool(), &want.id).await.unwrap().unwrap();
+        assert_eq!(
+            (&got.credential_type, got.expire_time, got.renewable, &got.internal),
+            (&want.credential_type, want.expire_time, want.renewable, &want.internal)
+        );
+        assert_eq!(
+            (got.token_accessor.as_deref(), got.orphan),
+            (want.token_accessor.as_deref(), want.orphan)
+        );
+        assert_eq!((got.last_renewal, got.secret.is_none()), (None, true));
+    }
+}
