@@ -104,6 +104,12 @@ struct ExpiryArgs {
     /// Extra arguments for `keymint server`, e.g. `--iam-consistency-window=1s`.
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
+    /// `iam_read_rate` of the mount's `config/root` (keymint's default if absent).
+    #[arg(long)]
+    iam_read_rate: Option<u64>,
+    /// `iam_write_rate` of the mount's `config/root` (keymint's default if absent).
+    #[arg(long)]
+    iam_write_rate: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -155,10 +161,11 @@ async fn startup(args: StartupArgs) -> Result<()> {
     let mount = aws_mount_id(&store).await?;
 
     println!(
-        "| active leases | startup (median of {}) | startup (max) | RSS after start | peak RSS |",
+        "| active leases | startup (median of {}) | startup (max) | RSS after start | peak RSS | database size | per lease |",
         args.runs
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let empty = database_bytes(&store).await?;
     let mut seeded = 0;
     for &target in &args.leases {
         if target > seeded {
@@ -183,13 +190,19 @@ async fn startup(args: StartupArgs) -> Result<()> {
             server.stop();
         }
         times.sort();
+        let size = database_bytes(&store).await?;
+        let per_lease = match target {
+            0 => "—".to_owned(),
+            n => format!("{:.0} B", size.saturating_sub(empty) as f64 / n as f64),
+        };
         println!(
-            "| {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} MiB | {:.1} MiB | {per_lease} |",
             thousands(target),
             ms(times[times.len() / 2]),
             ms(*times.last().unwrap_or(&Duration::ZERO)),
             rss as f64 / 1024.0,
-            hwm as f64 / 1024.0
+            hwm as f64 / 1024.0,
+            size as f64 / (1024.0 * 1024.0)
         );
     }
     Ok(())
@@ -204,8 +217,14 @@ async fn expiry(args: ExpiryArgs) -> Result<()> {
 
     let server = Server::start(bin, &url, &extra).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
-                      "iam_endpoint": moto.url(), "sts_endpoint": moto.url()});
+    let mut root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
+                          "iam_endpoint": moto.url(), "sts_endpoint": moto.url()});
+    if let Some(rate) = args.iam_read_rate {
+        root["iam_read_rate"] = json!(rate);
+    }
+    if let Some(rate) = args.iam_write_rate {
+        root["iam_write_rate"] = json!(rate);
+    }
     let resp = http
         .post(format!("{}/v1/aws/config/root", server.url))
         .header("X-Vault-Token", TOKEN)
@@ -275,10 +294,16 @@ async fn expiry(args: ExpiryArgs) -> Result<()> {
     println!("| measure | value |");
     println!("|---|---:|");
     println!("| leases due within one minute | {} |", thousands(n));
+    let rate = |r: Option<u64>| r.map_or("keymint's default".to_owned(), |r| format!("{r}/s"));
+    println!(
+        "| keymint's `iam_read_rate` / `iam_write_rate` | {} / {} |",
+        rate(args.iam_read_rate),
+        rate(args.iam_write_rate)
+    );
     println!("| lateness p50 / p90 / p99 | {:.1} s / {:.1} s / {:.1} s |", pct(0.5), pct(0.9), pct(0.99));
     println!("| lateness of the last revocation | {:.1} s |", pct(1.0));
     println!("| first to last revocation | {span:.1} s |");
-    println!("| revocations per second | {:.0} |", n as f64 / span);
+    println!("| revocations per second | {:.1} |", n as f64 / span);
     println!("| AWS calls per revocation | {per_revocation:.1} |");
     println!("| AWS calls per second while revoking | {:.0} |", revoke_calls as f64 / span);
     println!("| moto's rate for one read call, 8 at a time | {moto_rate:.0} calls/s |");
@@ -320,6 +345,19 @@ fn strip_ansi(s: &str) -> String {
 
 async fn open_store(url: &str) -> Result<Store> {
     Store::open(&StoreOptions::new(url), KeySource::DevStored).await.context("opening the store")
+}
+
+/// The whole database's size in bytes, indexes included (on SQLite, as the connection sees it:
+/// committed pages still in the WAL count).
+async fn database_bytes(store: &Store) -> Result<u64> {
+    let sql = match store.backend() {
+        keymint_store::Backend::Sqlite => {
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        }
+        keymint_store::Backend::Postgres => "SELECT pg_database_size(current_database())",
+    };
+    let bytes: i64 = sqlx::query_scalar(sql).fetch_one(store.pool()).await?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
 async fn aws_mount_id(store: &Store) -> Result<String> {
