@@ -89,6 +89,18 @@ struct StartupArgs {
     /// Starts measured per lease count.
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// The SVG plot to write [default: docs/bench/startup-sqlite.svg or startup-postgres.svg].
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// One lease count's start-up measurements.
+struct StartupRow {
+    leases: u64,
+    /// Fastest, median and slowest start to ready.
+    times: (Duration, Duration, Duration),
+    /// Resident memory after start, MiB.
+    rss_mib: f64,
 }
 
 #[derive(Args)]
@@ -166,6 +178,7 @@ async fn startup(args: StartupArgs) -> Result<()> {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let empty = database_bytes(&store).await?;
+    let mut rows = Vec::new();
     let mut seeded = 0;
     for &target in &args.leases {
         if target > seeded {
@@ -190,6 +203,12 @@ async fn startup(args: StartupArgs) -> Result<()> {
             server.stop();
         }
         times.sort();
+        let slowest = *times.last().unwrap_or(&Duration::ZERO);
+        rows.push(StartupRow {
+            leases: target,
+            times: (times[0], times[times.len() / 2], slowest),
+            rss_mib: rss as f64 / 1024.0,
+        });
         let size = database_bytes(&store).await?;
         let per_lease = match target {
             0 => "—".to_owned(),
@@ -205,6 +224,60 @@ async fn startup(args: StartupArgs) -> Result<()> {
             size as f64 / (1024.0 * 1024.0)
         );
     }
+    let backend = match store.backend() {
+        keymint_store::Backend::Sqlite => "sqlite",
+        keymint_store::Backend::Postgres => "postgres",
+    };
+    let plot =
+        args.plot.clone().unwrap_or_else(|| PathBuf::from(format!("docs/bench/startup-{backend}.svg")));
+    write_startup_plot(&plot, backend, args.runs, &rows)?;
+    eprintln!("plot written to {}", plot.display());
+    Ok(())
+}
+
+/// Start-up time (median, with the range over the runs) and memory against the lease count.
+fn write_startup_plot(path: &std::path::Path, backend: &str, runs: u32, rows: &[StartupRow]) -> Result<()> {
+    use crate::svg::{Figure, Panel, Scale, Series, Style};
+    let leases = |r: &StartupRow| r.leases as f64;
+    let panel = |title: &str, y_label: &str, series: Series| Panel {
+        title: title.to_owned(),
+        x_label: "active leases".into(),
+        y_label: y_label.to_owned(),
+        x_scale: Scale::Linear,
+        style: Style::Lines,
+        x_ticks: None,
+        x_range: None,
+        y_range: None,
+        series: vec![series],
+    };
+    let figure = Figure {
+        title: format!("Start-up against active leases ({backend}, {runs} start(s) per count)"),
+        panels: vec![
+            panel(
+                "time from spawn to ready (median; bars: fastest to slowest)",
+                "milliseconds",
+                Series {
+                    label: "start to the first 200 from sys/health".into(),
+                    points: rows.iter().map(|r| (leases(r), ms(r.times.1))).collect(),
+                    spans: rows.iter().map(|r| (leases(r), ms(r.times.0), ms(r.times.2))).collect(),
+                },
+            ),
+            panel(
+                "resident memory 3 s after start",
+                "MiB",
+                Series {
+                    label: "RSS".into(),
+                    points: rows.iter().map(|r| (leases(r), r.rss_mib)).collect(),
+                    spans: Vec::new(),
+                },
+            ),
+        ],
+        columns: 2,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, figure.render())?;
     Ok(())
 }
 
@@ -514,6 +587,25 @@ mod tests {
             at,
             chrono::DateTime::parse_from_rfc3339("2026-11-22T21:45:27.206Z").unwrap().timestamp_millis()
         );
+    }
+
+    #[test]
+    fn the_startup_plot_draws_time_with_its_range_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plots/startup.svg");
+        let row = |leases, ms: u64, rss_mib| StartupRow {
+            leases,
+            times: (Duration::from_millis(ms - 2), Duration::from_millis(ms), Duration::from_millis(ms + 5)),
+            rss_mib,
+        };
+        let rows = [row(0, 10, 14.0), row(100_000, 12, 15.0), row(1_000_000, 20, 16.0)];
+        write_startup_plot(&path, "sqlite", 3, &rows).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("Start-up against active leases (sqlite, 3 start(s) per count)"));
+        assert!(svg.contains("resident memory 3 s after start"));
+        // Two lines, three range bars on the time panel only; a marker per point on each.
+        assert_eq!(svg.matches("<path ").count(), 2 + 3);
+        assert_eq!(svg.matches("<circle ").count(), 6);
     }
 
     #[test]
