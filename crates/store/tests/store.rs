@@ -302,11 +302,16 @@ async fn unflushed_body(db: Db) {
         ..Default::default()
     };
     let mut conn = store.pool().acquire().await.unwrap();
+    let postgres = store.backend() == keymint_store::Backend::Postgres;
+    if postgres {
+        // Durable commits on this connection, whatever the test server's default.
+        sqlx::query("SET synchronous_commit = on").execute(&mut *conn).await.unwrap();
+    }
     leases::insert_unflushed(&mut *conn, store.backend(), &lease).await.unwrap();
     let orphan =
         leases::LeaseRow { id: "aws/sts/r/def".into(), token_accessor: None, orphan: 1, ..lease.clone() };
     leases::insert_unflushed(&mut *conn, store.backend(), &orphan).await.unwrap();
-    if store.backend() == keymint_store::Backend::Postgres {
+    if postgres {
         // The relaxed commit was the statement's own: the connection commits durably again.
         let setting: String =
             sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *conn).await.unwrap();
