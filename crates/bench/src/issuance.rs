@@ -263,9 +263,5 @@ fn write_plot(path: &Path, args: &IssuanceArgs, results: &[(Workload, Vec<Measur
         panels,
         columns: 2,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, figure.render())?;
-    Ok(())
+    Ok(figure.save(path)?)
 }

@@ -274,11 +274,7 @@ fn write_startup_plot(path: &std::path::Path, backend: &str, runs: u32, rows: &[
         ],
         columns: 2,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, figure.render())?;
-    Ok(())
+    Ok(figure.save(path)?)
 }
 
 async fn expiry(args: ExpiryArgs) -> Result<()> {

@@ -61,6 +61,14 @@ const LEGEND_LINE: f64 = 18.0;
 const TITLE_H: f64 = 34.0;
 
 impl Figure {
+    /// Renders the figure into `path`, creating its directory.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, self.render())
+    }
+
     pub fn render(&self) -> String {
         let columns = self.columns.max(1);
         let legend_rows = self.panels.iter().map(|p| p.series.len()).max().unwrap_or(0) as f64;
