@@ -164,6 +164,57 @@ fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus 
 
 both_backends!(state_survives_and_the_initial_token_is_printed_once);
 
+/// `--check-config` reports what a start would refuse, and takes nothing: no database file is
+/// created, no port bound.
+#[test]
+fn check_config_validates_without_opening_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never-created.db");
+    let good = write_config(dir.path(), &format!("sqlite://{}", db.display()));
+    let check = |path: &std::path::Path, key: &str| {
+        Command::new(keymint_binary())
+            .args(["server", "--check-config"])
+            .arg(path)
+            .env("TEST_SEAL_KEY", key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = check(&good, KEY);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"), "{out:?}");
+    assert!(!db.exists(), "checking must not create the database");
+
+    // A seal key that does not parse, from the environment the file names.
+    let out = check(&good, "too-short");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TEST_SEAL_KEY"), "{out:?}");
+
+    // TLS files are loaded too: a broken certificate is a problem a start would hit.
+    std::fs::write(dir.path().join("broken.crt"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("broken.key"), "not a key").unwrap();
+    let tls = dir.path().join("tls.toml");
+    std::fs::write(
+        &tls,
+        format!(
+            "[listener]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n[storage]\nurl = \"sqlite://{}\"\n\
+             [seal]\nkey_env = \"TEST_SEAL_KEY\"\n",
+            dir.path().join("broken.crt").display(),
+            dir.path().join("broken.key").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let out = check(&tls, KEY);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.crt"), "{out:?}");
+
+    // A missing file is reported, not a panic.
+    let out = check(&dir.path().join("absent.toml"), KEY);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"), "{out:?}");
+}
+
 /// With a certificate the API is served over TLS only; a certificate that cannot be loaded
 /// stops the start before the port is taken.
 #[tokio::test]

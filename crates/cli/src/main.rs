@@ -119,8 +119,13 @@ struct ServerArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     revocation_concurrency: Option<u16>,
     /// Production mode: the TOML config file (see config/keymint.example.toml).
-    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    #[arg(long, conflicts_with = "dev", required_unless_present_any = ["dev", "check_config"])]
     config: Option<PathBuf>,
+    /// Validate this config file (with its `KEYMINT_*` overrides, the seal key and the TLS
+    /// files) and exit: 0 when it is good, 2 with every problem listed. Opens no storage and
+    /// binds no port.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dev", "config"])]
+    check_config: Option<PathBuf>,
 }
 
 fn init_tracing(log: &config::LogConfig) {
@@ -171,6 +176,9 @@ fn main() -> Result<()> {
 }
 
 async fn server(args: ServerArgs) -> Result<()> {
+    if let Some(path) = &args.check_config {
+        check_config(path);
+    }
     // Keeps a dev server's throwaway database alive until the process ends.
     let mut _scratch: Option<tempfile::TempDir> = None;
     let mut timing = config::LeaseTiming::default();
@@ -314,6 +322,36 @@ fn load_config_or_exit(path: &std::path::Path) -> config::Config {
             std::process::exit(2);
         }
     }
+}
+
+/// `server --check-config`: everything a start would check before opening storage.
+fn check_config(path: &std::path::Path) -> ! {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut problems = match config::load(path, &env) {
+        Ok(cfg) => {
+            let mut problems = Vec::new();
+            if let Some(files) = &cfg.tls
+                && let Err(e) = keymint_api::tls::server_config(
+                    std::path::Path::new(&files.cert_file),
+                    std::path::Path::new(&files.key_file),
+                )
+            {
+                problems.push(e);
+            }
+            problems
+        }
+        Err(errors) => errors,
+    };
+    if problems.is_empty() {
+        println!("{}: configuration is valid", path.display());
+        std::process::exit(0);
+    }
+    problems.dedup();
+    eprintln!("keymint: {} problem(s) in {}:", problems.len(), path.display());
+    for e in &problems {
+        eprintln!("  - {e}");
+    }
+    std::process::exit(2);
 }
 
 /// The store a production config names, opened with its seal key; config problems exit 2.
