@@ -36,8 +36,9 @@ impl Reply {
         if warnings.is_empty() { Reply::no_content() } else { Reply { warnings, ..Default::default() } }
     }
 
-    /// Renders the reply; `mount_type` names the engine that answered (`aws`, `system`, `token`).
-    pub fn render(self, mount_type: &str) -> Response {
+    /// Renders the reply; `mount_type` names the engine that answered (`aws`, `system`, `token`)
+    /// and `request_id` is the id the request is logged and audited under.
+    pub fn render(self, mount_type: &str, request_id: &str) -> Response {
         if self.no_content {
             return StatusCode::NO_CONTENT.into_response();
         }
@@ -45,7 +46,7 @@ impl Reply {
         if let Some(extra) = self.top_level {
             body.extend(extra);
         }
-        body.insert("request_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+        body.insert("request_id".into(), json!(request_id));
         body.insert("lease_id".into(), json!(self.lease_id));
         body.insert("renewable".into(), json!(self.renewable));
         body.insert("lease_duration".into(), json!(self.lease_duration));

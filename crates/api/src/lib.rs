@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod help;
 mod leases;
+mod metrics;
 mod policies;
 mod request;
 mod static_roles;
@@ -81,6 +82,8 @@ impl AppState {
     }
 
     pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
+        // Counters recorded from here on reach sys/metrics.
+        metrics::install();
         let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         let cluster_id = store.installation_id().to_string();
@@ -180,7 +183,8 @@ pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: Cancell
     let leases = state.leases().clone();
     tasks.spawn(leases.run_sweeper(shutdown.clone()));
     tasks.spawn(state.engine().clone().run_rotations(shutdown.clone()));
-    tasks.spawn(tokens::run_token_expiry(state.clone(), shutdown));
+    tasks.spawn(tokens::run_token_expiry(state.clone(), shutdown.clone()));
+    tasks.spawn(metrics::run_upkeep(shutdown));
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` fires, then drains in-flight

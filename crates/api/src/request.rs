@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{RequestData, parse_go_bool};
@@ -99,7 +100,9 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
     Ok(LogicalRequest { op, path, data, token: token_of(headers) })
 }
 
-/// The single entry point of `/v1/*`.
+/// The single entry point of `/v1/*`: every request gets an id (in its log span, its audit
+/// records, the envelope's `request_id` and the `X-Request-Id` header) and is counted by route
+/// and status in the metrics.
 pub async fn dispatch(
     State(state): State<AppState>,
     method: Method,
@@ -108,6 +111,40 @@ pub async fn dispatch(
     extensions: axum::http::Extensions,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %uri.path());
+    let mut mounts = None;
+    let mut response = answer(&state, &method, &uri, &headers, &extensions, body, &request_id, &mut mounts)
+        .instrument(span.clone())
+        .await;
+    let path = uri.path().strip_prefix("/v1/").unwrap_or("");
+    let route = crate::metrics::route_label(path, mounts.as_deref().map_or(&[], |m| m.as_slice()));
+    let status = response.status();
+    crate::metrics::record_request(&route, method.as_str(), status, started.elapsed().as_secs_f64());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    span.in_scope(|| {
+        tracing::debug!(status = status.as_u16(), route = %route, elapsed_ms = started.elapsed().as_millis() as u64, "answered")
+    });
+    response
+}
+
+/// Answers one request. `mounts` receives the mount table the request was routed with, when
+/// it got that far (for the route label).
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request_id: &str,
+    mounts: &mut Option<std::sync::Arc<Vec<keymint_store::mounts::MountRow>>>,
+) -> Response {
+    let state = state.clone();
     // A body over the limit is refused in Vault's error shape, not axum's plain text.
     let body = match body {
         Ok(body) => body,
@@ -115,7 +152,7 @@ pub async fn dispatch(
             return ApiError::Rejected(rejection.status(), rejection.body_text()).into_response();
         }
     };
-    let req = match parse(&method, &uri, &headers, &body) {
+    let req = match parse(method, uri, headers, &body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -126,16 +163,35 @@ pub async fn dispatch(
         return sys::health(&state, &req).await;
     }
     if req.path == "sys/seal-status" && req.op == Operation::Read {
-        return sys::seal_status(&state).render("system");
+        return sys::seal_status(&state).render("system", request_id);
     }
     if req.path == "sys/leader" && req.op == Operation::Read {
-        return sys::leader().render("system");
+        return sys::leader().render("system", request_id);
     }
     if req.path == "sys/init" {
         return sys::init_status(&req);
     }
     let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
     let authenticated = authenticate(&state, &req, peer).await;
+    // Scraped every few seconds: answered here, unaudited (as `sys/health` is), but only to a
+    // token whose policies allow reading `sys/metrics`.
+    if req.path == "sys/metrics" && req.op == Operation::Read {
+        let identity = match &authenticated {
+            Ok(identity) => identity,
+            Err(ApiError::PermissionDenied) => return ApiError::PermissionDenied.into_response(),
+            Err(other) => return ApiError::Internal { public: other.to_string() }.into_response(),
+        };
+        let format = req.data.raw("format").and_then(|v| v.as_str()).map(str::to_owned);
+        return cache::scope(Some(identity.config_generation), async {
+            if let Err(e) = check_acl(&state, identity, &req).await {
+                return e.into_response();
+            }
+            let response = crate::metrics::render(&state, format.as_deref()).await;
+            *mounts = state.mounts().await.ok();
+            response
+        })
+        .await;
+    }
     if req.op == Operation::Help {
         return match &authenticated {
             Ok(identity) => cache::scope(Some(identity.config_generation), help(&state, identity, &req))
@@ -149,12 +205,11 @@ pub async fn dispatch(
     let audited = !devices.is_empty();
     let token = req.token.clone();
     let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
-    let request_id = uuid::Uuid::new_v4().to_string();
     let caller = audit::Caller { token: token.as_deref(), identity, remote };
     let mut request_part = serde_json::Value::Null;
     if audited {
         let error = authenticated.as_ref().err().map(ToString::to_string);
-        let record = audit::request_record(state.audit(), &req, &request_id, &caller, error.as_deref());
+        let record = audit::request_record(state.audit(), &req, request_id, &caller, error.as_deref());
         request_part = record["request"].clone();
         if let Err(e) = state.audit().log(&devices, &record) {
             return e.into_response();
@@ -165,7 +220,13 @@ pub async fn dispatch(
         // Configuration is read as of the generation read with the token (see
         // `keymint_store::cache`): from memory unless it changed since it was cached.
         Ok(identity) => {
-            cache::scope(Some(identity.config_generation), authorized(&state, identity, req)).await
+            let (outcome, table) = cache::scope(Some(identity.config_generation), async {
+                let outcome = authorized(&state, identity, req).await;
+                (outcome, state.mounts().await.ok())
+            })
+            .await;
+            *mounts = table;
+            outcome
         }
         Err(e) => Err(match e {
             ApiError::PermissionDenied => ApiError::PermissionDenied,
@@ -192,7 +253,7 @@ pub async fn dispatch(
         });
     }
     match outcome {
-        Ok((reply, mount_type)) => reply.render(&mount_type),
+        Ok((reply, mount_type)) => reply.render(&mount_type, request_id),
         Err(e) => e.into_response(),
     }
 }

@@ -131,15 +131,30 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("error retrieving role: {e}")))?
             .ok_or_else(|| EngineError::bad_request(format!("Role {:?} not found", req.role_name)))?;
         let kind = role.type_for_path(req.via_sts_path)?;
-        match kind.as_str() {
+        let started = std::time::Instant::now();
+        let (label, minted) = match kind.as_str() {
             // Boxed: each is a large state machine, and one inline in the other would overflow
             // a worker thread's stack in debug builds.
-            IAM_USER => Box::pin(self.mint_iam_user(mount, &role, &req)).await,
-            ASSUMED_ROLE | FEDERATION_TOKEN | SESSION_TOKEN => {
-                Box::pin(self.mint_sts(mount, &role, &kind, &req)).await
-            }
-            other => Err(EngineError::bad_request(format!("unknown credential_type: {other:?}"))),
+            IAM_USER => (IAM_USER, Box::pin(self.mint_iam_user(mount, &role, &req)).await),
+            ASSUMED_ROLE => (ASSUMED_ROLE, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
+            FEDERATION_TOKEN => (FEDERATION_TOKEN, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
+            SESSION_TOKEN => (SESSION_TOKEN, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
+            other => return Err(EngineError::bad_request(format!("unknown credential_type: {other:?}"))),
+        };
+        // Issuance as the caller saw it: AWS calls, pacing and the lease record.
+        let outcome = match &minted {
+            Ok(_) => "ok",
+            Err(EngineError::BadRequest(_)) => "bad_request",
+            Err(EngineError::Aws { .. }) => "aws_error",
+            Err(_) => "error",
+        };
+        metrics::counter!("keymint_credentials_issued_total", "credential_type" => label, "outcome" => outcome)
+            .increment(1);
+        if minted.is_ok() {
+            metrics::histogram!("keymint_issue_duration_seconds", "credential_type" => label)
+                .record(started.elapsed().as_secs_f64());
         }
+        minted
     }
 
     pub(crate) fn request_path(req: &CredsRequest) -> String {

@@ -44,6 +44,14 @@ impl Family {
         }
     }
 
+    /// The AWS service, as the `service` label of the call metrics.
+    fn service(self) -> &'static str {
+        match self {
+            Family::IamWrite | Family::IamRead => "iam",
+            Family::Sts => "sts",
+        }
+    }
+
     fn config_field(self) -> &'static str {
         match self {
             Family::IamWrite => "iam_write_rate",
@@ -393,10 +401,25 @@ impl Pacer {
             }
             // Boxed: SDK futures are large, and kept inline they would make every caller's
             // future (and the stack that polls it) larger still.
-            let mut err = match Box::pin(call()).await {
-                Ok(v) => return Ok(v),
+            let sent = Instant::now();
+            let outcome = Box::pin(call()).await;
+            let took = sent.elapsed().as_secs_f64();
+            let mut err = match outcome {
+                Ok(v) => {
+                    record_call(op, "ok", took);
+                    return Ok(v);
+                }
                 Err(e) => classify(op.name, &e),
             };
+            record_call(
+                op,
+                match err.retry {
+                    Retry::Throttled => "throttled",
+                    Retry::Transient => "transient",
+                    Retry::Never => "error",
+                },
+                took,
+            );
             let since = *first_failure.get_or_insert_with(Instant::now);
             let repeatable = match err.retry {
                 Retry::Never => false,
@@ -431,6 +454,16 @@ impl Pacer {
             tokio::time::sleep(pause).await;
         }
     }
+}
+
+/// One AWS request sent: counted by service, operation and outcome (`ok`, `throttled`,
+/// `transient` for 5xx and transport failures, `error` for the rest), and timed.
+fn record_call(op: Op, outcome: &'static str, seconds: f64) {
+    let service = op.family.service();
+    metrics::counter!("keymint_aws_requests_total", "service" => service, "operation" => op.name, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("keymint_aws_request_duration_seconds", "service" => service, "operation" => op.name)
+        .record(seconds);
 }
 
 /// Full jitter: a random pause up to an exponentially growing, capped bound.

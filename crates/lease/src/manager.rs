@@ -394,6 +394,11 @@ impl LeaseManager {
             Ok(()) => match leases::delete(self.store.pool(), &lease.id).await {
                 Ok(()) => {
                     metrics::counter!("keymint_leases_expired_revoked_total").increment(1);
+                    // How long after its expiry the lease was gone: pacing, retries and how
+                    // busy the worker was, all in one figure.
+                    let late_ms = (chrono::Utc::now().timestamp_millis() - lease.expire_time).max(0);
+                    metrics::histogram!("keymint_lease_expiry_lateness_seconds")
+                        .record(late_ms as f64 / 1000.0);
                     info!(lease.id = %lease.id, "expired lease revoked")
                 }
                 Err(e) => {

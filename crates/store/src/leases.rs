@@ -302,6 +302,41 @@ pub async fn count<'e>(exec: impl Executor<'e, Database = Any>, only_irrevocable
     Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(exec).await?)
 }
 
+/// One group of the lease census: leases of a mount and role, of one credential type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseCount {
+    pub mount_id: String,
+    pub role_name: String,
+    pub credential_type: String,
+    /// All leases of the group not yet revoked (active, or being revoked).
+    pub leases: i64,
+    /// Of those, the ones flagged irrevocable.
+    pub irrevocable: i64,
+}
+
+/// Every lease counted by mount, role and credential type (for the metrics gauges): one
+/// aggregate scan of the table.
+pub async fn census<'e>(exec: impl Executor<'e, Database = Any>) -> Result<Vec<LeaseCount>> {
+    let rows = sqlx::query_as::<_, (String, String, String, i64, i64)>(
+        "SELECT mount_id, role_name, credential_type, COUNT(*), \
+         COALESCE(SUM(CASE WHEN irrevocable = 1 THEN 1 ELSE 0 END), 0) \
+         FROM leases GROUP BY mount_id, role_name, credential_type \
+         ORDER BY mount_id, role_name, credential_type",
+    )
+    .fetch_all(exec)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(mount_id, role_name, credential_type, leases, irrevocable)| LeaseCount {
+            mount_id,
+            role_name,
+            credential_type,
+            leases,
+            irrevocable,
+        })
+        .collect())
+}
+
 /// Pushes the claim deadline of leases this replica is still revoking to `claim_until`: the
 /// claim holder's heartbeat, so a claim can be short (a dead replica's leases are soon taken
 /// over) without a slow revocation losing its claim to another replica.
