@@ -361,3 +361,94 @@ async fn operator_rotate_while_serving(backend: Backend) {
 }
 
 both_backends!(operator_rotate_while_serving);
+
+/// `operator backup` while a server runs, `operator restore` into a new database of the other
+/// backend: the restored server starts with automatic revocation paused, so a lease whose
+/// backed-up expiry has passed (it was renewed after the backup) is kept, with its IAM user,
+/// until an operator has renewed it and resumed.
+async fn backup_and_restore_pause_revocation(backend: Backend) {
+    let other = match backend {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    };
+    let (source, target) = (Storage::new(backend), Storage::new(other));
+    let dir = tempfile::tempdir().unwrap();
+    let source_config = write_config(dir.path(), source.url());
+    let target_dir = dir.path().join("target");
+    std::fs::create_dir(&target_dir).unwrap();
+    let target_config = write_config(&target_dir, target.url());
+    let moto = Moto::start().await;
+    let token = printed_token(&operator(&["init"], &source_config, KEY), "Initial Root Token: ");
+
+    let running = start(&source_config, KEY);
+    let client = Client::new(&running.base, Auth::VaultToken(token.clone()));
+    client.post("sys/mounts/aws", json!({"type": "aws"})).await.expect(204);
+    client.post("aws/config/root", root_config(&moto)).await.expect(200);
+    client.post("aws/config/lease", json!({"lease": "4s", "lease_max": "1h"})).await.expect(204);
+    write_iam_user_role_with(&client, "deploy", "/keymint-backup/").await;
+    let creds = client.get("aws/creds/deploy").await.expect(200);
+    let lease_id = creds.json()["lease_id"].as_str().unwrap().to_owned();
+
+    let file = dir.path().join("keymint.backup");
+    let backup = operator(&["backup", file.to_str().unwrap()], &source_config, KEY);
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    assert!(String::from_utf8_lossy(&backup.stdout).contains("(1 leases)"), "{backup:?}");
+    // In use: renewed after the backup was taken, so the backup's expiry time is stale.
+    client.put("sys/leases/renew", json!({"lease_id": lease_id, "increment": "1h"})).await.expect(200);
+    drop(running);
+
+    // A wrong key and a store that is not empty are refused with exit status 2.
+    let wrong = operator(&["restore", file.to_str().unwrap()], &target_config, OTHER_KEY);
+    assert!(!wrong.status.success(), "{wrong:?}");
+    let restored = operator(&["restore", file.to_str().unwrap()], &target_config, KEY);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(
+        String::from_utf8_lossy(&restored.stdout).contains("Automatic revocation is paused"),
+        "{restored:?}"
+    );
+    let again = operator(&["restore", file.to_str().unwrap()], &target_config, KEY);
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");
+
+    let running = start(&target_config, KEY);
+    assert!(running.printed.iter().any(|l| l.contains("Revocation: PAUSED")), "{:?}", running.printed);
+    let client = Client::new(&running.base, Auth::VaultToken(token.clone()));
+    let health = client.get("sys/health").await.expect(200);
+    assert_eq!(health.json()["revocation_paused"], true);
+    assert_eq!(client.get("sys/leases/revocation").await.expect(200).data()["paused"], true);
+    // Well past the backed-up expiry: the lease and its user are still there.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    client.put("sys/leases/lookup", json!({"lease_id": lease_id})).await.expect(200);
+    assert_eq!(moto.user_names("/keymint-backup/").await.len(), 1);
+
+    // The operator renews what is in use, then resumes (the API route needs sudo; root has it).
+    client.put("sys/leases/renew", json!({"lease_id": lease_id, "increment": "1h"})).await.expect(200);
+    client.put("sys/leases/revocation", json!({})).await.assert_error_prefix(400, "missing paused");
+    let resumed = client.put("sys/leases/revocation", json!({"paused": false})).await.expect(200);
+    assert_eq!(resumed.data()["paused"], false);
+    assert_eq!(client.get("sys/health").await.expect(200).json()["revocation_paused"], false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    client.put("sys/leases/lookup", json!({"lease_id": lease_id})).await.expect(200);
+    assert_eq!(moto.user_names("/keymint-backup/").await.len(), 1, "the renewed lease is kept");
+    // Revoked on request, it goes as usual.
+    client.put("sys/leases/revoke", json!({"lease_id": lease_id})).await.expect(204);
+    assert!(moto.user_names("/keymint-backup/").await.is_empty());
+
+    // The CLI resume is the same switch.
+    client.put("sys/leases/revocation", json!({"paused": true, "reason": "maintenance"})).await.expect(200);
+    let resumed = operator(&["resume-revocation"], &target_config, KEY);
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("resumed"), "{resumed:?}");
+    assert_eq!(client.get("sys/leases/revocation").await.expect(200).data()["paused"], false);
+}
+
+both_backends!(backup_and_restore_pause_revocation);
+
+async fn write_iam_user_role_with(client: &Client, name: &str, user_path: &str) {
+    client
+        .post(
+            &format!("aws/roles/{name}"),
+            json!({"credential_type": "iam_user", "policy_document": S3_READ_POLICY, "user_path": user_path}),
+        )
+        .await
+        .expect(204);
+}

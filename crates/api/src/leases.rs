@@ -34,6 +34,13 @@ pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<
         Some((v, t)) => (v, t),
         None => (rest, ""),
     };
+    if path == "sys/leases/revocation" {
+        return Some(match req.op {
+            Operation::Read => revocation_state(state).await,
+            Operation::Update => set_revocation(state, req).await,
+            _ => Err(ApiError::UnsupportedOperation),
+        });
+    }
     if req.op == Operation::Read && (path == "sys/leases" || path == "sys/leases/count") {
         return Some(irrevocable(state, req, path == "sys/leases/count").await);
     }
@@ -118,7 +125,12 @@ async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<
             "lease is expired and has failed previous revocation attempts".into(),
         ));
     }
-    if lease.expire_time <= now || lease.state != keymint_store::leases::STATE_ACTIVE {
+    if lease.state != keymint_store::leases::STATE_ACTIVE {
+        return Err(ApiError::BadRequest("lease expired".into()));
+    }
+    // Past its expiry but kept because revocation is paused (a restored store, whose expiry
+    // times are those of the backup): renewable, so what is still in use can be kept.
+    if lease.expire_time <= now && keymint_store::revocation::paused(state.store().pool()).await?.is_none() {
         return Err(ApiError::BadRequest("lease expired".into()));
     }
     let mount = mounts::get_by_id(state.store().pool(), &lease.mount_id)
@@ -246,4 +258,39 @@ pub(crate) fn lease_error(e: LeaseError) -> ApiError {
         LeaseError::Revoke(m) => ApiError::BadRequest(m),
         LeaseError::Store(s) => ApiError::from(s),
     }
+}
+
+/// `GET sys/leases/revocation` (keymint's own): whether automatic revocation is paused.
+async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
+    let pause = keymint_store::revocation::paused(state.store().pool()).await?;
+    Ok(Reply::data(match pause {
+        Some(p) => serde_json::json!({
+            "paused": true,
+            "paused_since": keymint_store::from_millis(p.since).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "reason": p.reason,
+        }),
+        None => serde_json::json!({"paused": false}),
+    }))
+}
+
+/// `PUT sys/leases/revocation {"paused": bool, "reason": "..."}` (sudo): pauses or resumes
+/// automatic revocation on every replica of the store.
+async fn set_revocation(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let Some(paused) = req.data.get_bool("paused")? else {
+        return Err(ApiError::BadRequest(
+            "missing paused: true to pause automatic revocation, false to resume".into(),
+        ));
+    };
+    if paused {
+        let reason =
+            req.data.get_string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
+        keymint_store::revocation::pause(
+            state.store().pool(),
+            &keymint_store::revocation::Pause { since: chrono::Utc::now().timestamp_millis(), reason },
+        )
+        .await?;
+    } else {
+        keymint_store::revocation::resume(state.store().pool()).await?;
+    }
+    revocation_state(state).await
 }

@@ -261,6 +261,13 @@ async fn lease_gauges(state: &AppState, text: &mut String) -> Result<(), ApiErro
     for (mount, n) in &irrevocable {
         let _ = writeln!(text, "keymint_leases_irrevocable{{mount=\"{}\"}} {n}", escape(mount));
     }
+    let paused = keymint_store::revocation::paused(state.store().pool()).await?.is_some();
+    let _ = writeln!(
+        text,
+        "# HELP keymint_revocation_paused 1 while automatic revocation is paused (after a restore)"
+    );
+    let _ = writeln!(text, "# TYPE keymint_revocation_paused gauge");
+    let _ = writeln!(text, "keymint_revocation_paused {}", u8::from(paused));
     let _ = writeln!(text, "# HELP keymint_build_info The running keymint version");
     let _ = writeln!(text, "# TYPE keymint_build_info gauge");
     let _ = writeln!(text, "keymint_build_info{{version=\"{}\"}} 1", crate::VERSION);

@@ -324,6 +324,7 @@ fn needs_sudo(op: Operation, path: &str) -> bool {
         || path == "sys/audit"
         || path == "sys/leases"
         || path.starts_with("sys/leases/count")
+        || (op == Operation::Update && path == "sys/leases/revocation")
 }
 
 /// The capability a request needs: Vault's mapping of operations, with `create` instead of

@@ -27,10 +27,16 @@ pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
             None => return ApiError::BadRequest("unable to parse activecode code".into()).into_response(),
         }
     }
-    // A health check that cannot reach the database is not healthy.
-    if state.store().ping().await.is_err() {
-        status = StatusCode::SERVICE_UNAVAILABLE;
-    }
+    // A health check that cannot reach the database is not healthy. The same round trip
+    // reads whether automatic revocation is paused (a restored store), which operators should
+    // see where they look first.
+    let revocation_paused = match keymint_store::revocation::paused(state.store().pool()).await {
+        Ok(pause) => pause.is_some(),
+        Err(_) => {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+            false
+        }
+    };
     if req.op == Operation::Head {
         return status.into_response();
     }
@@ -48,6 +54,7 @@ pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
         "cluster_id": state.inner.cluster_id,
         "echo_duration_ms": 0,
         "clock_skew_ms": 0,
+        "revocation_paused": revocation_paused,
     });
     (status, axum::Json(body)).into_response()
 }

@@ -353,7 +353,11 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         if let Err(e) = state.store().load_seal_keys().await {
             warn!(error = %e, "could not load new data keys");
         }
-        match tokens::expired(state.store().pool(), now_ms(), 100).await {
+        // A restored store's tokens carry the expiry times of the backup: renewed since, they
+        // would look expired, and revoking them would revoke their leases.
+        let paused = state.leases().revocation_paused().await;
+        match if paused { Ok(Vec::new()) } else { tokens::expired(state.store().pool(), now_ms(), 100).await }
+        {
             Ok(accessors) => {
                 for acc in accessors {
                     if let Err(e) = revoke_token(&state, &acc, false).await {

@@ -80,6 +80,36 @@ enum OperatorCommand {
     /// Add a new data key and re-seal every stored secret under it, while servers run (they
     /// pick the new key up within seconds). The master seal key stays the same.
     Rotate(OperatorArgs),
+    /// Write a consistent copy of the whole store to a file, while servers run. Secrets stay
+    /// sealed in it, but keep it as safe as the database (it is written with mode 0600).
+    Backup(BackupArgs),
+    /// Load a backup into an empty store (or, with --force, replace a store's contents). Stop
+    /// the servers first. The restored store starts with automatic revocation paused.
+    Restore(RestoreArgs),
+    /// Resume automatic revocation (lease expiry, the intent sweeper, token expiry) after a
+    /// restore, once the restored leases look right.
+    ResumeRevocation(OperatorArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The server's TOML config file (storage URL and seal key source are used).
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to write the backup (replaced only once the copy is complete).
+    path: PathBuf,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The TOML config file of the store to restore into (its seal key must be the backup's).
+    #[arg(long)]
+    config: PathBuf,
+    /// The backup file `keymint operator backup` wrote.
+    path: PathBuf,
+    /// Replace whatever the target store holds.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -276,6 +306,10 @@ async fn server(args: ServerArgs) -> Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(stdout, "==> keymint server started{}", if args.dev { " in dev mode" } else { "" })?;
+    if let Some(pause) = keymint_store::revocation::paused(store.pool()).await? {
+        writeln!(stdout, "    Revocation: PAUSED ({})", pause.reason)?;
+        writeln!(stdout, "      expired leases are kept until: keymint operator resume-revocation")?;
+    }
     writeln!(stdout, "    Api Address: {scheme}://{bound}")?;
     if let Some(token) = &dev_token {
         writeln!(stdout, "    Root Token: {token}")?;
@@ -379,11 +413,66 @@ async fn rotate(args: OperatorArgs) -> Result<()> {
     Ok(())
 }
 
+async fn backup(args: BackupArgs) -> Result<()> {
+    let store = open_configured(&args.config).await?;
+    let done = keymint_store::backup::backup(&store, &args.path)
+        .await
+        .with_context(|| format!("backing up to {}", args.path.display()))?;
+    store.close().await;
+    println!(
+        "Backup written to {}: {} rows ({} leases), schema version {}, taken at {}",
+        args.path.display(),
+        done.rows,
+        done.leases,
+        done.schema_version,
+        done.taken_at
+    );
+    Ok(())
+}
+
+async fn restore(args: RestoreArgs) -> Result<()> {
+    let cfg = load_config_or_exit(&args.config);
+    let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
+    // A database never started stays untouched until the backup's key check passes.
+    let store = Store::open(&options, KeySource::Restoring(cfg.seal_key)).await.context("opening storage")?;
+    let done = match keymint_store::backup::restore(&store, &args.path, args.force).await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("keymint: nothing was restored: {e}");
+            std::process::exit(2);
+        }
+    };
+    store.close().await;
+    println!(
+        "Restored {} rows ({} leases) from the backup taken at {} (installation {})",
+        done.rows, done.leases, done.taken_at, done.installation_id
+    );
+    println!("Automatic revocation is paused: leases keep the expiry times they had in the backup.");
+    println!("  Check them (keymint list sys/leases/lookup/<mount>/creds/<role>), renew what is in use,");
+    println!("  then: keymint operator resume-revocation --config {}", args.config.display());
+    Ok(())
+}
+
+async fn resume_revocation(args: OperatorArgs) -> Result<()> {
+    let store = open_configured(&args.config).await?;
+    let was = keymint_store::revocation::resume(store.pool()).await?;
+    store.close().await;
+    if was {
+        println!("Automatic revocation resumed: servers pick it up within seconds.");
+    } else {
+        println!("Automatic revocation was not paused; nothing changed.");
+    }
+    Ok(())
+}
+
 async fn operator(cmd: OperatorCommand) -> Result<()> {
     let (args, init) = match cmd {
         OperatorCommand::Init(a) => (a, true),
         OperatorCommand::GenerateRoot(a) => (a, false),
         OperatorCommand::Rotate(a) => return rotate(a).await,
+        OperatorCommand::Backup(a) => return backup(a).await,
+        OperatorCommand::Restore(a) => return restore(a).await,
+        OperatorCommand::ResumeRevocation(a) => return resume_revocation(a).await,
     };
     let store = open_configured(&args.config).await?;
     if init && keymint_auth::has_tokens(&store).await? {

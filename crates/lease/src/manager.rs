@@ -9,18 +9,19 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keymint_store::leases::{self, LeaseRow};
+use keymint_store::revocation;
 use keymint_store::wal::{self, IntentRow};
 use keymint_store::{Backend, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Undoes in AWS what a lease, or an interrupted creation, holds. Implemented by the engine.
 #[async_trait::async_trait]
@@ -57,6 +58,10 @@ pub struct RetryPolicy {
     pub intent_grace: Duration,
     /// How often the intent sweeper looks.
     pub sweep_interval: Duration,
+    /// At shutdown, how long revocations under way may take to finish; the claims of those
+    /// still running then are released, so another replica (or the next start) takes them at
+    /// once instead of after `claim_for`.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -71,6 +76,7 @@ impl Default for RetryPolicy {
             idle_poll: Duration::from_secs(30),
             intent_grace: Duration::from_secs(5 * 60),
             sweep_interval: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -139,7 +145,12 @@ pub struct LeaseManager {
     /// When the expiry worker, asleep, next looks for due leases by itself (ms since the
     /// epoch); [`AWAKE`] while it works. A new lease due later needs no wake-up.
     planned_wake: AtomicI64,
+    /// Whether the last look found automatic revocation paused (to log changes once).
+    paused_seen: AtomicBool,
 }
+
+/// How often paused background work looks whether revocation was resumed.
+const PAUSED_POLL: Duration = Duration::from_secs(5);
 
 /// [`LeaseManager::planned_wake`] while the worker is awake: every new lease wakes it again,
 /// since it may have looked for the next due lease before that lease was committed.
@@ -157,6 +168,7 @@ impl LeaseManager {
             policy,
             wake: Notify::new(),
             planned_wake: AtomicI64::new(AWAKE),
+            paused_seen: AtomicBool::new(false),
         })
     }
 
@@ -317,12 +329,17 @@ impl LeaseManager {
         let permits = Arc::new(Semaphore::new(slots));
         let held: Arc<Mutex<HashSet<String>>> = Arc::default();
         let tasks = TaskTracker::new();
+        let abandon = CancellationToken::new();
         let heartbeat = tokio::spawn({
             let me = self.clone();
             let held = held.clone();
             async move { me.holding(&held, std::future::pending::<()>()).await }
         });
         while !cancel.is_cancelled() {
+            if self.revocation_paused().await {
+                self.sleep(&cancel, PAUSED_POLL.min(self.policy.idle_poll)).await;
+                continue;
+            }
             let first = tokio::select! {
                 permit = permits.clone().acquire_owned() => permit,
                 _ = cancel.cancelled() => break,
@@ -374,19 +391,37 @@ impl LeaseManager {
                 lock(&held).insert(lease.id.clone());
                 let me = self.clone();
                 let held = held.clone();
+                let abandon = abandon.clone();
                 tasks.spawn(async move {
                     let id = lease.id.clone();
-                    me.expire(lease).await;
-                    lock(&held).remove(&id);
+                    tokio::select! {
+                        // Finished: done with its claim either way.
+                        _ = me.expire(lease) => { lock(&held).remove(&id); }
+                        // Abandoned at shutdown: the claim stays in `held`, to be released.
+                        _ = abandon.cancelled() => {}
+                    }
                     drop(permit);
                 });
             }
         }
-        // Revocations under way finish (the process bounds how long it waits for them); their
-        // claims are renewed until then.
+        // Revocations under way get the grace period to finish, their claims renewed; those
+        // still running are then dropped mid-way (a revocation is safe to repeat) and their
+        // claims released, so nothing waits out a claim timeout for a replica that is gone.
         tasks.close();
-        tasks.wait().await;
+        if tokio::time::timeout(self.policy.shutdown_grace, tasks.wait()).await.is_err() {
+            abandon.cancel();
+            tasks.wait().await;
+        }
         heartbeat.abort();
+        let left: Vec<String> = lock(&held).drain().collect();
+        if !left.is_empty() {
+            match leases::release_claims(self.store.pool(), &left).await {
+                Ok(n) => info!(released = n, "shutdown: released the claims on revocations still under way"),
+                Err(e) => {
+                    warn!(error = %e, "shutdown: could not release lease claims; they lapse after the claim timeout")
+                }
+            }
+        }
     }
 
     async fn expire(&self, lease: LeaseRow) {
@@ -448,6 +483,10 @@ impl LeaseManager {
     /// The intent sweeper: runs [`LeaseManager::sweep_intents`] every `sweep_interval`.
     pub async fn run_sweeper(self: Arc<Self>, cancel: CancellationToken) {
         while !cancel.is_cancelled() {
+            if self.revocation_paused().await {
+                self.sleep(&cancel, PAUSED_POLL).await;
+                continue;
+            }
             if let Err(e) = self.sweep_intents().await {
                 warn!(error = %e, "intent sweep failed");
             }
@@ -473,6 +512,29 @@ impl LeaseManager {
             }
         })
         .await
+    }
+
+    /// Whether automatic revocation is paused store-wide (a restored store starts so); logged
+    /// when it changes. A store that cannot be read counts as not paused: claiming would fail
+    /// there too.
+    pub async fn revocation_paused(&self) -> bool {
+        let paused = match revocation::paused(self.store.pool()).await {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "could not read the revocation pause");
+                None
+            }
+        };
+        let now = paused.is_some();
+        if self.paused_seen.swap(now, Ordering::AcqRel) != now {
+            match &paused {
+                Some(p) => {
+                    warn!(reason = %p.reason, "automatic revocation is paused: expired leases are kept until an operator resumes it (keymint operator resume-revocation)")
+                }
+                None => info!("automatic revocation resumed"),
+            }
+        }
+        now
     }
 
     async fn sleep(&self, cancel: &CancellationToken, d: Duration) {

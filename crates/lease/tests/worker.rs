@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use keymint_lease::{LeaseManager, RetryPolicy, Revoker};
 use keymint_store::leases::{self, LeaseRow};
+use keymint_store::revocation;
 use keymint_store::testing::TestDb;
 use keymint_store::wal::{self, IntentRow};
 use keymint_store::{KeySource, Store};
@@ -29,7 +30,13 @@ impl Revoker for Recorder {
         }
         // Long enough for other workers to try to grab the same lease meanwhile; a "slow" one
         // outlasts several claim periods of `short_claims`.
-        let pause = if lease.id.contains("slow") { 1200 } else { 5 };
+        let pause = if lease.id.contains("hung") {
+            3_600_000
+        } else if lease.id.contains("slow") {
+            1200
+        } else {
+            5
+        };
         tokio::time::sleep(Duration::from_millis(pause)).await;
         *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
         Ok(())
@@ -100,8 +107,84 @@ both!(
     revoking_a_token_revokes_its_leases_but_not_orphans,
     failures_back_off_and_become_irrevocable,
     sweeper_undoes_only_old_intents,
-    a_new_lease_due_before_the_planned_wake_up_wakes_the_worker
+    a_new_lease_due_before_the_planned_wake_up_wakes_the_worker,
+    shutdown_releases_the_claims_of_revocations_still_running,
+    a_pause_keeps_due_leases_and_old_intents_until_resumed
 );
+
+/// A revocation that hangs past the shutdown grace is dropped and its claim released: the
+/// lease is due again at once, not after the claim timeout.
+async fn shutdown_releases_the_claims_of_revocations_still_running(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    leases::insert(store.pool(), &lease("aws/creds/r/hung", now_ms() - 1000)).await.unwrap();
+    let policy = RetryPolicy {
+        claim_for: Duration::from_secs(600),
+        shutdown_grace: Duration::from_millis(200),
+        ..fast_policy()
+    };
+    let manager = LeaseManager::new(store.clone(), Arc::new(Recorder::default()), policy);
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(manager.run_expiry(cancel.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while leases::get(store.pool(), "aws/creds/r/hung").await.unwrap().unwrap().state != "revoking" {
+        assert!(std::time::Instant::now() < deadline, "the worker never claimed the due lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("shutdown waited for the hung revocation")
+        .unwrap();
+    let row = leases::get(store.pool(), "aws/creds/r/hung").await.unwrap().unwrap();
+    assert_eq!(row.state, "active", "{row:?}");
+    // Another replica can claim it now, 10 minutes before the old claim would have lapsed.
+    let postgres = store.backend() == keymint_store::Backend::Postgres;
+    let claimed = leases::claim_due(store.pool(), postgres, now_ms(), now_ms() + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["aws/creds/r/hung"]);
+}
+
+/// While revocation is paused store-wide, due leases stay and old intents are not undone;
+/// resumed, both go.
+async fn a_pause_keeps_due_leases_and_old_intents_until_resumed(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let pause = revocation::Pause { since: now_ms(), reason: "test".into() };
+    revocation::pause(store.pool(), &pause).await.unwrap();
+    leases::insert(store.pool(), &lease("aws/creds/r/due", now_ms() - 1000)).await.unwrap();
+    let old = IntentRow {
+        id: "old".into(),
+        mount_id: "m".into(),
+        kind: "iam_user".into(),
+        data: r#"{"user_name":"u"}"#.into(),
+        created_at: now_ms() - 120_000,
+    };
+    wal::insert(store.pool(), &old).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let policy = RetryPolicy { sweep_interval: Duration::from_millis(100), ..fast_policy() };
+    let manager = LeaseManager::new(store.clone(), recorder.clone(), policy);
+    let cancel = CancellationToken::new();
+    let workers = [
+        tokio::spawn(manager.clone().run_expiry(cancel.clone())),
+        tokio::spawn(manager.clone().run_sweeper(cancel.clone())),
+    ];
+    // Several idle polls and sweeps' worth.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(manager.revocation_paused().await);
+    assert!(recorder.revoked.lock().unwrap().is_empty());
+    assert!(recorder.undone.lock().unwrap().is_empty());
+    assert_eq!(count(&store).await, 1);
+
+    assert!(revocation::resume(store.pool()).await.unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&store).await > 0 || recorder.undone.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing happened after the resume");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(*recorder.undone.lock().unwrap(), ["old".to_string()]);
+}
 
 async fn three_workers_revoke_each_lease_exactly_once(db: TestDb) {
     let setup = db.open(KeySource::DevStored).await.unwrap();

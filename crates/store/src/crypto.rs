@@ -316,6 +316,18 @@ pub(crate) async fn resolve_key(pool: &AnyPool, source: KeySource) -> Result<Key
             }
             material
         }
+        KeySource::Restoring(material) => {
+            if meta_get(pool, "dev_key").await?.is_some() {
+                return Err(StoreError::DevKeyInProduction);
+            }
+            // A store never started: the backup brings its check value, checked against this
+            // key before anything is written. Writing one now would tie the empty database to
+            // a key that may be the wrong one.
+            if meta_get(pool, "seal_check").await?.is_none() {
+                return Ok(material);
+            }
+            material
+        }
     };
     let seal = Seal::new(&material);
     if meta_get(pool, "seal_check").await?.is_none() {
@@ -328,6 +340,20 @@ pub(crate) async fn resolve_key(pool: &AnyPool, source: KeySource) -> Result<Key
         Ok(plain) if plain == CHECK_PLAINTEXT => Ok(material),
         _ => Err(StoreError::WrongKey),
     }
+}
+
+/// Whether a stored seal check value (as `meta.seal_check` holds it) opens under `seal`: the
+/// check a backup's key gets before it is restored.
+pub(crate) fn check_matches(seal: &Seal, check_b64: &str) -> bool {
+    B64.decode(check_b64)
+        .ok()
+        .and_then(|sealed| seal.open(CHECK_AAD, &sealed).ok())
+        .is_some_and(|plain| plain == CHECK_PLAINTEXT)
+}
+
+/// The installation id if the store has one yet (a store opened for a restore may not).
+pub(crate) async fn installation_id_if_any(pool: &AnyPool) -> Result<String> {
+    Ok(meta_get(pool, "installation_id").await?.unwrap_or_default())
 }
 
 /// The installation id, created once; concurrent first starts agree through the insert race.

@@ -360,6 +360,24 @@ pub async fn extend_claims<'e>(
     Ok(query.execute(exec).await?.rows_affected())
 }
 
+/// Gives back claims on leases this replica was revoking (at shutdown): they are due again at
+/// once for any replica. Returns how many were released.
+pub async fn release_claims<'e>(exec: impl Executor<'e, Database = Any>, ids: &[String]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "UPDATE leases SET state = 'active', claimed_until = NULL WHERE state = 'revoking' AND id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query.execute(exec).await?.rows_affected())
+}
+
 /// Makes every lease a token created (and did not ask to orphan) due now, so the expiry worker
 /// revokes them: what revoking a token does to its leases. Returns how many were due-dated.
 pub async fn make_due_for_token<'e>(

@@ -8,10 +8,12 @@
 
 pub mod audit;
 pub mod aws;
+pub mod backup;
 pub mod cache;
 pub mod crypto;
 pub mod leases;
 pub mod mounts;
+pub mod revocation;
 pub mod rotation;
 pub mod static_roles;
 #[cfg(feature = "test-support")]
@@ -77,6 +79,9 @@ pub enum KeySource {
     /// Production: the key is given (key file or environment); the database only keeps a check
     /// value so a wrong key is refused at start rather than discovered at the first decrypt.
     Given(KeyMaterial),
+    /// `operator restore`: as `Given`, but a database that was never started is left
+    /// untouched (no check value, no installation id): the backup brings both.
+    Restoring(KeyMaterial),
 }
 
 /// The storage handle shared by every request and background task.
@@ -175,8 +180,13 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let restoring = matches!(key, KeySource::Restoring(_));
         let material = crypto::resolve_key(&pool, key).await?;
-        let installation_id = crypto::installation_id(&pool).await?;
+        let installation_id = if restoring {
+            crypto::installation_id_if_any(&pool).await?
+        } else {
+            crypto::installation_id(&pool).await?
+        };
         let store = Store {
             pool,
             backend,

@@ -331,3 +331,142 @@ async fn unflushed_body(db: Db) {
         assert_eq!((got.last_renewal, got.secret.is_none()), (None, true));
     }
 }
+
+/// The tables of one backup file (everything between its header and its trailer).
+fn table_lines(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[1..lines.len() - 1].iter().map(|l| l.to_string()).collect()
+}
+
+/// A populated store, backed up while open, restored into a fresh database of each backend:
+/// a backup of the restored store holds the same rows, byte for byte, once resumed; the
+/// restore pauses revocation, and every refusal changes nothing.
+async fn backup_restore_body(from_postgres: bool) {
+    use keymint_store::backup::{self, BackupError};
+    use keymint_store::{revocation, tokens};
+
+    let source = Db::new(from_postgres).await;
+    let key = KeyMaterial::generate();
+    let store = source.open(KeySource::Given(key.clone())).await.unwrap();
+    let m = mount("aws/");
+    mounts::insert(store.pool(), &m).await.unwrap();
+    // Sealed bytes with every byte value, a role, a token, a lease with NULLs and a blob, an
+    // intent.
+    let blob: Vec<u8> = (0..=255u8).collect();
+    let row = aws::ConfigRow {
+        body: "{\"région\":\"eu-west-3\"}".into(),
+        secret: Some(blob.clone()),
+        updated_at: 5,
+    };
+    aws::put_config(store.pool(), &m.id, "root", &row).await.unwrap();
+    aws::put_role(store.pool(), &m.id, "deploy", "{\"credential_type\":\"iam_user\"}", 1).await.unwrap();
+    let token = tokens::TokenRow {
+        hash: store.hasher().hash("t"),
+        accessor: "acc".into(),
+        policies: "[\"default\"]".into(),
+        display_name: "token".into(),
+        meta: "{}".into(),
+        created_at: 1,
+        expire_at: Some(i64::MAX / 2),
+        ..Default::default()
+    };
+    tokens::insert(store.pool(), &token, false).await.unwrap();
+    for i in 0..1200 {
+        let lease = leases::LeaseRow {
+            id: format!("aws/creds/deploy/{i:05}"),
+            mount_id: m.id.clone(),
+            role_name: "deploy".into(),
+            credential_type: "iam_user".into(),
+            issue_time: 10,
+            expire_time: 20 + i,
+            last_renewal: None,
+            renewable: 1,
+            internal: "{\"user\":\"u\"}".into(),
+            secret: if i % 2 == 0 { Some(vec![0, 1, 2]) } else { None },
+            token_accessor: Some("acc".into()),
+            orphan: 0,
+            state: leases::STATE_ACTIVE.into(),
+            ..Default::default()
+        };
+        leases::insert(store.pool(), &lease).await.unwrap();
+    }
+    let intent = wal::IntentRow {
+        id: "i1".into(),
+        mount_id: m.id.clone(),
+        kind: "iam_user".into(),
+        data: "{}".into(),
+        created_at: 10,
+    };
+    wal::insert(store.pool(), &intent).await.unwrap();
+
+    // Every table of the schema is either backed up or deliberately left out.
+    let mut expected: Vec<&str> = backup::TABLES.iter().chain(backup::NOT_BACKED_UP).copied().collect();
+    expected.sort_unstable();
+    assert_eq!(backup::schema_tables(&store).await.unwrap(), expected);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keymint.backup");
+    let taken = backup::backup(&store, &file).await.unwrap();
+    assert_eq!(taken.leases, 1200);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    for to_postgres in [false, true] {
+        let target = Db::new(to_postgres).await;
+        // The wrong seal key is refused, and leaves the new database as it was: the right key
+        // still restores into it.
+        let wrong = target.open(KeySource::Restoring(KeyMaterial::generate())).await.unwrap();
+        assert!(matches!(backup::restore(&wrong, &file, false).await, Err(BackupError::WrongKey)));
+        wrong.close().await;
+        let restored = target.open(KeySource::Restoring(key.clone())).await.unwrap();
+        let done = backup::restore(&restored, &file, false).await.unwrap();
+        assert_eq!((done.rows, done.leases), (taken.rows, 1200));
+        let pause = revocation::paused(restored.pool()).await.unwrap().expect("a restore pauses revocation");
+        assert!(pause.reason.contains(&taken.taken_at), "{pause:?}");
+        // A second restore into the now populated store needs --force.
+        match backup::restore(&restored, &file, false).await {
+            Err(BackupError::NotEmpty(what)) => assert!(what.contains("1200 leases"), "{what}"),
+            other => panic!("restoring over data: {other:?}"),
+        }
+        backup::restore(&restored, &file, true).await.unwrap();
+        assert!(revocation::resume(restored.pool()).await.unwrap());
+        restored.close().await;
+
+        // Reopened with the key: the installation id, the sealed secrets and the rows are the
+        // source's.
+        let reopened = target.open(KeySource::Given(key.clone())).await.unwrap();
+        assert_eq!(reopened.installation_id(), store.installation_id());
+        let again = dir.path().join(format!("again-{to_postgres}.backup"));
+        backup::backup(&reopened, &again).await.unwrap();
+        assert_eq!(table_lines(&again), table_lines(&file), "from postgres {from_postgres} to {to_postgres}");
+        reopened.close().await;
+    }
+
+    // A damaged file is refused whole.
+    let damaged = dir.path().join("damaged.backup");
+    let text = std::fs::read_to_string(&file).unwrap().replacen("eu-west-3", "eu-west-1", 1);
+    std::fs::write(&damaged, text).unwrap();
+    let target = Db::new(from_postgres).await;
+    let fresh = target.open(KeySource::Given(key.clone())).await.unwrap();
+    match backup::restore(&fresh, &damaged, false).await {
+        Err(BackupError::Format(why)) => assert!(why.contains("checksum"), "{why}"),
+        other => panic!("a damaged backup: {other:?}"),
+    }
+    let cut = dir.path().join("cut.backup");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    assert!(matches!(backup::restore(&fresh, &cut, false).await, Err(BackupError::Format(_))));
+    assert!(revocation::paused(fresh.pool()).await.unwrap().is_none(), "nothing was restored");
+    assert_eq!(leases::count(fresh.pool(), false).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn backup_restore_from_sqlite() {
+    backup_restore_body(false).await
+}
+
+#[tokio::test]
+async fn backup_restore_from_postgres() {
+    backup_restore_body(true).await
+}
