@@ -251,6 +251,15 @@ async fn roles_crud_and_list(backend: Backend) {
     assert_eq!(read.data(), &expected, "{read}");
     assert_eq!(read.json()["lease_id"], "", "{read}");
 
+    // keymint's own tags (owner, lease, installation) cannot be overwritten by a role's.
+    km.put("aws/roles/deploy", json!({"iam_tags": {"Keymint:installation": "other"}}))
+        .await
+        .assert_error_prefix(400, "iam_tags: \"Keymint:installation\" uses the \"keymint:\" prefix");
+    assert_eq!(
+        km.get("aws/roles/deploy").await.expect(200).data()["iam_tags"],
+        json!({"team": "core", "env": "dev"})
+    );
+
     let minimal = json!({"credential_type": "assumed_role", "role_arns": "arn:aws:iam::123456789012:role/a"});
     km.put("aws/roles/alpha", minimal).await.expect(204);
     let alpha = km.get("aws/roles/alpha").await.expect(200);

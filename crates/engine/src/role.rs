@@ -191,6 +191,13 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
         role.iam_groups = Some(v);
     }
     if let Some(v) = input.iam_tags {
+        // keymint's own tags tell its users apart (owner, lease, installation): a role must not
+        // overwrite them, or teardown and reconcile could no longer recognise the user.
+        if let Some(reserved) = v.keys().find(|k| k.to_ascii_lowercase().starts_with("keymint:")) {
+            return Err(EngineError::bad_request(format!(
+                "iam_tags: {reserved:?} uses the \"keymint:\" prefix, which is reserved for the tags keymint puts on the users it creates"
+            )));
+        }
         role.iam_tags = Some(v);
     }
     if let Some(v) = input.session_tags {
