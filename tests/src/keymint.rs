@@ -22,6 +22,8 @@ pub struct Keymint {
     base: String,
     storage: String,
     extra_args: Vec<String>,
+    /// Environment variables set for the server process (on restarts too).
+    extra_env: Vec<(String, String)>,
     log: OutputLog,
     client: Client,
     /// Storage this handle owns (see [`Keymint::start_on`]); dropped after the process is killed.
@@ -40,6 +42,14 @@ impl Keymint {
         Self::launch(storage_url.to_owned(), extra_args, None).await
     }
 
+    /// Like [`Keymint::start`] with these environment variables set for the server.
+    pub async fn start_with_env(storage_url: &str, env: &[(&str, &str)]) -> Keymint {
+        let mut km = Self::unstarted(storage_url.to_owned(), &[], None);
+        km.extra_env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        km.spawn().await;
+        km
+    }
+
     /// keymint on fresh storage of `backend` that lives as long as this handle: for tests
     /// that need no moto.
     pub async fn start_on(backend: Backend) -> Keymint {
@@ -48,17 +58,22 @@ impl Keymint {
     }
 
     async fn launch(storage_url: String, extra_args: &[&str], owned: Option<Storage>) -> Keymint {
-        let mut km = Keymint {
+        let mut km = Self::unstarted(storage_url, extra_args, owned);
+        km.spawn().await;
+        km
+    }
+
+    fn unstarted(storage_url: String, extra_args: &[&str], owned: Option<Storage>) -> Keymint {
+        Keymint {
             child: None,
             base: String::new(),
             storage: storage_url,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            extra_env: Vec::new(),
             log: OutputLog::default(),
             client: Client::new("http://invalid", Auth::None),
             _owned_storage: owned,
-        };
-        km.spawn().await;
-        km
+        }
     }
 
     async fn spawn(&mut self) {
@@ -68,6 +83,7 @@ impl Keymint {
             .args(["--dev-listen-address", "127.0.0.1:0"])
             .args(["--storage", &self.storage])
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             // Never wait on an instance metadata service that does not exist here.
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
