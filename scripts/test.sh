@@ -9,7 +9,11 @@
 #   - Node.js and npm (Debian's, when missing) and node-vault pinned by
 #     tests/compat/node-vault/package-lock.json, in its node_modules;
 #   - a throwaway PostgreSQL cluster on 127.0.0.1 (KEYMINT_TEST_POSTGRES_URL), removed on exit;
-#   - cargo fmt --check, clippy with -D warnings, build of the binaries, cargo test.
+#   - cargo fmt --check, clippy with -D warnings, build of the binaries;
+#   - scripts/check-deploy.sh: the packaging in deploy/ (hadolint, kubernetes-validate,
+#     check-jsonschema, pinned by deploy/requirements-check.txt, in .venv; systemd-analyze
+#     verify; `keymint server --check-config` on every shipped config);
+#   - cargo test.
 # Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
 set -euo pipefail
 
@@ -123,6 +127,10 @@ step "cargo build"
 cargo build --quiet --workspace --bins
 # The black-box tests run this binary; with KEYMINT_BIN set they do not build it themselves.
 export KEYMINT_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/keymint"
+
+# deploy/: the Dockerfile, compose file, Kubernetes manifests and systemd unit, linted and
+# validated, and every shipped config checked by the binary just built (its own ==> steps).
+bash scripts/check-deploy.sh
 
 # --- throwaway PostgreSQL cluster ---------------------------------------------------------------
 
