@@ -167,6 +167,27 @@ impl Keymint {
         }
     }
 
+    /// SIGTERM, then waits (up to `deadline`) for the process to end: the graceful shutdown.
+    /// Returns the exit status; panics if it outlives the deadline. Async, so what the test
+    /// runs on its own runtime (moto's fault proxy) keeps serving the server meanwhile.
+    pub async fn terminate(&mut self, deadline: std::time::Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("keymint is running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for keymint") {
+                return status;
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                panic!("keymint did not stop within {deadline:?} of SIGTERM");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// kill -9, then start again on the same storage with the same arguments. The port may
     /// change; clients from [`Keymint::client`] taken before the restart point at the old one.
     pub async fn restart(&mut self) {
