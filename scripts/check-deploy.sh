@@ -21,22 +21,8 @@ exec </dev/null
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-step() { printf '==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Quiet unless it fails; then the whole apt output is shown.
-apt_install() {
-  [ "$(id -u)" -eq 0 ] || die "need root to apt-get install $*"
-  local log
-  log=$(mktemp)
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    die "apt-get install $* failed"
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/keymint-deploy.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -44,26 +30,11 @@ trap 'rm -rf "$work"' EXIT
 # --- tools --------------------------------------------------------------------------------------
 
 step "hadolint, kubernetes-validate and check-jsonschema in .venv"
-requirements=deploy/requirements-check.txt
-venv_python=.venv/bin/python
-if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
-  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    echo "    python3 cannot create virtualenvs; installing python3-venv"
-    apt_install python3-venv
-  fi
-  rm -rf .venv
-  python3 -m venv .venv
-fi
+ensure_venv
 # As scripts/test.sh does for tests/requirements.txt: the stamp is the file last installed.
-stamp=.venv/keymint-deploy-requirements.txt
-if cmp -s "$requirements" "$stamp" && [ -x .venv/bin/hadolint ] &&
-  [ -x .venv/bin/kubernetes-validate ] && [ -x .venv/bin/check-jsonschema ]; then
-  echo "    up to date with $requirements"
-else
-  echo "    installing $requirements"
-  "$venv_python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+pip_install_stamped deploy/requirements-check.txt .venv/keymint-deploy-requirements.txt \
+  hadolint kubernetes-validate check-jsonschema
+venv_python=.venv/bin/python
 
 if ! command -v systemd-analyze >/dev/null; then
   echo "    systemd-analyze not found; installing Debian's systemd"

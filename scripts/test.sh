@@ -23,10 +23,8 @@ exec </dev/null
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-step() { printf '==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-is_root() { [ "$(id -u)" -eq 0 ]; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 # PostgreSQL's bin dir: initdb/pg_ctl on PATH (symlinks resolved, postgres must sit beside
 # pg_ctl), else the newest Debian /usr/lib/postgresql/<version>/bin.
@@ -48,20 +46,6 @@ find_pg_bin() {
   return 1
 }
 
-# Quiet unless it fails; then the whole apt output is shown.
-apt_install() {
-  is_root || die "need root to apt-get install $*"
-  local log
-  log=$(mktemp)
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    die "apt-get install $* failed"
-  fi
-  rm -f "$log"
-}
-
 # --- prerequisites ------------------------------------------------------------------------------
 
 step "PostgreSQL binaries"
@@ -77,24 +61,9 @@ export PATH="$pg_bin:$PATH"
 step "moto[server], the AWS CLI and the Vault clients' Python packages in .venv"
 requirements=tests/requirements.txt
 grep -q '^moto\[server\]==' "$requirements" || die "$requirements must pin moto[server]==<version>"
-venv_python=.venv/bin/python
-if ! "$venv_python" -c 'import sys' >/dev/null 2>&1; then
-  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    echo "    python3 cannot create virtualenvs; installing python3-venv"
-    apt_install python3-venv
-  fi
-  rm -rf .venv
-  python3 -m venv .venv
-fi
+ensure_venv
 # The stamp holds the requirements file the virtualenv was last filled from.
-stamp=.venv/keymint-requirements.txt
-if cmp -s "$requirements" "$stamp" && [ -x .venv/bin/moto_server ] && [ -x .venv/bin/aws ]; then
-  echo "    up to date with $requirements"
-else
-  echo "    installing $requirements"
-  "$venv_python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
-  cp "$requirements" "$stamp"
-fi
+pip_install_stamped "$requirements" .venv/keymint-requirements.txt moto_server aws
 export MOTO_SERVER="$repo/.venv/bin/moto_server"
 
 step "Node.js and node-vault in tests/compat/node-vault"
