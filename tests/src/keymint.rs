@@ -84,8 +84,15 @@ impl Keymint {
             .args(["--storage", &self.storage])
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            // Never wait on an instance metadata service that does not exist here.
+            // Never wait on an instance metadata service that does not exist here, and call
+            // the loopback moto directly, never through a proxy of the environment.
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("all_proxy")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

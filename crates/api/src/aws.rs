@@ -133,7 +133,7 @@ fn annotate(
 }
 
 /// The parameters a mount path takes, and the name it captures, for [`annotate`].
-fn path_fields(rest: &str) -> (&'static [&'static str], Option<&str>) {
+pub(crate) fn path_fields(rest: &str) -> (&'static [&'static str], Option<&str>) {
     let named = |prefix: &str| rest.strip_prefix(prefix).filter(|n| NAME.is_match(n));
     if rest == "config/root" {
         (ROOT_FIELDS, None)

@@ -20,6 +20,8 @@ pub struct Reply {
     pub no_content: bool,
     /// Vault's `auth` block (token creation and renewal).
     pub auth: Option<Value>,
+    /// The whole body instead of the envelope (Vault's raw responses: the OpenAPI document).
+    pub raw: Option<Value>,
 }
 
 impl Reply {
@@ -41,6 +43,9 @@ impl Reply {
     pub fn render(self, mount_type: &str, request_id: &str) -> Response {
         if self.no_content {
             return StatusCode::NO_CONTENT.into_response();
+        }
+        if let Some(raw) = self.raw {
+            return (self.status.unwrap_or(StatusCode::OK), axum::Json(raw)).into_response();
         }
         let mut body = Map::new();
         if let Some(extra) = self.top_level {

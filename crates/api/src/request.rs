@@ -307,7 +307,7 @@ async fn authorized(
 }
 
 /// Paths that need `sudo` on top of the operation's capability, as Vault's root paths do.
-fn needs_sudo(op: Operation, path: &str) -> bool {
+pub(crate) fn needs_sudo(op: Operation, path: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "sys/leases/revoke-prefix/",
         "sys/leases/revoke-force/",

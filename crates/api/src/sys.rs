@@ -22,7 +22,9 @@ pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
     let now = chrono::Utc::now();
     let mut status = StatusCode::OK;
     if let Some(code) = req.data.raw("activecode") {
-        match code.as_str().and_then(|s| s.parse::<u16>().ok()).and_then(|c| StatusCode::from_u16(c).ok()) {
+        // A final status only: a 1xx would leave the client waiting for the real answer.
+        let code = code.as_str().and_then(|s| s.parse::<u16>().ok()).filter(|c| (200..=599).contains(c));
+        match code.and_then(|c| StatusCode::from_u16(c).ok()) {
             Some(c) => status = c,
             None => return ApiError::BadRequest("unable to parse activecode code".into()).into_response(),
         }
@@ -190,6 +192,12 @@ pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     match (req.op, path.as_str()) {
         (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
         (Operation::Read, "sys/seal-status") => Ok(seal_status(state)),
+        (Operation::Read, "sys/internal/specs/openapi") => {
+            let mounts = state.mounts().await?;
+            let aws: Vec<&str> =
+                mounts.iter().filter(|m| m.mount_type == "aws").map(|m| m.path.as_str()).collect();
+            Ok(Reply { raw: Some(crate::openapi::document(&aws)), ..Default::default() })
+        }
         (_, p) if p.starts_with("sys/mounts/") => {
             let rest = &p["sys/mounts/".len()..];
             if let Some(mount) = rest.strip_suffix("/tune") {
