@@ -435,7 +435,12 @@ async fn backup_and_restore_pause_revocation(backend: Backend) {
     assert!(moto.user_names("/keymint-backup/").await.is_empty());
 
     // The CLI resume is the same switch.
-    client.put("sys/leases/revocation", json!({"paused": true, "reason": "maintenance"})).await.expect(200);
+    let paused = client
+        .put("sys/leases/revocation", json!({"paused": true, "reason": "maintenance"}))
+        .await
+        .expect(200);
+    assert_eq!((&paused.data()["paused"], &paused.data()["reason"]), (&json!(true), &json!("maintenance")));
+    assert_eq!(client.get("sys/health").await.expect(200).json()["revocation_paused"], true);
     let resumed = operator(&["resume-revocation"], &target_config, KEY);
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("resumed"), "{resumed:?}");
     assert_eq!(client.get("sys/leases/revocation").await.expect(200).data()["paused"], false);
