@@ -7,10 +7,10 @@ use keymint_store::mounts;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::aws::mount_ctx;
+use crate::dispatch::mount_ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
-use crate::request::{LogicalRequest, Operation};
+use crate::request::LogicalRequest;
 
 fn rfc3339(ms: i64) -> String {
     keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -18,7 +18,7 @@ fn rfc3339(ms: i64) -> String {
 
 /// The lease id from the body, or from the path after `prefix` (`renew/<id>`).
 fn lease_id(req: &LogicalRequest, rest_of_path: &str) -> ApiResult<String> {
-    let from_body = req.data.get_string("lease_id")?.unwrap_or_default();
+    let from_body = req.fields().string("lease_id")?.unwrap_or_default();
     let id = if from_body.is_empty() { rest_of_path.trim_start_matches('/').to_string() } else { from_body };
     if id.is_empty() {
         return Err(ApiError::BadRequest("lease_id must be specified".into()));
@@ -26,60 +26,34 @@ fn lease_id(req: &LogicalRequest, rest_of_path: &str) -> ApiResult<String> {
     Ok(id)
 }
 
-/// Routes `sys/leases/...` and the legacy aliases; `None` when the path is not a lease path.
-pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
-    let path = req.path.as_str();
-    let rest = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/"))?;
-    let (verb, tail) = match rest.split_once('/') {
-        Some((v, t)) => (v, t),
-        None => (rest, ""),
-    };
-    if path == "sys/leases/revocation" {
-        return Some(match req.op {
-            Operation::Read => revocation_state(state).await,
-            Operation::Update => set_revocation(state, req).await,
-            _ => Err(ApiError::UnsupportedOperation),
-        });
-    }
-    if req.op == Operation::Read && (path == "sys/leases" || path == "sys/leases/count") {
-        return Some(irrevocable(state, req, path == "sys/leases/count").await);
-    }
-    let legacy = !path.starts_with("sys/leases/");
-    let result = match (verb, req.op, legacy) {
-        ("lookup", Operation::Update, false) => lookup(state, req).await,
-        ("lookup", Operation::List, false) => list(state, tail).await,
-        ("renew", Operation::Update, _) => renew(state, req, tail).await,
-        ("revoke", Operation::Update, _) => revoke(state, req, tail).await,
-        ("revoke-prefix", Operation::Update, _) => revoke_prefix(state, req, tail, false).await,
-        ("revoke-force", Operation::Update, _) => revoke_prefix(state, req, tail, true).await,
-        ("tidy", Operation::Update, false) => {
-            // keymint's tidy undoes abandoned user creations now instead of at the next sweep;
-            // like Vault's, it runs in the background and reports to the server log.
-            let leases = state.leases().clone();
-            tokio::spawn(async move {
-                match leases.sweep_intents().await {
-                    Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
-                    Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
-                }
-            });
-            Ok(Reply {
-            status: Some(axum::http::StatusCode::ACCEPTED),
-            warnings: vec![
-                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
-                    .into(),
-            ],
-            ..Default::default()
-        })
-        }
-        ("lookup" | "renew" | "revoke" | "revoke-prefix" | "revoke-force" | "tidy", _, _) => {
-            Err(ApiError::UnsupportedOperation)
-        }
-        _ => return None,
-    };
-    Some(result)
+/// The lease id or prefix a path carries after its verb (`sys/leases/renew/<id>`,
+/// `sys/revoke-prefix/<prefix>`): "" when it carries none.
+pub(crate) fn tail(path: &str) -> &str {
+    let rest = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/")).unwrap_or(path);
+    rest.split_once('/').map_or("", |(_, tail)| tail)
 }
 
-async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+/// `sys/leases/tidy`: keymint's tidy undoes abandoned user creations now instead of at the next
+/// sweep; like Vault's, it runs in the background and reports to the server log.
+pub(crate) fn tidy(state: &AppState) -> Reply {
+    let leases = state.leases().clone();
+    tokio::spawn(async move {
+        match leases.sweep_intents().await {
+            Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
+            Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
+        }
+    });
+    Reply {
+        status: Some(axum::http::StatusCode::ACCEPTED),
+        warnings: vec![
+            "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
+                .into(),
+        ],
+        ..Default::default()
+    }
+}
+
+pub(crate) async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
     let id = lease_id(req, "")?;
     let lease = state.leases().lookup(&id).await.map_err(lease_error)?;
     let lease = lease.ok_or_else(|| ApiError::BadRequest("invalid lease".into()))?;
@@ -99,7 +73,7 @@ async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
     })))
 }
 
-async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
+pub(crate) async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
     let keys = state.leases().list_children(prefix).await.map_err(lease_error)?;
     if keys.is_empty() {
         return Err(ApiError::NotFound);
@@ -107,9 +81,9 @@ async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
     Ok(Reply::data(json!({ "keys": keys })))
 }
 
-async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+pub(crate) async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
     let id = lease_id(req, tail)?;
-    let increment = req.data.get_duration_secs("increment")?.unwrap_or(0);
+    let increment = req.fields().duration("increment")?.unwrap_or(0);
     let lease = state
         .leases()
         .lookup(&id)
@@ -158,9 +132,9 @@ async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<
     Ok(Reply { lease_id: id, renewable: true, lease_duration: decision.ttl, warnings, ..Default::default() })
 }
 
-async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+pub(crate) async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
     let id = lease_id(req, tail)?;
-    let sync = req.data.get_bool("sync")?.unwrap_or(true);
+    let sync = req.fields().bool("sync")?.unwrap_or(true);
     if !sync {
         state.leases().revoke_later(&id).await.map_err(lease_error)?;
         return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
@@ -174,22 +148,19 @@ async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult
     }
 }
 
-async fn revoke_prefix(
+pub(crate) async fn revoke_prefix(
     state: &AppState,
     req: &LogicalRequest,
     prefix: &str,
     force: bool,
 ) -> ApiResult<Reply> {
-    let prefix = if prefix.is_empty() {
-        req.data.get_string("prefix")?.unwrap_or_default()
-    } else {
-        prefix.to_string()
-    };
+    // The route needs a prefix in the path (`revoke-prefix/<prefix>`).
+    let prefix = prefix.to_string();
     if prefix.is_empty() {
         return Err(ApiError::BadRequest("prefix must be specified".into()));
     }
     // `sync=false` (revoke-prefix only): answer 202 at once; the expiry loop revokes them.
-    if !force && !req.data.get_bool("sync")?.unwrap_or(true) {
+    if !force && !req.fields().bool("sync")?.unwrap_or(true) {
         state.leases().revoke_prefix_later(&prefix).await.map_err(lease_error)?;
         return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
     }
@@ -216,9 +187,13 @@ async fn revoke_prefix(
 
 /// `GET sys/leases[?type=irrevocable]` and `GET sys/leases/count[?type=irrevocable]`: the leases
 /// keymint could not revoke, with their last error, so a person can act on them.
-async fn irrevocable(state: &AppState, req: &LogicalRequest, count_only: bool) -> ApiResult<Reply> {
+pub(crate) async fn irrevocable(
+    state: &AppState,
+    req: &LogicalRequest,
+    count_only: bool,
+) -> ApiResult<Reply> {
     const LIMIT: i64 = 10_000;
-    let kind = req.data.get_string("type")?.unwrap_or_default();
+    let kind = req.fields().string("type")?.unwrap_or_default();
     let only_irrevocable = match kind.as_str() {
         "irrevocable" => true,
         "" | "all" if count_only => false,
@@ -261,7 +236,7 @@ pub(crate) fn lease_error(e: LeaseError) -> ApiError {
 }
 
 /// `GET sys/leases/revocation` (keymint's own): whether automatic revocation is paused.
-async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
+pub(crate) async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
     let pause = keymint_store::revocation::paused(state.store().pool()).await?;
     Ok(Reply::data(match pause {
         Some(p) => serde_json::json!({
@@ -275,15 +250,15 @@ async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
 
 /// `PUT sys/leases/revocation {"paused": bool, "reason": "..."}` (sudo): pauses or resumes
 /// automatic revocation on every replica of the store.
-async fn set_revocation(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
-    let Some(paused) = req.data.get_bool("paused")? else {
+pub(crate) async fn set_revocation(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let Some(paused) = req.fields().bool("paused")? else {
         return Err(ApiError::BadRequest(
             "missing paused: true to pause automatic revocation, false to resume".into(),
         ));
     };
     if paused {
         let reason =
-            req.data.get_string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
+            req.fields().string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
         keymint_store::revocation::pause(
             state.store().pool(),
             &keymint_store::revocation::Pause { since: chrono::Utc::now().timestamp_millis(), reason },

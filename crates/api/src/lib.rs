@@ -10,6 +10,7 @@ pub mod fields;
 
 mod audit;
 mod aws;
+mod dispatch;
 mod envelope;
 mod error;
 mod help;

@@ -49,8 +49,9 @@ impl StaticRole {
     }
 }
 
-/// The fields a write supplied.
-#[derive(Debug, Clone, Default)]
+/// The fields a write supplied, under their API names (the api crate fills it from the route's
+/// schema).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct StaticRoleInput {
     pub username: Option<String>,
     pub rotation_period: Option<u64>,
