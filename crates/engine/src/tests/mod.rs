@@ -7,6 +7,9 @@
 
 mod fake_aws;
 mod iam_user;
+mod reconcile;
+mod revoke;
+mod teardown;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

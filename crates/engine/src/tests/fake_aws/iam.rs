@@ -151,8 +151,13 @@ impl State {
             }
             "ListUserTags" => {
                 let u = self.users.get(&user).ok_or_else(|| no_user(&user))?;
-                let items = u.tags.iter().map(|(k, v)| el("Key", k) + &el("Value", v)).collect();
-                Ok(self.page("Tags", items, p))
+                // A user holds at most 50 tags and a page is 100 by default: one page, always.
+                let items: String = u
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!("<member>{}{}</member>", el("Key", k), el("Value", v)))
+                    .collect();
+                Ok(format!("<Tags>{items}</Tags><IsTruncated>false</IsTruncated>"))
             }
             "TagUser" => {
                 let tags: Vec<_> =

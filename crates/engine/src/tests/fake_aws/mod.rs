@@ -126,6 +126,13 @@ impl FakeAws {
         self.fail_times(op, 1, failure);
     }
 
+    /// The `n`th call of `op` from now (1: the next) fails.
+    pub fn fail_nth(&self, op: &'static str, n: u32, failure: Failure) {
+        let mut s = self.state();
+        let at = s.counts.get(op).copied().unwrap_or(0) + n;
+        s.faults.push(Fault { op, from: at, to: at, failure });
+    }
+
     /// The next `times` calls of `op` fail.
     pub fn fail_times(&self, op: &'static str, times: u32, failure: Failure) {
         let mut s = self.state();
