@@ -9,6 +9,7 @@ mod fake_aws;
 mod iam_user;
 mod reconcile;
 mod revoke;
+mod root_rotation;
 mod teardown;
 
 use std::collections::BTreeMap;

@@ -55,8 +55,6 @@ pub struct Call {
     pub params: BTreeMap<String, String>,
     /// The access key that signed it.
     pub key: String,
-    /// The injected failure, if one was.
-    pub failure: Option<Failure>,
 }
 
 impl Call {
@@ -212,7 +210,7 @@ impl FakeAws {
             *c
         };
         let failure = s.faults.iter().find(|f| f.op == op && (f.from..=f.to).contains(&n)).map(|f| f.failure);
-        s.calls.push(Call { op: op.clone(), params: params.clone(), key: key.clone(), failure });
+        s.calls.push(Call { op: op.clone(), params: params.clone(), key: key.clone() });
         let refused = |(status, code, message): Refusal| Ok(error_response(status, code, &message));
         match failure {
             Some(Failure::Throttle) => return refused((400, "Throttling", "Rate exceeded".into())),
