@@ -13,11 +13,12 @@
 //!   turns AWS's answers into errors, and how `aws_error::classify` and the pacer's retries
 //!   read those errors (status, error code, a connection cut after the request left).
 //! - aws-smithy-mocks (0.3, compatible with the SDK versions we lock) answers at the
-//!   interceptor level with typed outputs, rule by rule and operation by operation. It cannot
-//!   cut a connection (an SDK dispatch failure), which is the "outcome unknown" case that
-//!   `iam_user` and `keys` reconcile; a stateful IAM (a user exists until it is deleted, so a
-//!   teardown lists what a mint made) would still need a computed rule per operation; and it
-//!   needs the `test-util` feature of the service crates, one more build of the SDK.
+//!   interceptor level, rule by rule and operation by operation, with a typed output, a typed
+//!   error or an HTTP response. It cannot cut a connection (an SDK dispatch failure), which is
+//!   the "outcome unknown" case that `iam_user` and `keys` reconcile; a stateful IAM (a user
+//!   exists until it is deleted, so a teardown lists what a mint made) would still need a
+//!   computed rule per operation; and it needs the `test-util` feature of the service crates,
+//!   one more build of the SDK.
 //! - An HTTP client is the SDK's own extension point (`aws-smithy-runtime-api`, already a
 //!   dependency; the same trait the SDK's `test-util` clients implement). Behind it a small
 //!   in-memory IAM answers IAM's query protocol with the XML AWS sends, so the real request

@@ -2,9 +2,14 @@
 //! revocation, the reconciler, root key rotation) against [`fake_aws`], with a SQLite store
 //! in a temporary directory. Each test injects failures at chosen steps and checks that
 //! nothing is left half-made: every IAM user is gone, or still covered by its intent or lease.
+//!
+//! They run on real time: under tokio's paused clock the store's connection pool times out
+//! (its acquire timeout fires while SQLite works on its own thread). Retries are capped at two
+//! per call so a fault that never ends costs well under a second of backoff.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod config_root;
 mod fake_aws;
 mod iam_user;
 mod reconcile;
