@@ -6,6 +6,7 @@
 //! creates can be forgotten.
 
 pub mod aws_error;
+pub mod client_factory;
 pub mod clients;
 pub mod config;
 pub mod error;
@@ -25,6 +26,8 @@ pub mod static_roles;
 mod static_rotation;
 pub mod teardown;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -34,6 +37,7 @@ use keymint_store::{Store, aws as rows};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use client_factory::ClientFactory;
 pub use clients::{AwsClients, CallerIdentity, ClientCache};
 pub use config::{LeaseConfig, RootConfig, RootConfigInput, RootSecrets};
 pub use error::{AwsFailure, EngineError, Result};
@@ -55,6 +59,8 @@ pub struct MountCtx {
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: Store,
+    /// Builds a mount's AWS clients (the seam tests answer AWS through).
+    factory: ClientFactory,
     clients: Arc<ClientCache>,
     /// Each mount's pacing state, kept across config versions so a config write does not
     /// reset the queue.
@@ -105,11 +111,19 @@ impl Engine {
     pub fn new(store: Store) -> Self {
         Engine {
             store,
+            factory: ClientFactory::aws(),
             clients: Arc::new(ClientCache::default()),
             pacers: Arc::default(),
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
             cached: Arc::default(),
         }
+    }
+
+    /// Builds AWS clients with `factory` instead of [`ClientFactory::aws`] (tests answer AWS
+    /// in process through it).
+    pub fn with_client_factory(mut self, factory: ClientFactory) -> Self {
+        self.factory = factory;
+        self
     }
 
     /// Sets IAM's eventual-consistency window (tests shorten it).
@@ -184,7 +198,7 @@ impl Engine {
 
     async fn verify_root(&self, cfg: &RootConfig, secrets: &RootSecrets) -> Result<CallerIdentity> {
         let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
-        let clients = clients::build(cfg, secrets, pacer).await?;
+        let clients = self.factory.build(cfg, secrets, pacer).await?;
         let who = clients.caller_identity().await.map_err(|e| match e {
             EngineError::Aws { message, .. } => EngineError::BadRequest(message),
             other => other,
@@ -234,7 +248,7 @@ impl Engine {
             return Ok((c, cfg));
         }
         let pacer = self.pacer(&mount.id, &cfg);
-        let built = Arc::new(clients::build(&cfg, &secrets, pacer).await?);
+        let built = Arc::new(self.factory.build(&cfg, &secrets, pacer).await?);
         self.clients.put(&mount.id, version, built.clone());
         Ok((built, cfg))
     }

@@ -16,7 +16,7 @@ use keymint_store::rotation::{self as rows, Failure, Release};
 use tracing::{info, warn};
 
 use crate::aws_error::AwsCallError;
-use crate::clients::{self, AwsClients};
+use crate::clients::AwsClients;
 use crate::config::{RootConfig, RootSecrets};
 use crate::error::{EngineError, Result};
 use crate::keys::{
@@ -147,7 +147,7 @@ impl Engine {
         base.external_id.clear();
         base.role_session_name.clear();
         base.duration = 0;
-        clients::build(&base, secrets, self.pacer(&mount.id, cfg)).await
+        self.factory.build(&base, secrets, self.pacer(&mount.id, cfg)).await
     }
 
     async fn rotate_root_claimed(
