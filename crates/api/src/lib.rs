@@ -22,6 +22,10 @@ mod request;
 mod routes;
 mod static_roles;
 mod sys;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 mod token_roles;
 mod tokens;
@@ -85,9 +89,14 @@ impl AppState {
     }
 
     pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
+        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
+        Self::with_engine(store, engine, policy)
+    }
+
+    /// State over an engine built by the caller (tests give it a fake AWS).
+    pub fn with_engine(store: Store, engine: Engine, policy: RetryPolicy) -> Self {
         // Counters recorded from here on reach sys/metrics.
         metrics::install();
-        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         let cluster_id = store.installation_id().to_string();
         let audit = audit::AuditBroker::new(store.audit_hasher().clone(), None);

@@ -10,6 +10,9 @@ pub mod client_factory;
 pub mod clients;
 pub mod config;
 pub mod error;
+/// An in-process IAM/STS for tests of this crate and of the crates above it.
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake_aws;
 pub mod gotext;
 mod groups;
 mod iam_user;

@@ -3,8 +3,8 @@
 
 use secrecy::SecretString;
 
-use super::fake_aws::ACCOUNT;
 use super::{Harness, ROOT_KEY};
+use crate::fake_aws::ACCOUNT;
 use crate::{EngineError, RootConfigInput};
 
 #[tokio::test]

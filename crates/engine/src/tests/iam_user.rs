@@ -5,8 +5,8 @@ use keymint_lease::Revoker;
 use keymint_store::leases;
 
 use super::Harness;
-use super::fake_aws::Failure;
 use crate::error::{AwsFailure, EngineError};
+use crate::fake_aws::Failure;
 use crate::mint::{INSTALLATION_TAG, LEASE_TAG, OWNER_TAG};
 
 /// The steps of a mint after CreateUser, with the prefix Vault puts on their errors.

@@ -1,5 +1,5 @@
 //! In-process tests of the engine's AWS paths (minting `iam_user` credentials, teardown,
-//! revocation, the reconciler, root key rotation) against [`fake_aws`], with a SQLite store
+//! revocation, the reconciler, root key rotation) against [`crate::fake_aws`], with a SQLite store
 //! in a temporary directory. Each test injects failures at chosen steps and checks that
 //! nothing is left half-made: every IAM user is gone, or still covered by its intent or lease.
 //!
@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_root;
-mod fake_aws;
 mod iam_user;
 mod reconcile;
 mod revoke;
@@ -24,12 +23,12 @@ use keymint_store::testing::TestDb;
 use keymint_store::{KeySource, leases, mounts, wal};
 use secrecy::SecretString;
 
-use self::fake_aws::{FakeAws, User};
+use crate::fake_aws::{FakeAws, User};
 use crate::{CredsRequest, Engine, MountCtx, RoleInput, RootConfigInput};
 
 /// The IAM user whose key `config/root` holds.
 const ROOT_USER: &str = "keymint-root";
-const ROOT_KEY: &str = "AKIAROOT0000000000001";
+const ROOT_KEY: &str = "TESTROOTKEY0001";
 const ROOT_SECRET: &str = "root-secret";
 
 /// An engine whose mount `aws/` talks to a fake IAM.

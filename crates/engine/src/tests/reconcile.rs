@@ -7,7 +7,7 @@ use chrono::Utc;
 use keymint_store::wal;
 
 use super::Harness;
-use super::fake_aws::{Failure, User};
+use crate::fake_aws::{Failure, User};
 use crate::mint::{INSTALLATION_TAG, LEASE_TAG, OWNER_TAG, OWNER_TAG_VALUE};
 
 /// A user carrying keymint's tags for `lease_id` and `installation`, made an hour ago.

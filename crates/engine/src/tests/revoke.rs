@@ -7,7 +7,7 @@ use keymint_lease::Revoker;
 use keymint_store::leases::{self, LeaseRow};
 
 use super::Harness;
-use super::fake_aws::{Failure, User};
+use crate::fake_aws::{Failure, User};
 
 fn lease(h: &Harness, user: &str, age: Duration) -> LeaseRow {
     let issued = chrono::Utc::now().timestamp_millis() - i64::try_from(age.as_millis()).unwrap();

@@ -5,8 +5,8 @@
 use keymint_store::rotation as rows;
 use secrecy::ExposeSecret;
 
-use super::fake_aws::Failure;
 use super::{Harness, ROOT_KEY, ROOT_USER};
+use crate::fake_aws::Failure;
 use crate::keys::{StaleKey, parse_stale};
 
 /// config/root holds `key`, with the secret IAM knows for it, and the engine's clients sign

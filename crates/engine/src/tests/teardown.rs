@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Harness;
-use super::fake_aws::{Failure, User};
+use crate::fake_aws::{Failure, User};
 use crate::teardown::{Teardown, delete_user};
 
 const USER: &str = "vault-token-full-1700000000-abcdef";

@@ -235,8 +235,7 @@ impl State {
             }
             "CreateAccessKey" => {
                 self.serial += 1;
-                let (id, secret) =
-                    (format!("AKIAFAKE{:012}", self.serial), format!("secret-{}", self.serial));
+                let (id, secret) = (format!("FAKEKEY{:012}", self.serial), format!("secret-{}", self.serial));
                 let u = self.user_mut(&user)?;
                 if u.keys.len() >= 2 {
                     return Err((
