@@ -66,7 +66,7 @@ pub(crate) async fn read_lease(c: &Call) -> ApiResult<Reply> {
 pub(crate) async fn write_lease(c: &Call) -> ApiResult<Reply> {
     let (state, ctx, d) = (&c.state, &c.ctx()?, &c.fields());
     let field = |name: &str| -> ApiResult<u64> {
-        let raw = d.string(name)?.unwrap_or_default();
+        let raw = d.text(name)?.unwrap_or_default();
         if raw.is_empty() {
             return Err(ApiError::BadRequest(format!("'{name}' is a required parameter")));
         }

@@ -182,14 +182,29 @@ impl<'a> Fields<'a> {
         self.read(name, Kind::KvPairs, RequestData::get_kv_pairs)
     }
 
+    /// A declared field of any type (`declared` with the field's own kind).
+    fn declared_any(&self, name: &str) -> ApiResult<&'static Param> {
+        match self.route.and_then(|r| r.param(name)) {
+            Some(param) => Ok(param),
+            None => self.declared(name, Kind::String),
+        }
+    }
+
     /// A field of any type as it was sent (under its name or an alias).
     pub(crate) fn raw(&self, name: &str) -> ApiResult<Option<&'a Value>> {
-        let param = self.route.and_then(|r| r.param(name));
-        let param = match param {
-            Some(param) => param,
-            None => self.declared(name, Kind::String)?,
-        };
+        let param = self.declared_any(name)?;
         Ok(std::iter::once(param.name).chain(param.aliases.iter().copied()).find_map(|k| self.data.raw(k)))
+    }
+
+    /// A field of any type as Vault's weakly typed string, for a handler that parses the text
+    /// itself (`config/lease` reports its own errors for a bad duration).
+    pub(crate) fn text(&self, name: &str) -> ApiResult<Option<String>> {
+        let param = self.declared_any(name)?;
+        match std::iter::once(param.name).chain(param.aliases.iter().copied()).find(|k| self.data.contains(k))
+        {
+            Some(key) => Ok(self.data.get_string(key)?),
+            None => Ok(None),
+        }
     }
 
     /// Every field the route declares that the request gives (or that has a default), each

@@ -108,8 +108,8 @@ then deletes the old key. The answer names the new access key id, never its secr
         ],
         synopsis: "Default and maximum lease of iam_user credentials.",
         params: &[
-            p("lease", Kind::String, "Default lease duration (e.g. 30m, 1h, or seconds)."),
-            p("lease_max", Kind::String, "Longest a lease may last, renewals included."),
+            p("lease", Kind::Duration, "Default lease duration (e.g. 30m, 1h, or seconds)."),
+            p("lease_max", Kind::Duration, "Longest a lease may last, renewals included."),
         ],
         description: "These apply to iam_user credentials only; STS credentials last as the role's \
 TTLs say. Without them the mount's TTLs apply.",
