@@ -113,7 +113,7 @@ async fn a_lease_is_revoked_once_its_ttl_has_passed_and_not_before() {
         leases::get(store.pool(), &lease.id).await.unwrap().is_none()
     })
     .await;
-    assert_eq!(recorder.revoked(), [lease.id.clone()]);
+    assert_eq!(recorder.revoked(), [lease.id.as_str()]);
     assert!(store.clock().now_ms() > lease.expire_time);
     cancel.cancel();
     worker.await.unwrap();
@@ -144,7 +144,7 @@ async fn leases_are_revoked_in_expiry_order_at_their_expiry() {
         recorder.revoked().len() == 1
     })
     .await;
-    assert_eq!(recorder.revoked(), [short.id.clone()]);
+    assert_eq!(recorder.revoked(), [short.id.as_str()]);
     assert!(leases::get(store.pool(), &long.id).await.unwrap().is_some());
 
     time.advance(Duration::from_secs(15)).await;
@@ -152,7 +152,7 @@ async fn leases_are_revoked_in_expiry_order_at_their_expiry() {
         recorder.revoked().len() == 2
     })
     .await;
-    assert_eq!(recorder.revoked(), [short.id.clone(), long.id.clone()]);
+    assert_eq!(recorder.revoked(), [short.id.as_str(), long.id.as_str()]);
     cancel.cancel();
     worker.await.unwrap();
 }
