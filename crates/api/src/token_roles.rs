@@ -44,7 +44,7 @@ pub async fn role(state: &AppState, name: &str, req: &LogicalRequest) -> ApiResu
             let created = existing.is_none();
             let mut role = existing.unwrap_or_else(|| TokenRole::new(name));
             let warnings = role.apply(role_write(&req.data)?)?;
-            token::save_role(state.store(), &role, chrono::Utc::now().timestamp_millis()).await?;
+            token::save_role(state.store(), &role, state.now_ms()).await?;
             info!(token_role = %name, created, "token role written");
             Reply::written(warnings)
         }

@@ -16,10 +16,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::{LogicalRequest, Operation};
 use crate::token_roles;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
     let rest = req.path.strip_prefix("auth/token/").unwrap_or_default().to_string();
     if rest == "roles" || rest == "roles/" {
@@ -42,17 +38,17 @@ pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) 
         (Operation::Update, "create-orphan") => create(state, identity, &req, Origin::CreateOrphan).await,
         (Operation::Read | Operation::Update, "lookup-self") => {
             let row = own_row(state, identity).await?;
-            Ok(Reply::data(lookup_data(&row, req.token.as_deref().unwrap_or_default())?))
+            Ok(Reply::data(lookup_data(&row, req.token.as_deref().unwrap_or_default(), state.now_ms())?))
         }
         (Operation::Update, "lookup") => {
             // Vault answers a lookup of an unknown token with 403 "bad token".
             let found = find_token(state, &req).await?;
             let (row, token) = found.ok_or_else(|| ApiError::Denied("bad token".into()))?;
-            Ok(Reply::data(lookup_data(&row, &token)?))
+            Ok(Reply::data(lookup_data(&row, &token, state.now_ms())?))
         }
         (Operation::Update, "lookup-accessor") => {
             let row = by_accessor(state, &req).await?;
-            Ok(Reply::data(lookup_data(&row, "")?))
+            Ok(Reply::data(lookup_data(&row, "", state.now_ms())?))
         }
         (Operation::Update, "renew-self") => {
             let row = own_row(state, identity).await?;
@@ -102,7 +98,7 @@ async fn find_token(state: &AppState, req: &LogicalRequest) -> ApiResult<Option<
     let token = req.data.get_string("token")?.filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| ApiError::BadRequest("missing token to look up".into()))?;
     let row = tokens::get_by_hash(state.store().pool(), &state.store().hasher().hash(&token)).await?;
-    Ok(row.filter(live).map(|row| (row, token)))
+    Ok(row.filter(|r| live(r, state.now_ms())).map(|row| (row, token)))
 }
 
 /// [`find_token`] for renew and revoke: an unknown token is the caller's mistake (400).
@@ -114,12 +110,12 @@ async fn by_accessor(state: &AppState, req: &LogicalRequest) -> ApiResult<TokenR
     let accessor = req.data.get_string("accessor")?.filter(|a| !a.is_empty());
     let accessor = accessor.ok_or_else(|| ApiError::BadRequest("missing accessor".into()))?;
     let row = tokens::get_by_accessor(state.store().pool(), &accessor).await?;
-    row.filter(live).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
+    row.filter(|r| live(r, state.now_ms())).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
 }
 
-/// Neither expired nor used up (the sweeper may not have removed it yet).
-fn live(row: &TokenRow) -> bool {
-    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms())
+/// Neither expired by `now_ms` nor used up (the sweeper may not have removed it yet).
+fn live(row: &TokenRow, now_ms: i64) -> bool {
+    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms)
 }
 
 /// Whether the caller holds `sudo` on `path` (root does).
@@ -213,7 +209,7 @@ async fn create(
         entity_alias: d.get_string("entity_alias")?,
         parent_sudo: has_sudo(state, identity, &req.path).await?,
     };
-    let created = token::create(state.store(), identity, request, now_ms()).await?;
+    let created = token::create(state.store(), identity, request, state.now_ms()).await?;
     info!(
         token.accessor = %created.row.accessor,
         parent = %identity.accessor,
@@ -249,7 +245,7 @@ async fn create(
 async fn renew(state: &AppState, row: &TokenRow, req: &LogicalRequest, token: &str) -> ApiResult<Reply> {
     let increment =
         req.data.get_duration_secs("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let renewed = token::renew(state.store(), row, increment, now_ms()).await?;
+    let renewed = token::renew(state.store(), row, increment, state.now_ms()).await?;
     let mut reply = Reply { auth: Some(auth_block(row, token, renewed.ttl)?), ..Default::default() };
     reply.warnings.extend(renewed.warning);
     Ok(reply)
@@ -277,13 +273,13 @@ fn auth_block(row: &TokenRow, token: &str, ttl: i64) -> ApiResult<Value> {
 }
 
 /// `auth/token/lookup*` data.
-fn lookup_data(row: &TokenRow, token: &str) -> ApiResult<Value> {
+fn lookup_data(row: &TokenRow, token: &str, now_ms: i64) -> ApiResult<Value> {
     let policies = keymint_auth::policies_of(row)?;
     let meta: Value = serde_json::from_str(&row.meta).unwrap_or(Value::Null);
     let meta = if meta.as_object().is_some_and(|m| !m.is_empty()) { meta } else { Value::Null };
     let rfc3339 =
         |ms: i64| keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms()) / 1000).max(0));
+    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms) / 1000).max(0));
     let mut data = json!({
         "accessor": row.accessor,
         "creation_time": row.created_at / 1000,
@@ -356,8 +352,11 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         // A restored store's tokens carry the expiry times of the backup: renewed since, they
         // would look expired, and revoking them would revoke their leases.
         let paused = state.leases().revocation_paused().await;
-        match if paused { Ok(Vec::new()) } else { tokens::expired(state.store().pool(), now_ms(), 100).await }
-        {
+        match if paused {
+            Ok(Vec::new())
+        } else {
+            tokens::expired(state.store().pool(), state.now_ms(), 100).await
+        } {
             Ok(accessors) => {
                 for acc in accessors {
                     if let Err(e) = revoke_token(&state, &acc, false).await {
@@ -373,3 +372,6 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
