@@ -55,8 +55,9 @@ impl Revoker for Recorder {
     }
 }
 
+/// Now, for the tests on real time (their stores keep the system clock).
 fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    keymint_common::clock::Clock::system().now_ms()
 }
 
 fn lease(id: &str, expire_time: i64) -> LeaseRow {
