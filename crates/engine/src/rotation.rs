@@ -236,3 +236,49 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Rotation claims and retry times on held tokio time: a claim lapses when the store's
+    //! clock passes it, not when the wall clock does.
+
+    use keymint_common::clock::ManualTime;
+    use keymint_store::KeySource;
+    use keymint_store::mounts::{self, MountRow};
+    use keymint_store::testing::TestDb;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_lapses_by_the_clock_and_a_failure_retries_after_its_backoff() {
+        let time = ManualTime::start();
+        let db = TestDb::new(false).await;
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+        let mount = MountRow {
+            id: "m".into(),
+            path: "aws/".into(),
+            mount_type: "aws".into(),
+            description: String::new(),
+            accessor: "aws_m".into(),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
+            options: "{}".into(),
+            created_at: store.clock().now_ms(),
+        };
+        assert!(mounts::insert(store.pool(), &mount).await.unwrap());
+        let engine = Engine::new(store.clone());
+
+        let held = engine.claim("m", rows::ROOT, false).await.unwrap().expect("a new row is claimed");
+        assert!(engine.claim("m", rows::ROOT, false).await.unwrap().is_none());
+        time.advance(CLAIM_FOR - Duration::from_secs(1)).await;
+        assert!(engine.claim("m", rows::ROOT, false).await.unwrap().is_none(), "taken before it lapsed");
+        time.advance(Duration::from_secs(2)).await;
+        let taken = engine.claim("m", rows::ROOT, false).await.unwrap().expect("lapsed, so free");
+        assert_ne!(taken.id, held.id);
+
+        let failed = engine.after_attempt(&Err(EngineError::Internal("AWS said no".into())), 0, false);
+        assert_eq!(failed.retry_at, Some(engine.now_ms() + ms(crate::schedule::retry_backoff(1))));
+        let cleanup = engine.after_attempt(&Ok(()), 3, true);
+        assert_eq!(cleanup.retry_at, Some(engine.now_ms() + ms(CLEANUP_RETRY)));
+    }
+}
