@@ -366,7 +366,7 @@ pub(crate) async fn enable(state: &AppState, req: &LogicalRequest) -> ApiResult<
         device_type: kind,
         description,
         options: Value::Object(options).to_string(),
-        created_at: chrono::Utc::now().timestamp_millis(),
+        created_at: state.now_ms(),
     };
     let configured_here = state.audit().configured.is_some() && path == "file/";
     if configured_here || !audit::insert(state.store().pool(), &row).await? {

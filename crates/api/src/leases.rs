@@ -57,7 +57,7 @@ pub(crate) async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<
     let id = lease_id(req, "")?;
     let lease = state.leases().lookup(&id).await.map_err(lease_error)?;
     let lease = lease.ok_or_else(|| ApiError::BadRequest("invalid lease".into()))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.now_ms();
     Ok(Reply::data(json!({
         "id": lease.id,
         "issue_time": rfc3339(lease.issue_time),
@@ -93,7 +93,7 @@ pub(crate) async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) ->
     if lease.renewable != 1 {
         return Err(ApiError::BadRequest("lease is not renewable".into()));
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.now_ms();
     if lease.irrevocable == 1 || (lease.expire_time <= now && lease.attempts > 0) {
         return Err(ApiError::BadRequest(
             "lease is expired and has failed previous revocation attempts".into(),
@@ -261,7 +261,7 @@ pub(crate) async fn set_revocation(state: &AppState, req: &LogicalRequest) -> Ap
             req.fields().string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
         keymint_store::revocation::pause(
             state.store().pool(),
-            &keymint_store::revocation::Pause { since: chrono::Utc::now().timestamp_millis(), reason },
+            &keymint_store::revocation::Pause { since: state.now_ms(), reason },
         )
         .await?;
     } else {

@@ -79,6 +79,8 @@ struct Inner {
 }
 
 impl AppState {
+    /// The state of a server on `store`; its clock (`Store::with_clock`) is the one the API,
+    /// the engine and the lease manager all read.
     pub fn new(store: Store) -> Self {
         Self::with_policy(store, RetryPolicy::default())
     }
@@ -124,6 +126,16 @@ impl AppState {
 
     pub fn leases(&self) -> &Arc<LeaseManager> {
         &self.inner.leases
+    }
+
+    /// Now, by the store's clock: token and lease expiry are compared with it.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.store.clock().now()
+    }
+
+    /// [`AppState::now`] in milliseconds since the epoch, the unit of stored times.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.store.clock().now_ms()
     }
 
     pub(crate) fn audit(&self) -> &audit::AuditBroker {

@@ -90,7 +90,7 @@ async fn one_policy(state: &AppState, req: &LogicalRequest, name: &str, legacy: 
             // Vault accepts the policy base64-encoded too.
             let text = decode_if_base64(&text);
             policy::parse(&name, &text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            tokens::put_policy(pool, &name, &text, chrono::Utc::now().timestamp_millis()).await?;
+            tokens::put_policy(pool, &name, &text, state.now_ms()).await?;
             Ok(Reply::written(warnings))
         }
         Operation::Delete => {

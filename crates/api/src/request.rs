@@ -336,7 +336,7 @@ async fn authenticate(
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<keymint_auth::Identity> {
     let token = req.token.as_deref().ok_or(ApiError::PermissionDenied)?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.now_ms();
     Ok(keymint_auth::authenticate(state.store(), token, peer, now).await?)
 }
 

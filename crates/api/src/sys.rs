@@ -20,7 +20,7 @@ const MOUNT_TYPES: &[&str] = &["aws"];
 const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 
 pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
-    let now = chrono::Utc::now();
+    let now = state.now();
     let mut status = StatusCode::OK;
     let activecode = match req.fields().raw("activecode") {
         Ok(code) => code,
@@ -154,7 +154,7 @@ async fn enable(
         default_lease_ttl: default_ttl,
         max_lease_ttl: max_ttl,
         options,
-        created_at: chrono::Utc::now().timestamp_millis(),
+        created_at: state.now_ms(),
     };
     if !mounts::insert(state.store().pool(), &row).await? {
         return Err(ApiError::BadRequest(format!("path is already in use at {path}")));

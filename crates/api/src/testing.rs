@@ -47,7 +47,7 @@ impl TestApp {
         let db = TestDb::new(false).await;
         let store = db.open(KeySource::DevStored).await.unwrap();
         let fake = FakeAws::default();
-        fake.put_user(ROOT_USER, User { path: "/".into(), ..User::default() }, chrono::Utc::now());
+        fake.put_user(ROOT_USER, User { path: "/".into(), ..User::default() }, store.clock().now());
         fake.put_key(ROOT_USER, ROOT_KEY, ROOT_SECRET);
         TestApp::over(db, store, fake.factory(), fake).await
     }
@@ -55,9 +55,7 @@ impl TestApp {
     async fn over(db: TestDb, store: keymint_store::Store, factory: ClientFactory, fake: FakeAws) -> TestApp {
         let engine = Engine::new(store.clone()).with_client_factory(factory);
         let state = AppState::with_engine(store.clone(), engine, RetryPolicy::default());
-        keymint_auth::ensure_root_token(&store, ROOT_TOKEN, chrono::Utc::now().timestamp_millis())
-            .await
-            .unwrap();
+        keymint_auth::ensure_root_token(&store, ROOT_TOKEN, store.clock().now_ms()).await.unwrap();
         crate::ensure_default_mount(&state).await.unwrap();
         let app = TestApp { state, fake, _db: db };
         let root = json!({

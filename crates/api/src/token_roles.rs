@@ -56,7 +56,7 @@ pub(crate) async fn role(c: &Call) -> ApiResult<Reply> {
             let created = existing.is_none();
             let mut role = existing.unwrap_or_else(|| TokenRole::new(name));
             let warnings = role.apply(role_write(&c.fields())?)?;
-            token::save_role(state.store(), &role, chrono::Utc::now().timestamp_millis()).await?;
+            token::save_role(state.store(), &role, state.now_ms()).await?;
             info!(token_role = %name, created, "token role written");
             Reply::written(warnings)
         }

@@ -16,10 +16,6 @@ use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::request::LogicalRequest;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// `auth/token/create`, `auth/token/create-orphan` and `auth/token/create/<role>`.
 pub(crate) async fn create_at(c: &Call) -> ApiResult<Reply> {
     let (state, identity, req) = (&c.state, c.identity()?, &c.req);
@@ -38,19 +34,19 @@ pub(crate) async fn create_at(c: &Call) -> ApiResult<Reply> {
 /// `auth/token/lookup-self`: what `vault login` and hvac's `is_authenticated` call.
 pub(crate) async fn lookup_self(c: &Call) -> ApiResult<Reply> {
     let row = own_row(&c.state, c.identity()?).await?;
-    Ok(Reply::data(lookup_data(&row, c.req.token.as_deref().unwrap_or_default())?))
+    Ok(Reply::data(lookup_data(&row, c.req.token.as_deref().unwrap_or_default(), c.state.now_ms())?))
 }
 
 /// `auth/token/lookup` (by token) and `auth/token/lookup-accessor`.
 pub(crate) async fn lookup(c: &Call) -> ApiResult<Reply> {
     if c.req.path.ends_with("lookup-accessor") {
         let row = by_accessor(&c.state, &c.req).await?;
-        return Ok(Reply::data(lookup_data(&row, "")?));
+        return Ok(Reply::data(lookup_data(&row, "", c.state.now_ms())?));
     }
     // Vault answers a lookup of an unknown token with 403 "bad token".
     let found = find_token(&c.state, &c.req).await?;
     let (row, token) = found.ok_or_else(|| ApiError::Denied("bad token".into()))?;
-    Ok(Reply::data(lookup_data(&row, &token)?))
+    Ok(Reply::data(lookup_data(&row, &token, c.state.now_ms())?))
 }
 
 pub(crate) async fn renew_self(c: &Call) -> ApiResult<Reply> {
@@ -100,7 +96,7 @@ async fn find_token(state: &AppState, req: &LogicalRequest) -> ApiResult<Option<
     let token = req.fields().string("token")?.filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| ApiError::BadRequest("missing token to look up".into()))?;
     let row = tokens::get_by_hash(state.store().pool(), &state.store().hasher().hash(&token)).await?;
-    Ok(row.filter(live).map(|row| (row, token)))
+    Ok(row.filter(|r| live(r, state.now_ms())).map(|row| (row, token)))
 }
 
 /// [`find_token`] for renew and revoke: an unknown token is the caller's mistake (400).
@@ -112,12 +108,12 @@ async fn by_accessor(state: &AppState, req: &LogicalRequest) -> ApiResult<TokenR
     let accessor = req.fields().string("accessor")?.filter(|a| !a.is_empty());
     let accessor = accessor.ok_or_else(|| ApiError::BadRequest("missing accessor".into()))?;
     let row = tokens::get_by_accessor(state.store().pool(), &accessor).await?;
-    row.filter(live).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
+    row.filter(|r| live(r, state.now_ms())).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
 }
 
-/// Neither expired nor used up (the sweeper may not have removed it yet).
-fn live(row: &TokenRow) -> bool {
-    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms())
+/// Neither expired by `now_ms` nor used up (the sweeper may not have removed it yet).
+fn live(row: &TokenRow, now_ms: i64) -> bool {
+    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms)
 }
 
 /// Whether the caller holds `sudo` on `path` (root does).
@@ -189,7 +185,7 @@ async fn create(
         entity_alias: d.string("entity_alias")?,
         parent_sudo: has_sudo(state, identity, &req.path).await?,
     };
-    let created = token::create(state.store(), identity, request, now_ms()).await?;
+    let created = token::create(state.store(), identity, request, state.now_ms()).await?;
     info!(
         token.accessor = %created.row.accessor,
         parent = %identity.accessor,
@@ -225,7 +221,7 @@ async fn create(
 
 async fn renew(state: &AppState, row: &TokenRow, req: &LogicalRequest, token: &str) -> ApiResult<Reply> {
     let increment = req.fields().duration("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let renewed = token::renew(state.store(), row, increment, now_ms()).await?;
+    let renewed = token::renew(state.store(), row, increment, state.now_ms()).await?;
     let mut reply = Reply { auth: Some(auth_block(row, token, renewed.ttl)?), ..Default::default() };
     reply.warnings.extend(renewed.warning);
     Ok(reply)
@@ -253,13 +249,13 @@ fn auth_block(row: &TokenRow, token: &str, ttl: i64) -> ApiResult<Value> {
 }
 
 /// `auth/token/lookup*` data.
-fn lookup_data(row: &TokenRow, token: &str) -> ApiResult<Value> {
+fn lookup_data(row: &TokenRow, token: &str, now_ms: i64) -> ApiResult<Value> {
     let policies = keymint_auth::policies_of(row)?;
     let meta: Value = serde_json::from_str(&row.meta).unwrap_or(Value::Null);
     let meta = if meta.as_object().is_some_and(|m| !m.is_empty()) { meta } else { Value::Null };
     let rfc3339 =
         |ms: i64| keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms()) / 1000).max(0));
+    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms) / 1000).max(0));
     let mut data = json!({
         "accessor": row.accessor,
         "creation_time": row.created_at / 1000,
@@ -332,8 +328,11 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         // A restored store's tokens carry the expiry times of the backup: renewed since, they
         // would look expired, and revoking them would revoke their leases.
         let paused = state.leases().revocation_paused().await;
-        match if paused { Ok(Vec::new()) } else { tokens::expired(state.store().pool(), now_ms(), 100).await }
-        {
+        match if paused {
+            Ok(Vec::new())
+        } else {
+            tokens::expired(state.store().pool(), state.now_ms(), 100).await
+        } {
             Ok(accessors) => {
                 for acc in accessors {
                     if let Err(e) = revoke_token(&state, &acc, false).await {
@@ -349,3 +348,6 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

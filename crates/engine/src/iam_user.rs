@@ -16,7 +16,6 @@
 use std::time::Duration;
 
 use aws_sdk_iam::types::Tag as IamTag;
-use chrono::Utc;
 use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::ExposeSecret;
@@ -62,7 +61,7 @@ impl Engine {
             .admit_iam_writes("CreateUser", u32::try_from(writes).unwrap_or(u32::MAX))
             .await
             .map_err(|e| e.with_prefix("Error creating IAM user"))?;
-        let now = Utc::now();
+        let now = self.now();
 
         let intent = wal::IntentRow {
             id: uuid::Uuid::new_v4().to_string(),

@@ -180,7 +180,7 @@ impl Engine {
             }
             if old_schedule.as_ref() != Some(&schedule_fields(&cfg)) {
                 let next_due = schedule::Schedule::of_root(&cfg)
-                    .and_then(|s| s.next_after(chrono::Utc::now()))
+                    .and_then(|s| s.next_after(self.now()))
                     .map(|t| t.timestamp_millis());
                 keymint_store::rotation::set_schedule(
                     &mut *tx,
@@ -231,7 +231,7 @@ impl Engine {
         Ok(rows::ConfigRow {
             body: serde_json::to_string(cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
-            updated_at: next_version(previous),
+            updated_at: next_version(previous, self.now_ms()),
         })
     }
 
@@ -290,7 +290,7 @@ impl Engine {
         let row = rows::ConfigRow {
             body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: None,
-            updated_at: chrono::Utc::now().timestamp_millis(),
+            updated_at: self.now_ms(),
         };
         rows::put_config(self.store.pool(), &mount.id, LEASE, &row).await?;
         Ok(())
@@ -318,7 +318,7 @@ impl Engine {
         };
         let written = role::apply_role_write(existing, input)?;
         let body = serde_json::to_string(&written.role).map_err(|e| EngineError::Internal(e.to_string()))?;
-        rows::put_role(&mut *tx, &mount.id, name, &body, chrono::Utc::now().timestamp_millis()).await?;
+        rows::put_role(&mut *tx, &mount.id, name, &body, self.now_ms()).await?;
         tx.commit().await.map_err(keymint_store::StoreError::from)?;
         Ok(written.warnings)
     }
@@ -339,8 +339,7 @@ fn schedule_fields(cfg: &RootConfig) -> (u64, String, u64, bool) {
 }
 
 /// A config version that always moves forward, even when two writes share a millisecond.
-fn next_version(previous: Option<i64>) -> i64 {
-    let now = chrono::Utc::now().timestamp_millis();
+fn next_version(previous: Option<i64>, now: i64) -> i64 {
     match previous {
         Some(p) if p >= now => p + 1,
         _ => now,

@@ -307,7 +307,7 @@ impl Engine {
             }
         };
 
-        let now = Utc::now();
+        let now = self.now();
         let remaining = (creds.expiration - now).num_seconds().max(1) as u64;
         data.insert("access_key".into(), json!(creds.access_key));
         data.insert("secret_key".into(), json!(creds.secret_key.expose_secret()));

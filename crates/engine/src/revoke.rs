@@ -66,7 +66,7 @@ impl keymint_lease::Revoker for Engine {
         match Box::pin(teardown::delete_user(&aws, &internal.username)).await {
             Ok(Teardown::Deleted) => Ok(()),
             Ok(Teardown::AlreadyGone) => {
-                let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;
+                let age = self.now_ms() - lease.issue_time;
                 if age < self.consistency_window.as_millis() as i64 {
                     // Forgetting the lease now could lose a user IAM has not shown yet.
                     Err(format!(

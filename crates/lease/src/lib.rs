@@ -6,11 +6,13 @@
 
 pub mod manager;
 pub mod ttl;
+mod worker;
 
 use rand::Rng;
 
-pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker, while_renewing};
+pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
+pub use worker::while_renewing;
 
 /// Vault's system-wide default and maximum lease TTL: 768 hours.
 pub const SYSTEM_DEFAULT_TTL_SECS: u64 = 2_764_800;
