@@ -151,9 +151,9 @@ struct ServerArgs {
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present_any = ["dev", "check_config"])]
     config: Option<PathBuf>,
-    /// Validate this config file (with its `KEYMINT_*` overrides, the seal key and the TLS
-    /// files) and exit: 0 when it is good, 2 with every problem listed. Opens no storage and
-    /// binds no port.
+    /// Validate this config file (with its `KEYMINT_*` overrides, the lease flags given with
+    /// it, the seal key and the TLS files) and exit: 0 when it is good, 2 with every problem
+    /// listed. Opens no storage and binds no port.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dev", "config"])]
     check_config: Option<PathBuf>,
 }
