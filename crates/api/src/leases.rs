@@ -63,13 +63,13 @@ pub(crate) async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<
         "issue_time": rfc3339(lease.issue_time),
         "expire_time": rfc3339(lease.expire_time),
         "last_renewal": lease.last_renewal.map(rfc3339),
-        "renewable": lease.renewable == 1 && lease.expire_time > now,
+        "renewable": lease.renewable && lease.expire_time > now,
         "ttl": ((lease.expire_time - now) / 1000).max(0),
         // Beyond Vault: why a lease is still here past its expiry.
         "revocation_attempts": lease.attempts,
-        "irrevocable": lease.irrevocable == 1,
+        "irrevocable": lease.irrevocable,
         "last_error": lease.last_error,
-        "orphan": lease.orphan == 1,
+        "orphan": lease.orphan,
     })))
 }
 
@@ -90,16 +90,16 @@ pub(crate) async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) ->
         .await
         .map_err(lease_error)?
         .ok_or_else(|| ApiError::BadRequest("lease not found".into()))?;
-    if lease.renewable != 1 {
+    if !lease.renewable {
         return Err(ApiError::BadRequest("lease is not renewable".into()));
     }
     let now = state.now_ms();
-    if lease.irrevocable == 1 || (lease.expire_time <= now && lease.attempts > 0) {
+    if lease.irrevocable || (lease.expire_time <= now && lease.attempts > 0) {
         return Err(ApiError::BadRequest(
             "lease is expired and has failed previous revocation attempts".into(),
         ));
     }
-    if lease.state != keymint_store::leases::STATE_ACTIVE {
+    if lease.state != keymint_lease::LeaseState::Active {
         return Err(ApiError::BadRequest("lease expired".into()));
     }
     // Past its expiry but kept because revocation is paused (a restored store, whose expiry
@@ -115,10 +115,8 @@ pub(crate) async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) ->
     let cfg = state.engine().lease_config(&ctx).await?;
     let (cfg_ttl, cfg_max) = cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
     // TTLs the role had when the lease was issued win over config/lease.
-    let internal: Value = serde_json::from_str(&lease.internal).unwrap_or(Value::Null);
-    let role_value = |k: &str| internal.get(k).and_then(Value::as_u64).filter(|v| *v > 0);
-    let backend_ttl = role_value("role_ttl").unwrap_or(cfg_ttl);
-    let backend_max = role_value("role_max_ttl").unwrap_or(cfg_max);
+    let backend_ttl = lease.record.role_ttl.filter(|v| *v > 0).unwrap_or(cfg_ttl);
+    let backend_max = lease.record.role_max_ttl.filter(|v| *v > 0).unwrap_or(cfg_max);
     let decision = renew_ttl(now, lease.issue_time, increment, backend_ttl, backend_max, ctx.ttls)
         .map_err(|PastMaxTtl| ApiError::BadRequest("past the max TTL, cannot renew".into()))?;
     let expire = now + (decision.ttl as i64) * 1000;
@@ -231,6 +229,11 @@ pub(crate) fn lease_error(e: LeaseError) -> ApiError {
     match e {
         LeaseError::Busy => ApiError::BadRequest(e.to_string()),
         LeaseError::Revoke(m) => ApiError::BadRequest(m),
+        LeaseError::Unreadable(e) => {
+            // Our own data is broken: the detail goes to the log, the client learns it was ours.
+            tracing::error!(error = %e, "lease record unreadable");
+            ApiError::Internal { public: "internal error".into() }
+        }
         LeaseError::Store(s) => ApiError::from(s),
     }
 }

@@ -5,12 +5,14 @@
 //! their inputs (Vault's `CalculateTTL`), so they are tested without a clock.
 
 pub mod manager;
+mod model;
 pub mod ttl;
 mod worker;
 
 use rand::Rng;
 
 pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
+pub use model::{Lease, LeaseRecord, LeaseState, UnreadableLease};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
 pub use worker::while_renewing;
 

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keymint_store::leases::{self, LeaseRow};
+use keymint_store::leases;
+
+use crate::model::{Lease, UnreadableLease};
 use keymint_store::revocation;
 use keymint_store::wal::IntentRow;
 use keymint_store::{Store, StoreError};
@@ -25,7 +27,7 @@ use tracing::{debug, error, info, warn};
 #[async_trait::async_trait]
 pub trait Revoker: Send + Sync + 'static {
     /// Ok once nothing of the lease is left; an error is retried later.
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String>;
+    async fn revoke(&self, lease: &Lease) -> Result<(), String>;
 
     /// Ok once whatever a write-ahead intent names (a user whose creation was interrupted)
     /// is gone; an error is retried at the next sweep.
@@ -97,6 +99,8 @@ pub enum LeaseError {
     Busy,
     #[error("{0}")]
     Revoke(String),
+    #[error(transparent)]
+    Unreadable(#[from] UnreadableLease),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -177,8 +181,8 @@ impl LeaseManager {
         }
     }
 
-    pub async fn lookup(&self, id: &str) -> Result<Option<LeaseRow>, LeaseError> {
-        Ok(leases::get(self.store.pool(), id).await?)
+    pub async fn lookup(&self, id: &str) -> Result<Option<Lease>, LeaseError> {
+        Ok(leases::get(self.store.pool(), id).await?.map(Lease::try_from).transpose()?)
     }
 
     /// Vault's `sys/leases/lookup/<prefix>` listing: the next path segment of every lease under
@@ -217,14 +221,15 @@ impl LeaseManager {
             };
         };
         let held = Arc::new(Mutex::new(HashSet::from([lease.id.clone()])));
-        match self.holding(&held, self.revoker.revoke(&lease)).await {
+        let attempts = lease.attempts;
+        match self.holding(&held, self.revoke_row(lease)).await {
             Ok(()) => {
                 leases::delete(self.store.pool(), id).await?;
                 info!(lease.id = id, "lease revoked");
                 Ok(true)
             }
             Err(e) => {
-                self.record_failure(&lease, &e).await?;
+                self.record_failure(id, attempts, &e).await?;
                 Err(LeaseError::Revoke(e))
             }
         }
@@ -291,12 +296,26 @@ impl LeaseManager {
         Ok(PrefixScope::Folder { folder, after: String::new() })
     }
 
-    pub(crate) async fn record_failure(&self, lease: &LeaseRow, error: &str) -> Result<(), StoreError> {
-        let attempts = lease.attempts + 1;
+    /// Revokes what a claimed row's lease made. A row that does not read as a lease fails
+    /// like a revocation AWS refused: it is retried and, if it never reads, flagged
+    /// irrevocable, never dropped.
+    pub(crate) async fn revoke_row(&self, row: leases::LeaseRow) -> Result<(), String> {
+        let lease = Lease::try_from(row).map_err(|e| e.to_string())?;
+        self.revoker.revoke(&lease).await
+    }
+
+    /// Records a failed revocation of lease `id`, which had failed `attempts` times before.
+    pub(crate) async fn record_failure(
+        &self,
+        id: &str,
+        attempts: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let attempts = attempts + 1;
         let delay = backoff(&self.policy, attempts, rand::rng().random_range(0.5..=1.0));
         leases::record_failure(
             self.store.pool(),
-            &lease.id,
+            id,
             error,
             self.now_ms() + millis(delay),
             self.policy.irrevocable_after,
@@ -305,9 +324,9 @@ impl LeaseManager {
         metrics::counter!("keymint_lease_revocation_failures_total").increment(1);
         if attempts == self.policy.irrevocable_after {
             metrics::counter!("keymint_leases_flagged_irrevocable_total").increment(1);
-            error!(lease.id = %lease.id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
+            error!(lease.id = %id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
         } else {
-            warn!(lease.id = %lease.id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
+            warn!(lease.id = %id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
         }
         Ok(())
     }

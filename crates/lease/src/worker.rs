@@ -128,7 +128,7 @@ impl LeaseManager {
     }
 
     async fn expire(&self, lease: LeaseRow) {
-        match self.revoker.revoke(&lease).await {
+        match self.revoke_row(lease.clone()).await {
             Ok(()) => match leases::delete(self.store.pool(), &lease.id).await {
                 Ok(()) => {
                     metrics::counter!("keymint_leases_expired_revoked_total").increment(1);
@@ -144,7 +144,7 @@ impl LeaseManager {
                 }
             },
             Err(e) => {
-                if let Err(se) = self.record_failure(&lease, &e).await {
+                if let Err(se) = self.record_failure(&lease.id, lease.attempts, &e).await {
                     warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
                 }
                 // Its retry may fall due before the worker's planned wake-up.

@@ -28,7 +28,7 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Revoker for Recorder {
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
+    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), String> {
         if lease.id.contains("stuck") {
             return Err("AccessDenied: not allowed".into());
         }

@@ -9,7 +9,7 @@ use keymint_store::leases::{self, LeaseRow};
 use super::Harness;
 use crate::fake_aws::{Failure, User};
 
-fn lease(h: &Harness, user: &str, age: Duration) -> LeaseRow {
+fn lease(h: &Harness, user: &str, age: Duration) -> keymint_lease::Lease {
     let issued = chrono::Utc::now().timestamp_millis() - i64::try_from(age.as_millis()).unwrap();
     LeaseRow {
         id: "aws/creds/full/abc".into(),
@@ -23,6 +23,8 @@ fn lease(h: &Harness, user: &str, age: Duration) -> LeaseRow {
         state: leases::STATE_ACTIVE.into(),
         ..Default::default()
     }
+    .try_into()
+    .unwrap()
 }
 
 /// A minted user is torn down by revoking its lease, policies, groups and key included.
@@ -31,7 +33,8 @@ async fn revoking_a_minted_lease_removes_its_user() {
     let h = Harness::new().await;
     h.full_role("full").await;
     let minted = h.engine.mint(&h.mount, Harness::request("full")).await.unwrap();
-    let row = leases::get(h.engine.store().pool(), &minted.lease_id).await.unwrap().unwrap();
+    let row: keymint_lease::Lease =
+        leases::get(h.engine.store().pool(), &minted.lease_id).await.unwrap().unwrap().try_into().unwrap();
     h.engine.revoke(&row).await.unwrap();
     assert!(h.minted_users().is_empty());
     assert_eq!(h.fake.count("DeleteUser"), 1);
@@ -58,7 +61,8 @@ async fn a_failed_revocation_keeps_the_user_for_the_retry() {
     let h = Harness::new().await;
     h.full_role("full").await;
     let minted = h.engine.mint(&h.mount, Harness::request("full")).await.unwrap();
-    let row = leases::get(h.engine.store().pool(), &minted.lease_id).await.unwrap().unwrap();
+    let row: keymint_lease::Lease =
+        leases::get(h.engine.store().pool(), &minted.lease_id).await.unwrap().unwrap().try_into().unwrap();
     for (op, failure) in [
         ("RemoveUserFromGroup", Failure::AccessDenied),
         ("DeleteUser", Failure::AccessDenied),
@@ -78,7 +82,7 @@ async fn a_failed_revocation_keeps_the_user_for_the_retry() {
 async fn sts_leases_revoke_without_calls() {
     let h = Harness::new().await;
     let mut row = lease(&h, "", Duration::ZERO);
-    row.internal = serde_json::json!({"is_sts": true}).to_string();
+    row.record = keymint_lease::LeaseRecord { is_sts: true, ..Default::default() };
     h.engine.revoke(&row).await.unwrap();
     assert!(h.fake.calls().is_empty());
 }

@@ -29,7 +29,7 @@ impl Recorder {
 
 #[async_trait::async_trait]
 impl Revoker for Recorder {
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
+    async fn revoke(&self, lease: &crate::Lease) -> Result<(), String> {
         self.revoked.lock().unwrap().push(lease.id.clone());
         Ok(())
     }
