@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use keymint_auth::Identity;
+use keymint_common::go::duration::{format_go_duration, parse_duration_secs};
 use keymint_engine::{CredsRequest, LeaseConfig, MountCtx, RoleInput, RootConfigInput};
 use keymint_lease::MountTtls;
 use keymint_store::mounts::MountRow;
@@ -13,7 +14,6 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::duration::{format_go_duration, parse_duration_secs};
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::RequestData;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use keymint_common::go::duration::parse_duration_secs;
 use keymint_store::KeyMaterial;
 use toml::{Table, Value};
 
@@ -91,6 +92,13 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("cannot read config file {}: {e}", path.display())])?;
     parse(&text, env)
+}
+
+/// A duration from the config file, the environment or a flag: whole seconds or Go's syntax
+/// (`90`, `5m`, `1h30m`, `2d`), by the same rules and with the same messages as the API's TTL
+/// fields, so that one value means the same wherever it is written.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_secs(text).map(Duration::from_secs).map_err(|e| e.to_string())
 }
 
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
@@ -235,8 +243,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         ("claim_timeout", &mut leases.claim_timeout),
     ] {
         if let Some(text) = string("leases", key, &mut errors) {
-            match keymint_api::duration::parse_duration_secs(&text) {
-                Ok(secs) => *target = Duration::from_secs(secs),
+            match parse_duration(&text) {
+                Ok(duration) => *target = duration,
                 Err(e) => errors.push(format!("leases.{key}: {e}")),
             }
         }

@@ -9,7 +9,6 @@ pub mod aws_error;
 pub mod clients;
 pub mod config;
 pub mod error;
-pub mod gotext;
 mod groups;
 mod iam_user;
 mod keys;
@@ -24,7 +23,6 @@ pub mod schedule;
 pub mod static_roles;
 mod static_rotation;
 pub mod teardown;
-pub mod template;
 
 use std::sync::Arc;
 

@@ -1,11 +1,15 @@
 //! Go and Vault duration handling: parsing TTL-like inputs the way Vault's
-//! `parseutil.ParseDurationSecond` does, and printing seconds the way Go's
-//! `time.Duration.String()` does, so that requests and responses match Vault byte for byte.
+//! `parseutil.ParseDurationSecond` does (on top of Go's `time.ParseDuration`), and printing
+//! seconds the way Go's `time.Duration.String()` does, so that requests and responses match
+//! Vault byte for byte. Every duration keymint reads, from the API, the config file or the
+//! command line, goes through [`parse_duration_secs`].
 //!
-//! It also carries the small pieces of Go's `strconv` (integer parsing, `%q` quoting) that the
-//! duration rules depend on; `fields.rs` reuses them for Vault's field-coercion messages.
+//! It also carries Go's `strconv.ParseInt`, which the duration rules depend on and which the
+//! API reuses for Vault's field-coercion messages.
 
 use std::fmt::Write as _;
+
+use crate::go::text::go_quote;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 24 * 60 * 60;
@@ -77,7 +81,18 @@ fn non_negative(secs: i64) -> Result<u64, DurationError> {
     u64::try_from(secs).map_err(|_| DurationError::Negative(secs))
 }
 
-pub use keymint_lease::ttl::format_go_duration;
+/// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `30m0s`, `12h0m0s`. Go never
+/// rolls hours into days, so 32 days is `768h0m0s`. Vault prints TTLs this way.
+pub fn format_go_duration(secs: u64) -> String {
+    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
 
 /// Go's `time.ParseDuration`, returning (is negative, magnitude in nanoseconds).
 ///
@@ -201,7 +216,7 @@ fn unit_nanos(unit: &str) -> Option<u64> {
 /// Go's `strconv.ParseInt(s, base, 64)` with base 10 or, when `base_prefix` is set, base 0
 /// (`0x`/`0o`/`0b`/leading-`0` octal prefixes and `_` digit separators), which is what
 /// mapstructure's weak decoding of strings into ints uses.
-pub(crate) fn parse_go_int(s: &str, base_prefix: bool) -> Result<i64, GoIntError> {
+pub fn parse_go_int(s: &str, base_prefix: bool) -> Result<i64, GoIntError> {
     let syntax = || GoIntError::Syntax(s.to_string());
     let (negative, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
@@ -289,8 +304,6 @@ fn underscores_ok(body: &str) -> bool {
     }
     last != b'_'
 }
-
-pub(crate) use keymint_engine::gotext::go_quote;
 
 /// The `time` package's own quoting, which differs from `strconv.Quote`: every byte of a
 /// non-ASCII or control character is printed as `\xNN`, so `"µs"` becomes `"\xc2\xb5s"`.
@@ -425,6 +438,18 @@ mod tests {
             GoIntError::Syntax("abc".into()).to_string(),
             "strconv.ParseInt: parsing \"abc\": invalid syntax"
         );
+    }
+
+    #[test]
+    fn formats_like_go_duration_string() {
+        assert_eq!(format_go_duration(0), "0s");
+        assert_eq!(format_go_duration(45), "45s");
+        assert_eq!(format_go_duration(1800), "30m0s");
+        assert_eq!(format_go_duration(60), "1m0s");
+        assert_eq!(format_go_duration(3600), "1h0m0s");
+        assert_eq!(format_go_duration(5400), "1h30m0s");
+        assert_eq!(format_go_duration(3661), "1h1m1s");
+        assert_eq!(format_go_duration(2_764_800), "768h0m0s");
     }
 
     #[test]
