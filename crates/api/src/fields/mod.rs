@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use keymint_common::go::duration::{parse_duration_secs, parse_go_int};
+use keymint_common::go::duration::parse_duration_secs;
+use keymint_common::go::strconv::parse_go_int;
 use keymint_common::go::text::go_quote;
 use serde_json::{Map, Number, Value};
 
