@@ -244,10 +244,7 @@ pub(crate) async fn render(state: &AppState, format: Option<&str>) -> Response {
 /// samples (histograms) their count, sum and mean. Histogram buckets are left to the
 /// Prometheus format.
 fn vault_json(recorded: &Snapshot, store_gauges: &[Family]) -> Value {
-    let labels = |pairs: &mut dyn Iterator<Item = (&str, &str)>| -> Map<String, Value> {
-        pairs.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect()
-    };
-    let owned = |r: &[(String, String)]| labels(&mut r.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let owned = |pairs: &[(String, String)]| label_map(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let counters: Vec<Value> = recorded
         .counters
         .iter()
@@ -265,7 +262,7 @@ fn vault_json(recorded: &Snapshot, store_gauges: &[Family]) -> Value {
     );
     let counted_gauges = store_gauges.iter().flat_map(|family| {
         family.samples.iter().map(|(pairs, value)| {
-            let pairs = labels(&mut pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            let pairs = label_map(pairs.iter().map(|(k, v)| (*k, v.as_str())));
             json!({"Name": family.name, "Value": value, "Labels": pairs})
         })
     });
@@ -286,6 +283,11 @@ fn vault_json(recorded: &Snapshot, store_gauges: &[Family]) -> Value {
         "Points": [],
         "Samples": samples,
     })
+}
+
+/// Labels as the JSON shape writes them: an object of strings.
+fn label_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
+    pairs.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect()
 }
 
 #[cfg(test)]
