@@ -1,19 +1,19 @@
 //! The real `keymint` binary, started in dev mode on a port of its own choosing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use serde_json::Value;
 
 use crate::client::{Auth, Client, Resp};
-use crate::process::{OutputLog, STARTUP_DEADLINE, eventually, local_http, workspace_root};
+use crate::process::{
+    ADDRESS_MARKER, OutputLog, STARTUP_DEADLINE, announced_address, eventually, local_http, workspace_root,
+};
 use crate::storage::{Backend, Storage};
 
 /// The root token every harness-started server is given.
 pub const ROOT_TOKEN: &str = "root";
-
-const ADDRESS_MARKER: &str = "Api Address:";
 
 /// A running keymint server. Dropping it kills the process; if the test is panicking, the
 /// server's output is printed so the failure shows what the server said.
@@ -78,24 +78,9 @@ impl Keymint {
 
     async fn spawn(&mut self) {
         let bin = keymint_binary();
-        let mut child = Command::new(&bin)
-            .args(["server", "--dev", "--dev-root-token-id", ROOT_TOKEN])
-            .args(["--dev-listen-address", "127.0.0.1:0"])
-            .args(["--storage", &self.storage])
+        let mut child = dev_server_command(&bin, ROOT_TOKEN, &self.storage)
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            // Never wait on an instance metadata service that does not exist here, and call
-            // the loopback moto directly, never through a proxy of the environment.
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("ALL_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .env_remove("all_proxy")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
 
@@ -104,8 +89,7 @@ impl Keymint {
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
         let mut tx = Some(tx);
         let stdout = self.log.drain(child.stdout.take().expect("piped stdout"), "", move |line| {
-            let url = line.split_once(ADDRESS_MARKER).and_then(|(_, rest)| rest.split_whitespace().next());
-            if let Some(url) = url
+            if let Some(url) = announced_address(line)
                 && let Some(tx) = tx.take()
             {
                 let _ = tx.send(url.to_owned());
@@ -252,6 +236,28 @@ impl Drop for Keymint {
             eprintln!("--- keymint {at}, storage {}, output ---\n{}", self.storage, self.log.text());
         }
     }
+}
+
+/// `bin server --dev` with root token `token` on `storage`, listening on a port of its choosing
+/// on 127.0.0.1 (read it back with [`crate::announced_address`]), stdout and stderr piped.
+pub fn dev_server_command(bin: &Path, token: &str, storage: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["server", "--dev", "--dev-root-token-id", token])
+        .args(["--dev-listen-address", "127.0.0.1:0"])
+        .args(["--storage", storage])
+        // Never wait on an instance metadata service that does not exist here, and call
+        // the loopback moto directly, never through a proxy of the environment.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("all_proxy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 /// `$KEYMINT_BIN`, else `<target>/debug/keymint`, brought up to date once per test process.

@@ -19,9 +19,12 @@ mod storage;
 
 pub use client::{Auth, Client, Resp};
 pub use iam::IamUser;
-pub use keymint::{Keymint, ROOT_TOKEN, keymint_binary};
+pub use keymint::{Keymint, ROOT_TOKEN, dev_server_command, keymint_binary};
 pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto, aws_cli, python};
-pub use process::{STARTUP_DEADLINE, eventually, free_port, workspace_root};
+pub use process::{
+    ADDRESS_MARKER, OutputLog, STARTUP_DEADLINE, announced_address, each_line, eventually, free_port,
+    local_http, poll, workspace_root,
+};
 pub use proxy::{Fault, FaultProxy, Outcome, ProxiedCall, is_iam_write};
 pub use reqwest::{Method, StatusCode};
 pub use serde_json::{Value, json};

@@ -1,5 +1,7 @@
-//! Child-process plumbing shared by the moto and keymint handles: output capture, free ports,
-//! polling with a deadline, and where things live in the workspace.
+//! Child-process plumbing shared by the moto and keymint handles, and by the benchmarks
+//! (crates/bench): output capture, the address keymint announces, free ports, polling with a
+//! deadline, and where things live in the workspace. Nothing here panics but [`eventually`],
+//! so a caller that reports errors instead of panicking can use the rest.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -10,6 +12,14 @@ use std::time::{Duration, Instant};
 
 /// How long a child may take to come up (and any `eventually` default).
 pub const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What keymint prints before the URL it listens on (`--dev-listen-address 127.0.0.1:0`).
+pub const ADDRESS_MARKER: &str = "Api Address:";
+
+/// The URL in keymint's `Api Address: http://127.0.0.1:PORT` line, if `line` is that line.
+pub fn announced_address(line: &str) -> Option<&str> {
+    line.split_once(ADDRESS_MARKER).and_then(|(_, rest)| rest.split_whitespace().next())
+}
 
 /// The Cargo workspace root (the tests package sits directly below it).
 pub fn workspace_root() -> PathBuf {
@@ -53,6 +63,11 @@ impl OutputLog {
         self.lines().iter().any(|l| l.contains(needle))
     }
 
+    /// The lines so far.
+    pub fn snapshot(&self) -> Vec<String> {
+        self.lines().clone()
+    }
+
     fn lines(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         // A reader thread that panicked mid-push leaves a usable Vec behind.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,37 +81,61 @@ impl OutputLog {
         F: FnMut(&str) + Send + 'static,
     {
         let log = self.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf);
-                        let line = line.trim_end_matches(['\n', '\r']);
-                        on_line(line);
-                        log.push(format!("{tag}{line}"));
-                    }
-                }
-            }
+        each_line(pipe, move |line| {
+            on_line(line);
+            log.push(format!("{tag}{line}"));
         })
     }
 }
 
+/// Reads `pipe` on a new thread until it closes, calling `on_line` with each line (without its
+/// line ending; invalid UTF-8 replaced). For output too plentiful to keep, e.g. moto's request
+/// log under a benchmark.
+pub fn each_line<R, F>(pipe: R, mut on_line: F) -> JoinHandle<()>
+where
+    R: Read + Send + 'static,
+    F: FnMut(&str) + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    on_line(line.trim_end_matches(['\n', '\r']));
+                }
+            }
+        }
+    })
+}
+
 /// Polls `probe` until it yields `Some`, at most for `timeout`, pausing briefly between tries.
 /// Panics with `what` when the deadline passes. Use it instead of sleeping for a condition.
-pub async fn eventually<T>(what: &str, timeout: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(what: &str, timeout: Duration, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    match poll(timeout, Duration::from_millis(25), probe).await {
+        Some(value) => value,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Polls `probe` every `every` until it yields `Some`; `None` once `timeout` has passed.
+pub async fn poll<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe().await {
-            return value;
+            return Some(value);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use tempfile::TempDir;
 
 /// The environment variable scripts/test.sh exports: an admin URL of its PostgreSQL cluster.
@@ -71,11 +69,8 @@ impl PostgresDb {
                      cluster and exports {POSTGRES_URL_VAR}."
             )
         });
-        let suffix: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(16)
-            .map(|b| char::from(b).to_ascii_lowercase())
-            .collect();
+        // Lowercase: PostgreSQL folds unquoted names.
+        let suffix = keymint_common::random::base62(16).to_ascii_lowercase();
         let name = format!("km_{suffix}");
         psql(&admin_url, &format!("CREATE DATABASE {name}"));
         let url = with_database(&admin_url, &name);

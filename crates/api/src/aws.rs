@@ -2,13 +2,13 @@
 //! and `sts/` (`config/rotate-root` and static roles are in `static_roles`). Each handler
 //! coerces Vault's fields, calls the engine and shapes the reply.
 
+use keymint_common::go::duration::{format_go_duration, parse_duration_secs};
 use keymint_engine::{CredsRequest, LeaseConfig, RoleInput, RootConfigInput};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::dispatch::{Call, Target};
-use crate::duration::{format_go_duration, parse_duration_secs};
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::BoxFuture;

@@ -5,7 +5,6 @@
 //! routed to `sys/` or to the mount with the longest matching prefix, and answered in Vault's
 //! envelope. Handlers stay thin: parse, call the engine, shape the reply.
 
-pub mod duration;
 pub mod fields;
 
 mod audit;

@@ -3,12 +3,12 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keymint_common::go::duration::parse_duration_secs;
 use keymint_lease::SYSTEM_DEFAULT_TTL_SECS;
 use keymint_store::mounts::{self, MountRow};
 use serde_json::{Map, Value, json};
 
 use crate::dispatch::Call;
-use crate::duration::parse_duration_secs;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{LogicalRequest, Operation};

@@ -12,9 +12,9 @@ pub mod token_role;
 
 use std::net::IpAddr;
 
+use keymint_common::random::base62;
 use keymint_store::tokens::{self, TokenRow};
 use keymint_store::{Store, StoreError};
-use rand::Rng;
 
 /// The policy that allows everything.
 pub const ROOT_POLICY: &str = "root";
@@ -61,21 +61,14 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-fn random(n: usize) -> String {
-    let mut rng = rand::rng();
-    (0..n).map(|_| BASE62[rng.random_range(0..BASE62.len())] as char).collect()
-}
-
 /// A new service token in Vault's current format (`hvs.` and 24 base62 characters, ~143 bits).
 pub fn generate_token() -> String {
-    format!("hvs.{}", random(24))
+    format!("hvs.{}", base62(24))
 }
 
 /// A new token accessor (24 base62 characters; it names a token without being one).
 pub fn generate_accessor() -> String {
-    random(24)
+    base62(24)
 }
 
 /// Makes sure `token` is a root token in the store (idempotent: the dev root token given at

@@ -2,7 +2,7 @@
 //! limits, orphans), or against a token role, renewing one within its maximum, the tree
 //! revocation walks, and keeping token roles.
 
-use keymint_lease::ttl::format_go_duration;
+use keymint_common::go::duration::format_go_duration;
 use keymint_store::tokens::{self, TokenRow};
 use keymint_store::{Store, StoreError, token_roles};
 

@@ -1,16 +1,26 @@
 //! The processes the benchmarks run: keymint servers in dev mode and moto, each on a port of
-//! its choosing on 127.0.0.1, killed when dropped or stopped.
+//! its choosing on 127.0.0.1, killed when dropped or stopped. The plumbing (the command line,
+//! reading the announced address, capturing output, polling) is the black-box tests' own, from
+//! keymint-tests; what is added here is the bench's needs: errors instead of panics, the time
+//! to ready, and a count of moto's requests.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use keymint_tests::{
+    OutputLog, announced_address, dev_server_command, each_line, free_port, local_http, poll,
+};
 
 use crate::TOKEN;
+
+/// How long a keymint server may take to come up: minutes with a million leases to load.
+const SERVER_DEADLINE: Duration = Duration::from_secs(120);
+/// How long moto may take to answer its first request.
+const MOTO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A keymint server in dev mode on a port of its choosing.
 pub struct Server {
@@ -18,66 +28,54 @@ pub struct Server {
     pub url: String,
     /// From spawning the process to the first 200 from `sys/health`.
     pub ready_after: Duration,
-    stderr: Arc<Mutex<Vec<String>>>,
+    output: OutputLog,
 }
 
 impl Server {
     pub async fn start(bin: &Path, storage: &str, extra: &[&str]) -> Result<Server> {
         let started = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["server", "--dev", "--dev-root-token-id", TOKEN, "--dev-listen-address", "127.0.0.1:0"])
-            .args(["--storage", storage])
+        let mut child = dev_server_command(bin, TOKEN, storage)
             .args(extra)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().context("piped stdout")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) =
-                    line.split_once("Api Address:").and_then(|(_, r)| r.split_whitespace().next())
-                {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().context("piped stderr")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
-            .await?
-            .context("keymint printed no address within 120 s")?;
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let health = format!("{url}/v1/sys/health");
-        loop {
-            if let Ok(r) = http.get(&health).send().await
-                && r.status() == 200
+        let output = OutputLog::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let mut tx = Some(tx);
+        output.drain(child.stdout.take().context("piped stdout")?, "", move |line| {
+            if let Some(url) = announced_address(line)
+                && let Some(tx) = tx.take()
             {
-                break;
+                let _ = tx.send(url.to_owned());
             }
-            if started.elapsed() > Duration::from_secs(120) {
-                bail!("keymint was not healthy within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(Server { child, url, ready_after: started.elapsed(), stderr })
+        });
+        output.drain(child.stderr.take().context("piped stderr")?, "", |_| {});
+        let mut server = Server { child, url: String::new(), ready_after: Duration::ZERO, output };
+        server.url = tokio::time::timeout(SERVER_DEADLINE, rx)
+            .await
+            .with_context(|| format!("keymint printed no address within {SERVER_DEADLINE:?}"))?
+            .with_context(|| {
+                format!("keymint exited without printing its address:\n{}", server.output.tail(20))
+            })?;
+        let http = local_http();
+        let health = format!("{}/v1/sys/health", server.url);
+        // Polled every 2 ms: the time to ready is what the startup benchmark measures.
+        poll(SERVER_DEADLINE, Duration::from_millis(2), async || {
+            let r = http.get(&health).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await
+        .with_context(|| format!("keymint was not healthy within {SERVER_DEADLINE:?}"))?;
+        server.ready_after = started.elapsed();
+        Ok(server)
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Everything the server printed so far (stdout and stderr, interleaved as read).
+    pub fn output_lines(&self) -> Vec<String> {
+        self.output.snapshot()
     }
 
     /// Kills the server (as dropping it does).
@@ -102,7 +100,7 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start(bin: &Path) -> Result<Moto> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = free_port();
         let mut child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -110,26 +108,23 @@ impl Moto {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        // moto (werkzeug) logs one line per request on stderr.
+        // moto (werkzeug) logs one line per request on stderr: counted, not kept, as a
+        // benchmark makes hundreds of thousands.
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
-        let pipe = child.stderr.take().context("piped stderr")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.contains("\"POST ") {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
+        each_line(child.stderr.take().context("piped stderr")?, move |line| {
+            if line.contains("\"POST ") {
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         });
         let moto = Moto { child, port, requests };
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let started = Instant::now();
-        while http.get(format!("{}/moto-api/", moto.url())).send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("moto did not answer within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let http = local_http();
+        let probe = format!("{}/moto-api/", moto.url());
+        poll(MOTO_DEADLINE, Duration::from_millis(50), async || {
+            http.get(&probe).send().await.ok().map(|_| ())
+        })
+        .await
+        .with_context(|| format!("moto did not answer within {MOTO_DEADLINE:?}"))?;
         Ok(moto)
     }
 

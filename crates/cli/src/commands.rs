@@ -2,6 +2,7 @@
 //! `token ...`, with the Vault CLI's arguments, output and exit codes.
 
 use clap::{Args, Subcommand};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Conn, Env, Exit, api_error};
@@ -180,13 +181,13 @@ pub async fn read(env: &Env, args: ReadArgs) -> Result<(), Exit> {
     output::print(&answer.body, args.common.format, args.common.field.as_deref())
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is escaped in a
+/// query key or value, as Go's `url.QueryEscape` does bar the space, so `+`, `&`, `=` and `/`
+/// in `vault read path k=v` values reach the server as they were typed.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 pub async fn write(env: &Env, args: WriteArgs) -> Result<(), Exit> {
@@ -473,6 +474,14 @@ pub fn vault_style_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_keep_only_unreserved_characters() {
+        assert_eq!(encode("AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(encode("a b+c&d=e/f?g#h%"), "a%20b%2Bc%26d%3De%2Ff%3Fg%23h%25");
+        assert_eq!(encode("é\n"), "%C3%A9%0A");
+        assert_eq!(encode(""), "");
+    }
 
     #[test]
     fn single_dash_flags_become_long_flags() {

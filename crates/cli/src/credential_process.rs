@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::{Conn, Env, Exit, api_error};
+use crate::config::parse_duration;
 
 #[derive(Args, Debug)]
 #[command(
@@ -54,33 +55,6 @@ impl ProcessCredentials {
     fn expires(&self) -> Option<DateTime<Utc>> {
         DateTime::parse_from_rfc3339(&self.expiration).ok().map(|t| t.with_timezone(&Utc))
     }
-}
-
-/// `5m`, `1h30m`, `90s` or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: u64 = digits.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        digits.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {c:?}")),
-        };
-    }
-    if !digits.is_empty() {
-        return Err(format!("invalid duration {s:?}: a number needs a unit (h, m, s)"));
-    }
-    Ok(Duration::from_secs(total))
 }
 
 /// The cache file for one address, path and token: the token is part of the name (hashed), so
@@ -191,6 +165,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5x").is_err() && parse_duration("1h5").is_err());
+        // The flag's own parser used to multiply without a check: this overflowed u64.
+        assert!(parse_duration("5124095576030432h").is_err());
     }
 
     #[test]

@@ -135,15 +135,15 @@ struct ServerArgs {
     storage: Option<String>,
     /// How long a missing IAM user may be IAM's eventual consistency (overrides the config
     /// file's `[leases] iam_consistency_window`), e.g. `5m`.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = config::parse_duration)]
     iam_consistency_window: Option<Duration>,
     /// Age after which an unfinished user creation is undone (overrides `[leases]
     /// intent_grace`), e.g. `5m`.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = config::parse_duration)]
     intent_grace: Option<Duration>,
     /// How soon another replica takes over the leases a dead one was revoking (overrides
     /// `[leases] claim_timeout`), e.g. `1m`.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = config::parse_duration)]
     lease_claim_timeout: Option<Duration>,
     /// Revocations one replica runs at once (overrides `[leases] revocation_concurrency`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -479,10 +479,6 @@ async fn operator(cmd: OperatorCommand) -> Result<()> {
     writeln!(stdout, "  (shown once: store it safely; it is kept only as a keyed hash)")?;
     store.close().await;
     Ok(())
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    keymint_api::duration::parse_duration_secs(text).map(Duration::from_secs).map_err(|e| e.to_string())
 }
 
 fn chrono_now_ms() -> i64 {

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use keymint_common::go::template::{DEFAULT_USERNAME_TEMPLATE, Kind, Template};
+
 use crate::error::{EngineError, Result};
 use crate::pace;
-use crate::template::{DEFAULT_USERNAME_TEMPLATE, Kind, Template};
 
 /// The non-secret part of `config/root`, stored as JSON. Secrets live in [`RootSecrets`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

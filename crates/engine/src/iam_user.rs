@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use aws_sdk_iam::types::Tag as IamTag;
+use keymint_common::go::template::Kind;
 use keymint_lease::{CredentialKind, Lease, LeaseRecord, LeaseState, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::ExposeSecret;
@@ -33,7 +34,6 @@ use crate::mint::{
 use crate::pace::Prepaid;
 use crate::role::{DEFAULT_USABLE_TIMEOUT, Role};
 use crate::teardown::{self, Teardown};
-use crate::template::Kind;
 use crate::{Engine, MountCtx};
 
 /// How many times a call whose answer was lost is reconciled and tried again.

@@ -13,7 +13,6 @@ pub mod error;
 /// An in-process IAM/STS for tests of this crate and of the crates above it.
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake_aws;
-pub mod gotext;
 mod groups;
 mod iam_user;
 mod keys;
@@ -28,7 +27,6 @@ pub mod schedule;
 pub mod static_roles;
 mod static_rotation;
 pub mod teardown;
-pub mod template;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag as StsTag};
 use chrono::{DateTime, Utc};
-use keymint_lease::ttl::{format_go_duration, sts_ttl};
+use keymint_common::go::duration::format_go_duration;
+use keymint_common::go::template::{Kind, Template, TemplateData};
+use keymint_lease::ttl::sts_ttl;
 use keymint_lease::{CredentialKind, Lease, LeaseRecord, LeaseState, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::{ExposeSecret, SecretString};
@@ -17,7 +19,6 @@ use tracing::instrument;
 
 use crate::error::{EngineError, Result};
 use crate::role::{ASSUMED_ROLE, FEDERATION_TOKEN, IAM_USER, Role, SESSION_TOKEN};
-use crate::template::{Kind, Template, TemplateData};
 use crate::{Engine, MountCtx, groups};
 
 /// Tag keys keymint puts on every IAM user it creates, so a reconciler can find them.
@@ -370,7 +371,7 @@ pub fn ttl_capped_warning(asked: u64, max: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::DEFAULT_USERNAME_TEMPLATE;
+    use keymint_common::go::template::DEFAULT_USERNAME_TEMPLATE;
 
     #[test]
     fn names_are_normalized_like_vault() {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{EngineError, Result};
-use crate::gotext::{go_quote, multierror};
+use keymint_common::go::text::{go_quote, multierror};
 
 pub const IAM_USER: &str = "iam_user";
 pub const ASSUMED_ROLE: &str = "assumed_role";

@@ -9,8 +9,6 @@ mod model;
 pub mod ttl;
 mod worker;
 
-use rand::Rng;
-
 pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
 pub use model::{Lease, LeaseRecord, LeaseState, UnreadableLease};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
@@ -19,18 +17,10 @@ pub use worker::while_renewing;
 /// Vault's system-wide default and maximum lease TTL: 768 hours.
 pub const SYSTEM_DEFAULT_TTL_SECS: u64 = 2_764_800;
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// `n` random characters of `[0-9A-Za-z]`.
-pub fn random_base62(n: usize) -> String {
-    let mut rng = rand::rng();
-    (0..n).map(|_| BASE62[rng.random_range(0..BASE62.len())] as char).collect()
-}
-
 /// A lease id as Vault makes it: the mount path (with its slash), the request path, and 24
 /// random base62 characters, e.g. `aws/creds/deploy/KlhYq6GZcCUZy7n5T5ieLSl2`.
 pub fn new_lease_id(mount_path: &str, request_path: &str) -> String {
-    format!("{mount_path}{request_path}/{}", random_base62(24))
+    format!("{mount_path}{request_path}/{}", keymint_common::random::base62(24))
 }
 
 /// Credential types, as stored on a lease.

@@ -96,19 +96,6 @@ pub fn renew_ttl(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PastMaxTtl;
 
-/// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `30m0s`, `12h0m0s`. Go never
-/// rolls hours into days, so 32 days is `768h0m0s`. Vault prints TTLs this way.
-pub fn format_go_duration(secs: u64) -> String {
-    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if hours > 0 {
-        format!("{hours}h{minutes}m{seconds}s")
-    } else if minutes > 0 {
-        format!("{minutes}m{seconds}s")
-    } else {
-        format!("{seconds}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,17 +149,5 @@ mod tests {
         assert_eq!(renew_ttl(0, 0, 0, 900, 3600, mount).unwrap().ttl, 900);
         assert_eq!(renew_ttl(0, 0, 0, 0, 0, mount).unwrap().ttl, 2_764_800);
         assert_eq!(renew_ttl(3_600_000, 0, 60, 0, 3600, mount), Err(PastMaxTtl));
-    }
-
-    #[test]
-    fn go_duration_strings() {
-        assert_eq!(format_go_duration(0), "0s");
-        assert_eq!(format_go_duration(45), "45s");
-        assert_eq!(format_go_duration(1800), "30m0s");
-        assert_eq!(format_go_duration(60), "1m0s");
-        assert_eq!(format_go_duration(3600), "1h0m0s");
-        assert_eq!(format_go_duration(5400), "1h30m0s");
-        assert_eq!(format_go_duration(3661), "1h1m1s");
-        assert_eq!(format_go_duration(2_764_800), "768h0m0s");
     }
 }

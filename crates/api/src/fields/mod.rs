@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use keymint_common::go::duration::parse_duration_secs;
+use keymint_common::go::strconv::parse_go_int;
+use keymint_common::go::text::go_quote;
 use serde_json::{Map, Number, Value};
-
-use crate::duration::{go_quote, parse_duration_secs, parse_go_int};
 
 /// Vault only sniffs this much of a body when deciding between form and JSON.
 const SNIFF_LEN: usize = 512;

@@ -105,6 +105,15 @@ impl Flags {
 
 /// Reads `path`, layers `env` and `flags` over it, and validates. The error lists every
 /// problem found.
+/// A duration from a flag or the command line (`--intent-grace`, `--refresh-before`): whole
+/// seconds or Go's syntax (`90`, `5m`, `1h30m`), by the rules and with the messages of the
+/// config file and the API's TTL fields, so that one value means the same wherever it is written.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    keymint_common::go::duration::parse_duration_secs(text)
+        .map(Duration::from_secs)
+        .map_err(|e| e.to_string())
+}
+
 pub fn load(path: &Path, env: &Env, flags: &Flags) -> Result<Config, Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("cannot read config file {}: {e}", path.display())])?;

@@ -67,7 +67,7 @@ pub struct GoDuration(pub Duration);
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = text(raw(d)?)?;
-        keymint_api::duration::parse_duration_secs(&s)
+        keymint_common::go::duration::parse_duration_secs(&s)
             .map(|secs| GoDuration(Duration::from_secs(secs)))
             .map_err(|e| D::Error::custom(format!(": {e}")))
     }

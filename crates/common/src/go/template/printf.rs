@@ -84,7 +84,7 @@ pub(super) fn sprintf(f: &str, args: &[Value]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::template::tests::render;
+    use crate::go::template::tests::render;
 
     #[test]
     fn printf() {

@@ -122,8 +122,8 @@ fn printf_bound(args: &[Expr], kind: Kind) -> Option<usize> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::template::tests::{data, max, render_as};
-    use crate::template::{DEFAULT_USERNAME_TEMPLATE, Kind};
+    use crate::go::template::tests::{data, max, render_as};
+    use crate::go::template::{DEFAULT_USERNAME_TEMPLATE, Kind};
 
     #[test]
     fn max_len() {

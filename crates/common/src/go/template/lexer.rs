@@ -179,7 +179,7 @@ fn unquote(src: &str, start: usize) -> Result<(String, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::template::tests::{parse_err, render};
+    use crate::go::template::tests::{parse_err, render};
 
     #[test]
     fn trimming_comments_and_literals() {

@@ -1,11 +1,15 @@
 //! Go and Vault duration handling: parsing TTL-like inputs the way Vault's
-//! `parseutil.ParseDurationSecond` does, and printing seconds the way Go's
-//! `time.Duration.String()` does, so that requests and responses match Vault byte for byte.
+//! `parseutil.ParseDurationSecond` does (on top of Go's `time.ParseDuration`), and printing
+//! seconds the way Go's `time.Duration.String()` does, so that requests and responses match
+//! Vault byte for byte. Every duration keymint reads, from the API, the config file or the
+//! command line, goes through [`parse_duration_secs`].
 //!
-//! It also carries the small pieces of Go's `strconv` (integer parsing, `%q` quoting) that the
-//! duration rules depend on; `fields.rs` reuses them for Vault's field-coercion messages.
+//! Plain integers and day counts are read with Go's `strconv.ParseInt` ([`super::strconv`]),
+//! whose error texts parseutil passes through.
 
 use std::fmt::Write as _;
+
+use crate::go::strconv::{GoIntError, parse_go_int};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 24 * 60 * 60;
@@ -31,15 +35,6 @@ pub enum DurationError {
     /// Vault's `TypeDurationSecond` refuses values below zero (after truncation to seconds).
     #[error("cannot provide negative value '{0}'")]
     Negative(i64),
-}
-
-/// Go's `strconv.ParseInt` failure, with Go's message text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GoIntError {
-    #[error("strconv.ParseInt: parsing {}: invalid syntax", go_quote(.0))]
-    Syntax(String),
-    #[error("strconv.ParseInt: parsing {}: value out of range", go_quote(.0))]
-    Range(String),
 }
 
 /// Vault's `ParseDurationSecond` followed by the `TypeDurationSecond` sign check, in whole
@@ -77,7 +72,18 @@ fn non_negative(secs: i64) -> Result<u64, DurationError> {
     u64::try_from(secs).map_err(|_| DurationError::Negative(secs))
 }
 
-pub use keymint_lease::ttl::format_go_duration;
+/// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `30m0s`, `12h0m0s`. Go never
+/// rolls hours into days, so 32 days is `768h0m0s`. Vault prints TTLs this way.
+pub fn format_go_duration(secs: u64) -> String {
+    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
 
 /// Go's `time.ParseDuration`, returning (is negative, magnitude in nanoseconds).
 ///
@@ -198,100 +204,6 @@ fn unit_nanos(unit: &str) -> Option<u64> {
     })
 }
 
-/// Go's `strconv.ParseInt(s, base, 64)` with base 10 or, when `base_prefix` is set, base 0
-/// (`0x`/`0o`/`0b`/leading-`0` octal prefixes and `_` digit separators), which is what
-/// mapstructure's weak decoding of strings into ints uses.
-pub(crate) fn parse_go_int(s: &str, base_prefix: bool) -> Result<i64, GoIntError> {
-    let syntax = || GoIntError::Syntax(s.to_string());
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) = if base_prefix { split_radix_prefix(body) } else { (10, body) };
-    if digits.is_empty() && !(base_prefix && body == "0") {
-        return Err(syntax());
-    }
-    let mut magnitude: u64 = 0;
-    let mut saw_underscore = false;
-    for c in digits.chars() {
-        if c == '_' && base_prefix {
-            saw_underscore = true;
-            continue;
-        }
-        let digit = c.to_digit(radix).ok_or_else(syntax)?;
-        // Go reports overflow at the first digit that causes it, so a bad character further
-        // on still yields the range error, not a syntax error.
-        magnitude = magnitude
-            .checked_mul(u64::from(radix))
-            .and_then(|m| m.checked_add(u64::from(digit)))
-            .ok_or_else(|| GoIntError::Range(s.to_string()))?;
-    }
-    if saw_underscore && !underscores_ok(body) {
-        return Err(syntax());
-    }
-    if negative {
-        if magnitude > MAGNITUDE_LIMIT {
-            return Err(GoIntError::Range(s.to_string()));
-        }
-        // magnitude <= 2^63 here, so the wrapping negation yields exactly -magnitude.
-        Ok(0i64.wrapping_sub_unsigned(magnitude))
-    } else {
-        i64::try_from(magnitude).map_err(|_| GoIntError::Range(s.to_string()))
-    }
-}
-
-/// Base-0 prefix handling: Go only treats `0b`/`0o`/`0x` as prefixes when at least one more
-/// character follows; any other leading `0` means octal.
-fn split_radix_prefix(body: &str) -> (u32, &str) {
-    let bytes = body.as_bytes();
-    if bytes.first() != Some(&b'0') {
-        return (10, body);
-    }
-    if bytes.len() >= 3 {
-        match bytes[1].to_ascii_lowercase() {
-            b'b' => return (2, &body[2..]),
-            b'o' => return (8, &body[2..]),
-            b'x' => return (16, &body[2..]),
-            _ => {}
-        }
-    }
-    (8, &body[1..])
-}
-
-/// Go's rule for `_` in base-0 literals: each underscore must sit between digits (a base
-/// prefix counts as a digit), never at the start or the end.
-fn underscores_ok(body: &str) -> bool {
-    let bytes = body.as_bytes();
-    let mut start = 0;
-    // 'd' = last was a digit or prefix, '_' = underscore, '^' = start, '!' = anything else.
-    let mut last = b'^';
-    let mut hex = false;
-    if bytes.len() >= 2 && bytes[0] == b'0' && matches!(bytes[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
-        start = 2;
-        last = b'd';
-        hex = bytes[1].eq_ignore_ascii_case(&b'x');
-    }
-    for &c in &bytes[start..] {
-        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
-            last = b'd';
-        } else if c == b'_' {
-            if last != b'd' {
-                return false;
-            }
-            last = b'_';
-        } else {
-            if last == b'_' {
-                return false;
-            }
-            last = b'!';
-        }
-    }
-    last != b'_'
-}
-
-pub(crate) use keymint_engine::gotext::go_quote;
-
 /// The `time` package's own quoting, which differs from `strconv.Quote`: every byte of a
 /// non-ASCII or control character is printed as `\xNN`, so `"µs"` becomes `"\xc2\xb5s"`.
 fn time_quote(s: &str) -> String {
@@ -317,6 +229,7 @@ fn time_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::go::text::go_quote;
 
     fn err_text(s: &str) -> String {
         parse_duration_secs(s).unwrap_err().to_string()
@@ -399,32 +312,15 @@ mod tests {
     }
 
     #[test]
-    fn go_int_parsing() {
-        assert_eq!(parse_go_int("42", false).unwrap(), 42);
-        assert_eq!(parse_go_int("-42", false).unwrap(), -42);
-        assert_eq!(parse_go_int("0x1f", true).unwrap(), 31);
-        assert_eq!(parse_go_int("0X1F", true).unwrap(), 31);
-        assert_eq!(parse_go_int("010", true).unwrap(), 8);
-        assert_eq!(parse_go_int("0o17", true).unwrap(), 15);
-        assert_eq!(parse_go_int("0b101", true).unwrap(), 5);
-        assert_eq!(parse_go_int("1_000", true).unwrap(), 1000);
-        assert_eq!(parse_go_int("0", true).unwrap(), 0);
-        assert_eq!(parse_go_int("-9223372036854775808", false).unwrap(), i64::MIN);
-        assert_eq!(
-            parse_go_int("9223372036854775808", false).unwrap_err(),
-            GoIntError::Range("9223372036854775808".into())
-        );
-        for bad in ["", "+", "0x", "1_000", "abc", "1.5", " 1"] {
-            assert_eq!(parse_go_int(bad, false).unwrap_err(), GoIntError::Syntax(bad.into()), "{bad:?}");
-        }
-        for bad in ["_1", "1_", "1__0", "0x_", "08", "0b2"] {
-            assert!(parse_go_int(bad, true).is_err(), "{bad:?}");
-        }
-        assert_eq!(parse_go_int("0x_1f", true).unwrap(), 31);
-        assert_eq!(
-            GoIntError::Syntax("abc".into()).to_string(),
-            "strconv.ParseInt: parsing \"abc\": invalid syntax"
-        );
+    fn formats_like_go_duration_string() {
+        assert_eq!(format_go_duration(0), "0s");
+        assert_eq!(format_go_duration(45), "45s");
+        assert_eq!(format_go_duration(1800), "30m0s");
+        assert_eq!(format_go_duration(60), "1m0s");
+        assert_eq!(format_go_duration(3600), "1h0m0s");
+        assert_eq!(format_go_duration(5400), "1h30m0s");
+        assert_eq!(format_go_duration(3661), "1h1m1s");
+        assert_eq!(format_go_duration(2_764_800), "768h0m0s");
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use chrono::Utc;
-use rand::Rng as _;
 use ring::digest;
 
 use super::ast::{Expr, Field, IMPURE, Node, Value, type_name};
@@ -19,7 +18,6 @@ pub(super) const MAX_RANDOM: i64 = 4096;
 /// Longest string a function may produce while rendering, for the same reason: nested
 /// `replace "" ...` calls would otherwise grow without limit.
 const MAX_VALUE: usize = 1 << 20;
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 pub(super) fn render_nodes(nodes: &[Node], d: &TemplateData<'_>, out: &mut String) -> Result<()> {
     for node in nodes {
@@ -152,8 +150,8 @@ fn call(name: &str, args: &[Expr], ev: &mut dyn FnMut(&Expr) -> Result<Value>) -
             if !(0..=MAX_RANDOM).contains(&n) {
                 return Err(exec(format!("random length must be between 0 and {MAX_RANDOM} but was {n}")));
             }
-            let mut rng = rand::rng();
-            text((0..n).map(|_| char::from(BASE62[rng.random_range(0..BASE62.len())])).collect())
+            // 0 <= n <= MAX_RANDOM, checked above, so the conversion cannot fail.
+            text(crate::random::base62(usize::try_from(n).unwrap_or(0)))
         }
         "truncate" => match usize::try_from(int_arg(&vals, 0, name)?) {
             Ok(n) if n > 0 => text(cut(s(1)?, n).to_string()),
@@ -195,8 +193,8 @@ fn call(name: &str, args: &[Expr], ev: &mut dyn FnMut(&Expr) -> Result<Value>) -
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use crate::template::Kind;
-    use crate::template::tests::{data, exec_err, matches, max, render, render_as};
+    use crate::go::template::Kind;
+    use crate::go::template::tests::{data, exec_err, matches, max, render, render_as};
 
     #[test]
     fn fields() {

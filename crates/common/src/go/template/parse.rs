@@ -224,7 +224,7 @@ fn call_expr(src: &str, pos: usize, name: &str, args: Vec<Expr>) -> Result<Expr>
 
 #[cfg(test)]
 mod tests {
-    use crate::template::tests::{matches, parse_err, render};
+    use crate::go::template::tests::{matches, parse_err, render};
 
     #[test]
     fn pipelines_and_parentheses() {

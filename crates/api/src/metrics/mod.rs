@@ -3,21 +3,25 @@
 //!
 //! Counters and histograms are recorded through the `metrics` facade wherever the work happens
 //! (requests here, AWS calls in the pacer, issuance in the engine, revocation in the lease
-//! crate) into one process-wide Prometheus recorder. Lease gauges are not kept in memory: every
-//! replica on a shared database would report its own stale view. They are counted from the
-//! store at scrape time, so each replica reports the same, current figures.
+//! crate) into one process-wide recorder: Prometheus' for the text format, with a layer in
+//! front that keeps the totals the JSON shape is written from (`totals`). Lease gauges are not
+//! kept in memory: every replica on a shared database would report its own stale view. They
+//! are counted from the store at scrape time (`gauges`), so each replica reports the same,
+//! current figures.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::OnceLock;
+mod gauges;
+mod totals;
+
+use std::sync::{Arc, OnceLock};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keymint_store::leases;
 use keymint_store::mounts::MountRow;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Map, Value, json};
 
+use self::gauges::Family;
+use self::totals::{Reading, Snapshot, TeeRecorder, Totals};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -28,12 +32,19 @@ const LATENCY_BUCKETS: &[f64] =
 /// Expiry lateness (seconds): on time is under a second; pacing and retries make minutes.
 const LATENESS_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
-/// The process-wide recorder's handle; `None` when another recorder was installed first (a
-/// test harness's), in which case `sys/metrics` says so rather than answer empty.
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// What reads the process-wide recorder: the Prometheus text, and the totals.
+#[derive(Clone)]
+pub(crate) struct Handles {
+    prometheus: PrometheusHandle,
+    totals: Arc<Totals>,
+}
 
-/// Installs the Prometheus recorder once per process and returns its handle.
-pub(crate) fn install() -> Option<PrometheusHandle> {
+/// The process-wide recorder's handles; `None` when another recorder was installed first (a
+/// test harness's), in which case `sys/metrics` says so rather than answer empty.
+static HANDLE: OnceLock<Option<Handles>> = OnceLock::new();
+
+/// Installs the recorder once per process and returns its handles.
+pub(crate) fn install() -> Option<Handles> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -47,11 +58,12 @@ pub(crate) fn install() -> Option<PrometheusHandle> {
                     )
                 })
                 .ok()?;
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
+            let prometheus = builder.build_recorder();
+            let handle = prometheus.handle();
+            let (recorder, totals) = TeeRecorder::new(prometheus);
             metrics::set_global_recorder(recorder).ok()?;
             describe();
-            Some(handle)
+            Some(Handles { prometheus: handle, totals })
         })
         .clone()
 }
@@ -105,7 +117,7 @@ pub(crate) async fn run_upkeep(shutdown: tokio_util::sync::CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
+            _ = tick.tick() => handle.prometheus.run_upkeep(),
         }
     }
 }
@@ -198,16 +210,18 @@ pub(crate) fn record_request(route: &str, method: &str, status: StatusCode, seco
 
 /// The `sys/metrics` answer, once the caller is authorized.
 pub(crate) async fn render(state: &AppState, format: Option<&str>) -> Response {
-    let Some(handle) = install() else {
+    let Some(handles) = install() else {
         return ApiError::Internal { public: "metrics are not being recorded in this process".into() }
             .into_response();
     };
-    let mut text = handle.render();
-    if let Err(e) = lease_gauges(state, &mut text).await {
-        return e.into_response();
-    }
+    let gauges = match gauges::store_gauges(state).await {
+        Ok(gauges) => gauges,
+        Err(e) => return e.into_response(),
+    };
     match format {
         Some("prometheus") => {
+            let mut text = handles.prometheus.render();
+            gauges::write_text(&gauges, &mut text);
             let mut response = text.into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -215,7 +229,9 @@ pub(crate) async fn render(state: &AppState, format: Option<&str>) -> Response {
             );
             response
         }
-        None | Some("") | Some("json") => axum::Json(vault_json(&text)).into_response(),
+        None | Some("") | Some("json") => {
+            axum::Json(vault_json(&handles.totals.snapshot(), &gauges)).into_response()
+        }
         Some(other) => ApiError::BadRequest(format!(
             "unknown metrics format {other:?}: use format=prometheus, or no format for JSON"
         ))
@@ -223,117 +239,41 @@ pub(crate) async fn render(state: &AppState, format: Option<&str>) -> Response {
     }
 }
 
-/// Appends the gauges counted from the store: leases by mount, role and credential type, and
-/// irrevocable leases by mount.
-async fn lease_gauges(state: &AppState, text: &mut String) -> Result<(), ApiError> {
-    let census = leases::census(state.store().pool()).await?;
-    let mounts = state.mounts().await?;
-    let mount_path = |id: &str| {
-        mounts
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.path.clone())
-            .unwrap_or_else(|| format!("{id} (disabled)"))
-    };
-    let _ = writeln!(
-        text,
-        "# HELP keymint_leases_active Leases not yet revoked, by mount, role and credential type"
-    );
-    let _ = writeln!(text, "# TYPE keymint_leases_active gauge");
-    let mut irrevocable: BTreeMap<String, i64> = BTreeMap::new();
-    for group in &census {
-        let mount = mount_path(&group.mount_id);
-        let _ = writeln!(
-            text,
-            "keymint_leases_active{{mount=\"{}\",role=\"{}\",credential_type=\"{}\"}} {}",
-            escape(&mount),
-            escape(&group.role_name),
-            escape(&group.credential_type),
-            group.leases
-        );
-        *irrevocable.entry(mount).or_default() += group.irrevocable;
-    }
-    let _ = writeln!(
-        text,
-        "# HELP keymint_leases_irrevocable Leases flagged irrevocable (revocation kept failing), by mount"
-    );
-    let _ = writeln!(text, "# TYPE keymint_leases_irrevocable gauge");
-    for (mount, n) in &irrevocable {
-        let _ = writeln!(text, "keymint_leases_irrevocable{{mount=\"{}\"}} {n}", escape(mount));
-    }
-    let paused = keymint_store::revocation::paused(state.store().pool()).await?.is_some();
-    let _ = writeln!(
-        text,
-        "# HELP keymint_revocation_paused 1 while automatic revocation is paused (after a restore)"
-    );
-    let _ = writeln!(text, "# TYPE keymint_revocation_paused gauge");
-    let _ = writeln!(text, "keymint_revocation_paused {}", u8::from(paused));
-    let _ = writeln!(text, "# HELP keymint_build_info The running keymint version");
-    let _ = writeln!(text, "# TYPE keymint_build_info gauge");
-    let _ = writeln!(text, "keymint_build_info{{version=\"{}\"}} 1", crate::VERSION);
-    Ok(())
-}
-
-/// A label value in the text format: backslash, quote and newline escaped.
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 /// Vault's JSON metrics shape (go-metrics' in-memory sink): `Gauges`, `Counters` and `Samples`,
 /// each entry with its `Name` and `Labels`. Counters carry their total in `Count` and `Sum`;
-/// samples (histograms) their count, sum and mean.
-fn vault_json(text: &str) -> Value {
-    let mut gauges = Vec::new();
-    let mut counters = Vec::new();
-    // By (name, labels as text): count, sum and the labels.
-    type Sample = (f64, f64, Map<String, Value>);
-    let mut samples: BTreeMap<(String, String), Sample> = BTreeMap::new();
-    let mut types: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, kind)) = rest.split_once(' ') {
-                types.insert(name.to_owned(), kind.to_owned());
-            }
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(value) = value.parse::<f64>() else { continue };
-        let (name, labels_text) = match series.split_once('{') {
-            Some((n, l)) => (n, l.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        let labels = parse_labels(labels_text);
-        if let Some(base) = name.strip_suffix("_count").or_else(|| name.strip_suffix("_sum"))
-            && types.get(base).is_some_and(|k| k == "histogram" || k == "summary")
-        {
-            let key_labels: Map<String, Value> = labels.clone();
-            let key = (base.to_owned(), Value::Object(key_labels.clone()).to_string());
-            let entry = samples.entry(key).or_insert((0.0, 0.0, key_labels));
-            if name.ends_with("_count") {
-                entry.0 = value;
-            } else {
-                entry.1 = value;
-            }
-            continue;
-        }
-        match types.get(name).map(String::as_str) {
-            Some("counter") => counters.push(json!({
+/// samples (histograms) their count, sum and mean. Histogram buckets are left to the
+/// Prometheus format.
+fn vault_json(recorded: &Snapshot, store_gauges: &[Family]) -> Value {
+    let owned = |pairs: &[(String, String)]| label_map(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let counters: Vec<Value> = recorded
+        .counters
+        .iter()
+        .map(|Reading { name, labels, value }| {
+            // go-metrics reports totals as floats; so did keymint's text-derived answer.
+            let value = *value as f64;
+            json!({
                 "Name": name, "Count": value, "Rate": 0.0, "Sum": value, "Min": value, "Max": value,
-                "Mean": value, "Stddev": 0.0, "Labels": labels,
-            })),
-            Some("gauge") => gauges.push(json!({"Name": name, "Value": value, "Labels": labels})),
-            // Buckets are left to the Prometheus format.
-            _ => {}
-        }
-    }
-    let samples: Vec<Value> = samples
-        .into_iter()
-        .map(|((name, _), (count, sum, labels))| {
+                "Mean": value, "Stddev": 0.0, "Labels": owned(labels),
+            })
+        })
+        .collect();
+    let recorded_gauges = recorded.gauges.iter().map(
+        |Reading { name, labels, value }| json!({"Name": name, "Value": value, "Labels": owned(labels)}),
+    );
+    let counted_gauges = store_gauges.iter().flat_map(|family| {
+        family.samples.iter().map(|(pairs, value)| {
+            let pairs = label_map(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            json!({"Name": family.name, "Value": value, "Labels": pairs})
+        })
+    });
+    let gauges: Vec<Value> = recorded_gauges.chain(counted_gauges).collect();
+    let samples: Vec<Value> = recorded
+        .histograms
+        .iter()
+        .map(|Reading { name, labels, value: (count, sum) }| {
+            let count = *count as f64;
             let mean = if count > 0.0 { sum / count } else { 0.0 };
-            json!({"Name": name, "Count": count, "Rate": 0.0, "Sum": sum, "Mean": mean, "Labels": labels})
+            json!({"Name": name, "Count": count, "Rate": 0.0, "Sum": sum, "Mean": mean, "Labels": owned(labels)})
         })
         .collect();
     json!({
@@ -345,32 +285,9 @@ fn vault_json(text: &str) -> Value {
     })
 }
 
-/// `a="x",b="y"` as a JSON object (values unescaped).
-fn parse_labels(text: &str) -> Map<String, Value> {
-    let mut out = Map::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                other => value.push(other),
-            }
-        }
-        out.insert(key.trim_start_matches(',').trim().to_owned(), Value::String(value));
-        rest = &after[end..];
-    }
-    out
+/// Labels as the JSON shape writes them: an object of strings.
+fn label_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
+    pairs.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect()
 }
 
 #[cfg(test)]
@@ -406,17 +323,45 @@ mod tests {
         assert_eq!(route_label("a/b/c/d/e/f/g/h", &[]), ":name/:name/:name/:name/:name/:name/...");
     }
 
+    /// What the code records, read back through a recorder of its own (the global one is the
+    /// process's): the JSON holds the values the Prometheus text shows.
     #[test]
     fn the_json_shape_carries_counters_gauges_and_samples() {
-        let text = "# TYPE c_total counter\nc_total{route=\"a\\\"b\",status=\"200\"} 3\n\
-                    # TYPE g gauge\ng 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum{x=\"y\"} 4\nh_count{x=\"y\"} 2\n";
-        let v = vault_json(text);
+        let prometheus = PrometheusBuilder::new().build_recorder();
+        let text = prometheus.handle();
+        let (recorder, totals) = TeeRecorder::new(prometheus);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("c_total", "route" => "a\"b", "status" => "200").increment(2);
+            metrics::counter!("c_total", "route" => "a\"b", "status" => "200").increment(1);
+            metrics::gauge!("g").set(2.0);
+            metrics::histogram!("h", "x" => "y").record(1.0);
+            metrics::histogram!("h", "x" => "y").record(3.0);
+        });
+        let store = [Family {
+            name: "keymint_leases_active",
+            help: "leases",
+            samples: vec![(vec![("mount", "aws/".to_owned())], 4.0)],
+        }];
+        let v = vault_json(&totals.snapshot(), &store);
         assert_eq!(v["Counters"][0]["Name"], "c_total");
         assert_eq!(v["Counters"][0]["Count"], 3.0);
         assert_eq!(v["Counters"][0]["Labels"]["route"], "a\"b");
+        assert_eq!(v["Counters"][0]["Labels"]["status"], "200");
+        assert_eq!(v["Gauges"][0]["Name"], "g");
         assert_eq!(v["Gauges"][0]["Value"], 2.0);
+        assert_eq!(v["Gauges"][1]["Name"], "keymint_leases_active");
+        assert_eq!(v["Gauges"][1]["Value"], 4.0);
+        assert_eq!(v["Gauges"][1]["Labels"]["mount"], "aws/");
         assert_eq!(v["Samples"][0]["Name"], "h");
+        assert_eq!(
+            (v["Samples"][0]["Count"].as_f64(), v["Samples"][0]["Sum"].as_f64()),
+            (Some(2.0), Some(4.0))
+        );
         assert_eq!(v["Samples"][0]["Mean"], 2.0);
         assert_eq!(v["Samples"][0]["Labels"]["x"], "y");
+        // The Prometheus side saw the same values.
+        let text = text.render();
+        assert!(text.contains("c_total{route=\"a\\\"b\",status=\"200\"} 3"), "{text}");
+        assert!(text.contains("h_count{x=\"y\"} 2"), "{text}");
     }
 }
