@@ -220,7 +220,9 @@ async fn answer(
         }
         Err(e) => Err(match e {
             ApiError::PermissionDenied => ApiError::PermissionDenied,
-            other => ApiError::Internal { public: other.to_string() },
+            // Already logged where it was made; its text is safe to show.
+            ApiError::Internal { public } => ApiError::Internal { public: public.clone() },
+            other => ApiError::hidden(other),
         }),
     };
     if audited {

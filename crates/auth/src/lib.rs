@@ -53,10 +53,12 @@ pub enum AuthError {
     /// The caller's mistake, in Vault's words (a 400).
     #[error("{0}")]
     Invalid(String),
-    /// keymint cannot do what was asked for a reason that is not the caller's (a 500), in
-    /// Vault's words.
-    #[error("{0}")]
-    Internal(String),
+    /// A renewal of a token whose token role was deleted (Vault answers a 500).
+    #[error("token role {0:?} of the token is gone")]
+    TokenRoleGone(String),
+    /// A value of ours that does not serialize.
+    #[error("cannot encode {what}: {source}")]
+    Encode { what: &'static str, source: serde_json::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

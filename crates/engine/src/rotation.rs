@@ -201,7 +201,7 @@ impl Engine {
         } else if let Some(name) = due.target.strip_prefix("static-roles/") {
             self.holding(&claim, self.scheduled_static_rotation(&mount, name, &claim)).await
         } else {
-            Err(EngineError::Internal(format!("unknown rotation target {:?}", due.target)))
+            Err(EngineError::Unexpected(format!("unknown rotation target {:?}", due.target)))
         };
         let outcome = outcome.unwrap_or_else(|e| {
             warn!(mount.path = %mount.path, target = %due.target, error = %e, "rotation failed; will retry");
