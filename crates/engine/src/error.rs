@@ -57,8 +57,8 @@ pub enum EngineError {
     /// `config/rotate-root` with temporary credentials.
     #[error("config/root holds temporary credentials, which cannot be rotated")]
     RootKeyTemporary,
-    /// No STS endpoint gave a client.
-    #[error("no STS client: {0}")]
+    /// No STS endpoint gave a client. (Revocation failures carry this text to clients.)
+    #[error("could not obtain sts client: {0}")]
     NoStsClient(String),
     /// A required request parameter was not given.
     #[error("missing parameter {0}")]
@@ -92,8 +92,9 @@ pub enum EngineError {
     /// The IAM user named by a static role is another user than the one it was made for.
     #[error("IAM user ID mismatch: expected {expected:?}, got {got:?}")]
     UserIdMismatch { expected: String, got: String },
-    /// A key rotation that could not finish, and why.
-    #[error("key rotation failed: {0}")]
+    /// A key rotation that could not finish, and why. (The failure recorded for the
+    /// rotation is this text.)
+    #[error("{0}")]
     RotationFailed(String),
     #[error("username template does not parse: {0}")]
     TemplateUnparsable(String),
