@@ -228,7 +228,9 @@ impl From<keymint_auth::AuthError> for ApiError {
     fn from(e: keymint_auth::AuthError) -> Self {
         match e {
             keymint_auth::AuthError::PermissionDenied => ApiError::PermissionDenied,
-            keymint_auth::AuthError::Invalid(m) => ApiError::BadRequest(m),
+            keymint_auth::AuthError::InvalidTokenRole(m)
+            | keymint_auth::AuthError::PolicyNotAllowed(m)
+            | keymint_auth::AuthError::RequestRefused(m) => ApiError::BadRequest(m),
             // The caller renewing a token whose role is gone: Vault's 500, no fault of keymint's.
             keymint_auth::AuthError::TokenRoleGone(name) => ApiError::vaults_500(&format!(
                 "original token role {name:?} could not be found, not renewing"

@@ -50,9 +50,15 @@ impl Identity {
 pub enum AuthError {
     #[error("permission denied")]
     PermissionDenied,
-    /// The caller's mistake, in Vault's words (a 400).
+    /// A token role write that breaks this rule, in Vault's words (a 400).
     #[error("{0}")]
-    Invalid(String),
+    InvalidTokenRole(String),
+    /// Token policies the parent or the role does not allow, in Vault's words (a 400).
+    #[error("{0}")]
+    PolicyNotAllowed(String),
+    /// A token create or renew request refused for this reason, in Vault's words (a 400).
+    #[error("{0}")]
+    RequestRefused(String),
     /// A renewal of a token whose token role was deleted (Vault answers a 500).
     #[error("token role {0:?} of the token is gone")]
     TokenRoleGone(String),

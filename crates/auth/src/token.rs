@@ -49,7 +49,7 @@ pub struct Created {
 }
 
 fn invalid(msg: impl Into<String>) -> AuthError {
-    AuthError::Invalid(msg.into())
+    AuthError::RequestRefused(msg.into())
 }
 
 /// Vault's display name: `token`, or `token-` and the given name with anything but letters,
@@ -87,7 +87,7 @@ fn child_policies(
     if !parent.is_root()
         && policies.iter().any(|p| p.as_str() != DEFAULT_POLICY_NAME && !parent.policies.contains(p))
     {
-        return Err(invalid("child policies must be subset of parent"));
+        return Err(AuthError::PolicyNotAllowed("child policies must be subset of parent".into()));
     }
     if policies.iter().any(|p| p == ROOT_POLICY) {
         // A root token holds root alone.

@@ -248,3 +248,39 @@ async fn server_errors_carry_the_request_id() {
     let refused = with_request_id(ApiError::BadRequest("nope".into()).into_response(), "req-2").await;
     assert_eq!(read(refused).await, json!({"errors": ["nope"]}));
 }
+
+#[tokio::test]
+async fn each_auth_failure_has_its_status_and_text() {
+    use keymint_auth::AuthError as A;
+    let serde_failure = serde_json::from_str::<u8>("x").unwrap_err();
+    let cases: Vec<(A, u16, serde_json::Value)> = vec![
+        (A::PermissionDenied, 403, json!(["1 error occurred:\n\t* permission denied\n\n"])),
+        (A::InvalidTokenRole("bad role".into()), 400, json!(["bad role"])),
+        (
+            A::PolicyNotAllowed("child policies must be subset of parent".into()),
+            400,
+            json!(["child policies must be subset of parent"]),
+        ),
+        (A::RequestRefused("lease is not renewable".into()), 400, json!(["lease is not renewable"])),
+        (
+            A::TokenRoleGone("periodic".into()),
+            500,
+            json!([
+                "1 error occurred:\n\t* original token role \"periodic\" could not be found, not renewing\n\n"
+            ]),
+        ),
+        (
+            A::Encode { what: "token policies", source: serde_failure },
+            500,
+            json!(["1 error occurred:\n\t* internal error\n\n"]),
+        ),
+    ];
+    for (e, want_status, want_errors) in cases {
+        let label = format!("{e:?}");
+        let response = ApiError::from(e).into_response();
+        assert_eq!(response.status().as_u16(), want_status, "{label}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body, json!({ "errors": want_errors }), "{label}");
+    }
+}
