@@ -173,11 +173,10 @@ impl From<EngineError> for ApiError {
                 let text = prefixed(&context, &source);
                 ApiError::internal(text.clone(), &text)
             }
-            E::UserIdMismatch { expected, got } => {
-                let text =
-                    format!("AWS GetUser returned a user, but the ID did not match: expected {expected:?}, got {got:?}");
-                ApiError::internal(text.clone(), &text)
-            }
+            // The caller named another user than the static role's: Vault's 500.
+            E::UserIdMismatch { expected, got } => ApiError::vaults_500(&format!(
+                "AWS GetUser returned a user, but the ID did not match: expected {expected:?}, got {got:?}"
+            )),
             E::RotationFailed(why) => ApiError::internal(why.clone(), &why),
             E::TemplateUnparsable(why) => {
                 let text = format!("unable to initialize username template: {why}");
