@@ -209,7 +209,7 @@ fn unwritable() -> ApiResult<std::fs::File> {
     std::fs::OpenOptions::new()
         .read(true)
         .open("/dev/null")
-        .map_err(|e| ApiError::Internal { public: format!("cannot open /dev/null: {e}") })
+        .map_err(|e| ApiError::hidden(&format!("cannot open /dev/null: {e}")))
 }
 
 fn operation(op: Operation) -> &'static str {

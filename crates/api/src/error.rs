@@ -3,7 +3,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keymint_engine::{AwsFailure, EngineError};
+use keymint_common::go::text::{go_quote, multierror};
+use keymint_engine::error::prefixed;
+use keymint_engine::{AwsFailure, Busy, EngineError};
 use serde_json::json;
 
 use crate::fields::FieldError;
@@ -70,26 +72,154 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A 500 saying `public` (Vault's text, or "internal error"); `detail` goes to the log,
+    /// once, here.
+    pub(crate) fn internal(public: impl Into<String>, detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "request failed");
+        ApiError::Internal { public: public.into() }
+    }
+
+    /// The 500 Vault answers to some requests that are the caller's mistake (parity): not
+    /// keymint's failure, so not logged as an error.
+    fn vaults_500(text: &str) -> Self {
+        tracing::info!(error = text, "refused as Vault does, with a 500");
+        ApiError::Internal { public: text.into() }
+    }
+
+    /// A 500 that tells the client only that the fault was keymint's.
+    pub(crate) fn hidden(detail: &dyn std::fmt::Display) -> Self {
+        ApiError::internal(INTERNAL_ERROR, detail)
+    }
+}
+
+/// What a 500 says when Vault has no text for the failure.
+pub(crate) const INTERNAL_ERROR: &str = "internal error";
+
 impl From<EngineError> for ApiError {
+    /// Vault's status and exact wording for each engine failure.
     fn from(e: EngineError) -> Self {
+        use EngineError as E;
+        let bad = ApiError::BadRequest;
         match e {
-            EngineError::BadRequest(m) => ApiError::BadRequest(m),
-            EngineError::Aws { message, kind: AwsFailure::Rejected } => ApiError::BadRequest(message),
-            EngineError::Aws { message, kind: AwsFailure::Unavailable } => ApiError::Upstream(message),
-            EngineError::Internal(m) => {
-                tracing::error!(error = %m, "request failed");
-                ApiError::Internal { public: m }
+            E::RoleNotFound(name) => bad(format!("Role {name:?} not found")),
+            E::InvalidRole(rules) => {
+                bad(format!("error(s) validating supplied role data: {}", go_quote(&multierror(&rules))))
             }
-            EngineError::Store(e) => ApiError::from(e),
+            E::PolicyDocumentUnparsable(doc) => bad(format!("cannot parse policy document: {}", go_quote(&doc))),
+            E::MergedPolicyUnparsable(why) => bad(format!("cannot parse policy document: {why}")),
+            E::ReservedTag(key) => bad(format!(
+                "iam_tags: {key:?} uses the \"keymint:\" prefix, which is reserved for the tags keymint puts on the users it creates"
+            )),
+            E::LegacyParamsConflict(field) => {
+                bad(format!("cannot supply deprecated role or policy parameters with {field}"))
+            }
+            E::LegacyValueUnparsable(value) => bad(format!("unable to parse supplied data: {}", go_quote(&value))),
+            E::LegacyCredentialPath { credential_type, via_sts_path } => {
+                let path = if via_sts_path { "sts" } else { "creds" };
+                bad(format!(
+                    "attempted to retrieve {credential_type} credentials through the {path} path; this is not allowed for legacy roles"
+                ))
+            }
+            E::CredentialTypeNotAllowed { wanted, allowed } => {
+                bad(format!("requested credential type {wanted:?} not in allowed credential types {allowed:?}"))
+            }
+            E::UnknownCredentialType(kind) => bad(format!("unknown credential_type: {kind:?}")),
+            E::RoleArnNotAllowed { arn, role } => {
+                bad(format!("role_arn {arn:?} not in allowed role arns for Vault role {role:?}"))
+            }
+            E::RoleArnRequired => bad("did not supply a role_arn parameter and unable to determine one".into()),
+            E::FederationPolicyRequired => bad(
+                "must specify at least one of policy_arns or policy_document with federation_token credential_type"
+                    .into(),
+            ),
+            E::InvalidRootConfig(reason) => bad(reason),
+            E::RootUnverified { context, source } => bad(prefixed(&context, &source)),
+            E::WrongAccount { account, arn, expected } => bad(format!(
+                "the root credentials belong to account {account} ({arn}), not to the expected account {expected}"
+            )),
+            E::RootKeyMissing => {
+                bad("Cannot call config/rotate-root when either access_key or secret_key is empty".into())
+            }
+            E::RootKeyTemporary => bad("config/root holds temporary credentials (a session_token); only the \
+                 long-lived access key of an IAM user can be rotated"
+                .into()),
+            E::NoStsClient(why) => bad(format!("could not obtain sts client: {why}")),
+            E::MissingParameter(name) => bad(format!("missing {name:?} parameter")),
+            E::KeySlotsFull { user, role, keys } => bad(format!(
+                "IAM user {user:?} already holds two access keys ({}), neither created by keymint for \
+                 static role {role:?}; keymint never deletes keys it did not create: delete one of them",
+                keys.join(", ")
+            )),
+            E::Busy(what) => bad(busy_text(what)),
+            E::Aws { context, source } => match source.failure {
+                AwsFailure::Rejected => bad(prefixed(&context, &source)),
+                AwsFailure::Unavailable => {
+                    let text = prefixed(&context, &source);
+                    tracing::error!(error = %text, "AWS failed the request");
+                    ApiError::Upstream(text)
+                }
+            },
+            // Requests Vault refuses with a 500 although the fault is the caller's.
+            E::LegacyPolicyAndArn => ApiError::vaults_500("only one of policy or arn should be provided"),
+            E::NoRootConfig => ApiError::vaults_500("no configuration found for config/root"),
+            E::RotationPeriodTooShort => {
+                ApiError::vaults_500("role rotation period out of range: must be greater than 60.00 seconds")
+            }
+            E::CrossAccountStaticRole => {
+                ApiError::vaults_500("cross-account static roles are only supported in Vault Enterprise")
+            }
+            E::AwsStep { context, source } => {
+                let text = prefixed(&context, &source);
+                ApiError::internal(text.clone(), &text)
+            }
+            // The caller named another user than the static role's: Vault's 500.
+            E::UserIdMismatch { expected, got } => ApiError::vaults_500(&format!(
+                "AWS GetUser returned a user, but the ID did not match: expected {expected:?}, got {got:?}"
+            )),
+            E::RotationFailed(why) => ApiError::internal(why.clone(), &why),
+            E::TemplateUnparsable(why) => {
+                let text = format!("unable to initialize username template: {why}");
+                ApiError::internal(text.clone(), &text)
+            }
+            E::TemplateRender(why) => {
+                let text = format!("failed to generate username: {why}");
+                ApiError::internal(text.clone(), &text)
+            }
+            E::UsernameTooLong { what, limit } => {
+                let text = format!("the username generated by the template exceeds the {what} length limits of {limit} chars");
+                ApiError::internal(text.clone(), &text)
+            }
+            e @ (E::Encode { .. } | E::Wal { .. } | E::Unexpected(_)) => ApiError::hidden(&e),
+            E::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+fn busy_text(what: Busy) -> String {
+    match what {
+        Busy::ConfigRootWrite => {
+            "config/root was written by another request at the same time; try again".into()
+        }
+        Busy::RootRotation => {
+            "the root credentials of this mount are being rotated right now; try again in a minute".into()
+        }
+        Busy::ConfigRootWrittenDuringRotation => {
+            "config/root was written while the root key was being rotated; \
+             the new key was deleted and the written config kept"
+                .into()
+        }
+        Busy::StaticRoleCreation(name) => format!("static role {name:?} is being created by another request"),
+        Busy::StaticRoleRotation(name) => {
+            format!("static role {name:?} is being rotated; try again in a minute")
         }
     }
 }
 
 impl From<keymint_store::StoreError> for ApiError {
     fn from(e: keymint_store::StoreError) -> Self {
-        // The detail is logged once here; the client learns only that it was ours.
-        tracing::error!(error = %e, "storage failure");
-        ApiError::Internal { public: "internal error".into() }
+        // The client learns only that it was ours.
+        ApiError::hidden(&e)
     }
 }
 
@@ -97,11 +227,14 @@ impl From<keymint_auth::AuthError> for ApiError {
     fn from(e: keymint_auth::AuthError) -> Self {
         match e {
             keymint_auth::AuthError::PermissionDenied => ApiError::PermissionDenied,
-            keymint_auth::AuthError::Invalid(m) => ApiError::BadRequest(m),
-            keymint_auth::AuthError::Internal(m) => {
-                tracing::warn!(error = %m, "request failed");
-                ApiError::Internal { public: m }
-            }
+            keymint_auth::AuthError::InvalidTokenRole(m)
+            | keymint_auth::AuthError::PolicyNotAllowed(m)
+            | keymint_auth::AuthError::RequestRefused(m) => ApiError::BadRequest(m),
+            // The caller renewing a token whose role is gone: Vault's 500, no fault of keymint's.
+            keymint_auth::AuthError::TokenRoleGone(name) => ApiError::vaults_500(&format!(
+                "original token role {name:?} could not be found, not renewing"
+            )),
+            e @ keymint_auth::AuthError::Encode { .. } => ApiError::hidden(&e),
             keymint_auth::AuthError::Store(s) => ApiError::from(s),
         }
     }
@@ -115,37 +248,32 @@ impl From<FieldError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(e: impl Into<ApiError>) -> StatusCode {
-        e.into().into_response().status()
+/// Adds the request id to a 5xx error body, so a report of the failure can be matched with
+/// the log line that holds its detail. Other responses pass unchanged.
+pub(crate) async fn with_request_id(response: Response, request_id: &str) -> Response {
+    if !response.status().is_server_error() {
+        return response;
     }
-
-    #[test]
-    fn engine_failures_map_to_vaults_statuses() {
-        let aws = |kind| EngineError::Aws { message: "Error creating IAM user: x".into(), kind };
-        assert_eq!(status(aws(AwsFailure::Rejected)), StatusCode::BAD_REQUEST);
-        assert_eq!(status(aws(AwsFailure::Unavailable)), StatusCode::BAD_GATEWAY);
-        assert_eq!(status(EngineError::bad_request("Role \"x\" not found")), StatusCode::BAD_REQUEST);
-        assert_eq!(status(EngineError::Internal("boom".into())), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(status(ApiError::PermissionDenied), StatusCode::FORBIDDEN);
-        assert_eq!(status(ApiError::NotFound), StatusCode::NOT_FOUND);
-        assert_eq!(status(ApiError::UnsupportedOperation), StatusCode::METHOD_NOT_ALLOWED);
-    }
-
-    #[tokio::test]
-    async fn bodies_use_vaults_shape() {
-        let body = |e: ApiError| async move {
-            let bytes = axum::body::to_bytes(e.into_response().into_body(), 1 << 16).await.unwrap();
-            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
-        };
-        assert_eq!(body(ApiError::NotFound).await, json!({"errors": []}));
-        assert_eq!(
-            body(ApiError::PermissionDenied).await,
-            json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
-        );
-        assert_eq!(body(ApiError::BadRequest("nope".into())).await, json!({"errors": ["nope"]}));
-    }
+    let (parts, body) = response.into_parts();
+    // Error bodies are a few hundred bytes; anything this large is no error body of ours.
+    let bytes = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a 5xx body to add the request id");
+            return Response::from_parts(parts, axum::body::Body::empty());
+        }
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut map)) if map.contains_key("errors") => {
+            map.insert("request_id".into(), json!(request_id));
+            serde_json::Value::Object(map).to_string().into()
+        }
+        _ => bytes,
+    };
+    let mut response = Response::from_parts(parts, axum::body::Body::from(body));
+    response.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+    response
 }
+
+#[cfg(test)]
+mod tests;

@@ -126,9 +126,10 @@ pub async fn dispatch(
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %uri.path());
     let mut mounts = None;
-    let mut response = answer(&state, &method, &uri, &headers, &extensions, body, &request_id, &mut mounts)
+    let response = answer(&state, &method, &uri, &headers, &extensions, body, &request_id, &mut mounts)
         .instrument(span.clone())
         .await;
+    let mut response = crate::error::with_request_id(response, &request_id).await;
     let path = uri.path().strip_prefix("/v1/").unwrap_or("");
     let route = crate::metrics::route_label(path, mounts.as_deref().map_or(&[], |m| m.as_slice()));
     let status = response.status();
@@ -220,7 +221,9 @@ async fn answer(
         }
         Err(e) => Err(match e {
             ApiError::PermissionDenied => ApiError::PermissionDenied,
-            other => ApiError::Internal { public: other.to_string() },
+            // Already logged where it was made; its text is safe to show.
+            ApiError::Internal { public } => ApiError::Internal { public: public.clone() },
+            other => ApiError::hidden(other),
         }),
     };
     if audited {

@@ -287,11 +287,8 @@ pub(crate) async fn mount_op(state: &AppState, req: LogicalRequest) -> ApiResult
                     "the mount has {pending} IAM user(s) being created or awaiting cleanup; retry in a few minutes"
                 )));
             }
-            let failures = state
-                .leases()
-                .revoke_prefix(&m.path, false)
-                .await
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let failures =
+                state.leases().revoke_prefix(&m.path, false).await.map_err(crate::leases::lease_error)?;
             if let Some(first) = failures.first() {
                 return Err(ApiError::BadRequest(format!(
                     "failed to revoke {} lease(s) of the mount, which stays enabled: {}: {}",
@@ -304,9 +301,19 @@ pub(crate) async fn mount_op(state: &AppState, req: LogicalRequest) -> ApiResult
             // keeps its role, and the mount.
             if m.mount_type == "aws" {
                 state.engine().delete_static_roles(&crate::dispatch::mount_ctx(&m)).await.map_err(|e| {
-                    ApiError::BadRequest(format!(
-                        "failed to delete the static roles of the mount, which stays enabled: {e}"
-                    ))
+                    // keymint's own failures stay 500s; what AWS or another request stood in the
+                    // way with is told, as the reason the mount stays.
+                    match ApiError::from(e) {
+                        ApiError::BadRequest(why) | ApiError::Upstream(why) => ApiError::BadRequest(format!(
+                            "failed to delete the static roles of the mount, which stays enabled: {why}"
+                        )),
+                        ApiError::Internal { public } if public != crate::error::INTERNAL_ERROR => {
+                            ApiError::BadRequest(format!(
+                                "failed to delete the static roles of the mount, which stays enabled: {public}"
+                            ))
+                        }
+                        other => other,
+                    }
                 })?;
             }
             mounts::delete(state.store().pool(), &m.id).await?;

@@ -50,13 +50,21 @@ impl Identity {
 pub enum AuthError {
     #[error("permission denied")]
     PermissionDenied,
-    /// The caller's mistake, in Vault's words (a 400).
+    /// A token role write that breaks this rule, in Vault's words (a 400).
     #[error("{0}")]
-    Invalid(String),
-    /// keymint cannot do what was asked for a reason that is not the caller's (a 500), in
-    /// Vault's words.
+    InvalidTokenRole(String),
+    /// Token policies the parent or the role does not allow, in Vault's words (a 400).
     #[error("{0}")]
-    Internal(String),
+    PolicyNotAllowed(String),
+    /// A token create or renew request refused for this reason, in Vault's words (a 400).
+    #[error("{0}")]
+    RequestRefused(String),
+    /// A renewal of a token whose token role was deleted (Vault answers a 500).
+    #[error("token role {0:?} of the token is gone")]
+    TokenRoleGone(String),
+    /// A value of ours that does not serialize.
+    #[error("cannot encode {what}: {source}")]
+    Encode { what: &'static str, source: serde_json::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

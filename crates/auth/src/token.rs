@@ -49,7 +49,7 @@ pub struct Created {
 }
 
 fn invalid(msg: impl Into<String>) -> AuthError {
-    AuthError::Invalid(msg.into())
+    AuthError::RequestRefused(msg.into())
 }
 
 /// Vault's display name: `token`, or `token-` and the given name with anything but letters,
@@ -87,7 +87,7 @@ fn child_policies(
     if !parent.is_root()
         && policies.iter().any(|p| p.as_str() != DEFAULT_POLICY_NAME && !parent.policies.contains(p))
     {
-        return Err(invalid("child policies must be subset of parent"));
+        return Err(AuthError::PolicyNotAllowed("child policies must be subset of parent".into()));
     }
     if policies.iter().any(|p| p == ROOT_POLICY) {
         // A root token holds root alone.
@@ -273,7 +273,8 @@ pub async fn create(
     let row = TokenRow {
         hash: store.hasher().hash(&token),
         accessor: generate_accessor(),
-        policies: serde_json::to_string(&policies).map_err(|e| invalid(e.to_string()))?,
+        policies: serde_json::to_string(&policies)
+            .map_err(|source| AuthError::Encode { what: "token policies", source })?,
         display_name: display_name(req.display_name.as_deref()),
         meta: serde_json::Value::Object(meta).to_string(),
         created_at: now_ms,
@@ -288,7 +289,8 @@ pub async fn create(
         path,
         last_renewal: None,
         role: role.map(|r| r.name.clone()),
-        bound_cidrs: serde_json::to_string(bound_cidrs).map_err(|e| invalid(e.to_string()))?,
+        bound_cidrs: serde_json::to_string(bound_cidrs)
+            .map_err(|source| AuthError::Encode { what: "token bound_cidrs", source })?,
     };
     tokens::insert(store.pool(), &row, true).await?;
     // With a given id, an existing token of that id is not replaced.
@@ -324,9 +326,7 @@ pub async fn renew(store: &Store, row: &TokenRow, increment: i64, now_ms: i64) -
     let (period, explicit_max_ttl, max_ttl) = match &row.role {
         None => (row.period, row.explicit_max_ttl, MAX_TTL_SECS),
         Some(name) => {
-            let role = load_role(store, name).await?.ok_or_else(|| {
-                AuthError::Internal(format!("original token role {name:?} could not be found, not renewing"))
-            })?;
+            let role = load_role(store, name).await?.ok_or_else(|| AuthError::TokenRoleGone(name.clone()))?;
             let explicit = match (row.explicit_max_ttl, role.token_explicit_max_ttl) {
                 (0, max) | (max, 0) => max,
                 (token, role) => token.min(role),

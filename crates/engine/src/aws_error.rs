@@ -61,7 +61,7 @@ impl AwsCallError {
     /// The engine error with Vault's prefix, e.g. `Error creating IAM user: <code>: <message>`,
     /// followed by the operation and, where one applies, a hint.
     pub fn with_prefix(&self, prefix: &str) -> EngineError {
-        EngineError::Aws { message: format!("{prefix}: {self}"), kind: self.failure }
+        EngineError::aws(prefix, self.clone())
     }
 
     /// The same failure under another operation's name (a probe made for `op`).
@@ -70,6 +70,8 @@ impl AwsCallError {
         self
     }
 }
+
+impl std::error::Error for AwsCallError {}
 
 impl std::fmt::Display for AwsCallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,13 +265,13 @@ mod tests {
         assert_eq!(e.retry, Retry::Never);
         assert!(e.is_code("AccessDenied"));
         match e.with_prefix("Error creating IAM user") {
-            EngineError::Aws { message, kind } => {
+            EngineError::Aws { context, source } => {
                 assert_eq!(
-                    message,
+                    format!("{context}: {source}"),
                     "Error creating IAM user: AccessDenied: User: x is not authorized (AWS operation \
                      CreateUser; hint: the credentials in config/root need the iam:CreateUser permission)"
                 );
-                assert_eq!(kind, AwsFailure::Rejected);
+                assert_eq!(source.failure, AwsFailure::Rejected);
             }
             other => panic!("{other:?}"),
         }

@@ -102,7 +102,7 @@ impl AwsClients {
                         Err(e) => last = e.to_string(),
                     }
                 }
-                Err(EngineError::bad_request(format!("could not obtain sts client: {last}")))
+                Err(EngineError::NoStsClient(last))
             })
             .await
     }
@@ -134,7 +134,7 @@ impl AwsClients {
         }
         Err(match last {
             Some(e) => e.with_prefix("error verifying the root credentials with GetCallerIdentity"),
-            None => EngineError::Internal("no STS endpoint configured".into()),
+            None => EngineError::Unexpected("no STS endpoint configured".into()),
         })
     }
 }
@@ -263,7 +263,7 @@ fn sts_candidates(cfg: &RootConfig, region: &str) -> Result<Vec<(String, Option<
     endpoints.extend(cfg.sts_fallback_endpoints.iter().cloned());
     regions.extend(cfg.sts_fallback_regions.iter().cloned());
     if regions.len() != endpoints.len() {
-        return Err(EngineError::bad_request("number of regions does not match number of endpoints"));
+        return Err(EngineError::invalid_root_config("number of regions does not match number of endpoints"));
     }
     Ok(regions.into_iter().zip(endpoints.into_iter().map(Some)).collect())
 }

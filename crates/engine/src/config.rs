@@ -186,14 +186,14 @@ pub fn apply_root_write(
         ("sts_rate", input.sts_rate),
     ] {
         if rate.is_some_and(|r| r < 0) {
-            return Err(EngineError::bad_request(format!(
+            return Err(EngineError::invalid_root_config(format!(
                 "{name} must be a positive number of calls per second"
             )));
         }
     }
     let template = input.username_template.take().filter(|t| !t.is_empty());
     input.username_template = Some(template.unwrap_or_else(|| DEFAULT_USERNAME_TEMPLATE.to_string()));
-    let internal = |e: serde_json::Error| EngineError::Internal(format!("config/root write: {e}"));
+    let internal = EngineError::encode("config/root write");
     // Every other field is stored as given, over what the config had.
     let mut stored = serde_json::to_value(cfg).map_err(internal)?;
     if let (serde_json::Value::Object(stored), serde_json::Value::Object(given)) =
@@ -217,7 +217,7 @@ impl RootConfig {
 }
 
 fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
-    let bad = |m: &str| Err(EngineError::bad_request(m));
+    let bad = |m: &str| Err(EngineError::invalid_root_config(m));
     if cfg.sts_fallback_endpoints.len() != cfg.sts_fallback_regions.len() {
         return bad("fallback endpoints and fallback regions must be the same length");
     }
@@ -286,17 +286,17 @@ fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
 /// with a 500 at the first credential request.
 pub fn validate_username_template(src: &str) -> Result<()> {
     let template = Template::parse(src)
-        .map_err(|e| EngineError::bad_request(format!("unable to parse username_template: {e}")))?;
+        .map_err(|e| EngineError::invalid_root_config(format!("unable to parse username_template: {e}")))?;
     for (kind, limit, what) in [(Kind::Iam, 64, "IAM user names"), (Kind::Sts, 32, "STS federation names")] {
         match template.max_len(kind) {
             Some(n) if n <= limit => {}
             Some(n) => {
-                return Err(EngineError::bad_request(format!(
+                return Err(EngineError::invalid_root_config(format!(
                     "username_template can produce {n} characters, over the {limit}-character limit of {what}; cut it with truncate"
                 )));
             }
             None => {
-                return Err(EngineError::bad_request(format!(
+                return Err(EngineError::invalid_root_config(format!(
                     "username_template has no upper bound on its length, but {what} are limited to {limit} characters; cut it with truncate"
                 )));
             }

@@ -10,7 +10,7 @@ use crate::error::{EngineError, Result};
 
 /// Vault answers group look-up failures with AWS's raw text.
 fn raw(e: AwsCallError) -> EngineError {
-    EngineError::Aws { message: e.to_string(), kind: e.failure }
+    EngineError::aws("", e)
 }
 
 /// The merged policy document (empty when there is none) and policy ARNs.
@@ -54,8 +54,8 @@ pub async fn merge(
 pub fn combine(documents: &[String]) -> Result<String> {
     let mut statements = Vec::new();
     for doc in documents.iter().filter(|d| !d.trim().is_empty()) {
-        let parsed: Value = serde_json::from_str(doc)
-            .map_err(|e| EngineError::bad_request(format!("cannot parse policy document: {e}")))?;
+        let parsed: Value =
+            serde_json::from_str(doc).map_err(|e| EngineError::MergedPolicyUnparsable(e.to_string()))?;
         match parsed.get("Statement") {
             Some(Value::Array(items)) => statements.extend(items.iter().cloned()),
             Some(one @ Value::Object(_)) => statements.push(one.clone()),

@@ -70,9 +70,10 @@ impl Engine {
             data: json!({"user_name": user, "lease_id": lease_id}).to_string(),
             created_at: now.timestamp_millis(),
         };
-        wal::insert(self.store.pool(), &intent)
-            .await
-            .map_err(|e| EngineError::Internal(format!("error writing WAL entry: {e}")))?;
+        wal::insert(self.store.pool(), &intent).await.map_err(|e| EngineError::Wal {
+            context: "error writing WAL entry",
+            source: Box::new(e.into()),
+        })?;
 
         if let Err(e) = self.create_user(&clients, &ticket, role, &user, &lease_id).await {
             if e.outcome_unknown() {
@@ -128,7 +129,7 @@ impl Engine {
         let row = leases::LeaseRow::from(&lease);
         if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
             self.undo_user(&clients, &user, &intent.id).await;
-            return Err(EngineError::Internal(format!("failed to commit WAL entry: {e}")));
+            return Err(EngineError::Wal { context: "failed to commit WAL entry", source: Box::new(e) });
         }
 
         let mut warnings = Vec::new();
@@ -280,7 +281,7 @@ impl Engine {
                         .key(k)
                         .value(v)
                         .build()
-                        .map_err(|e| EngineError::Internal(e.to_string()))?,
+                        .map_err(|e| EngineError::Unexpected(format!("user tag: {e}")))?,
                 );
             }
             steps.push(Box::pin(async move {

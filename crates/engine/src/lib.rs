@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use client_factory::ClientFactory;
 pub use clients::{AwsClients, CallerIdentity, ClientCache};
 pub use config::{LeaseConfig, RootConfig, RootConfigInput, RootSecrets};
-pub use error::{AwsFailure, EngineError, Result};
+pub use error::{AwsFailure, Busy, EngineError, Result};
 pub use mint::{CredsRequest, Minted};
 pub use role::{Role, RoleInput, RoleWrite};
 pub use root_rotation::RootRotation;
@@ -192,23 +192,22 @@ impl Engine {
             self.clients.forget(&mount.id);
             return Ok(identity);
         }
-        Err(EngineError::bad_request(
-            "config/root was written by another request at the same time; try again",
-        ))
+        Err(EngineError::Busy(error::Busy::ConfigRootWrite))
     }
 
     async fn verify_root(&self, cfg: &RootConfig, secrets: &RootSecrets) -> Result<CallerIdentity> {
         let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
         let clients = self.factory.build(cfg, secrets, pacer).await?;
         let who = clients.caller_identity().await.map_err(|e| match e {
-            EngineError::Aws { message, .. } => EngineError::BadRequest(message),
+            EngineError::Aws { context, source } => EngineError::RootUnverified { context, source },
             other => other,
         })?;
         if !cfg.expected_account_id.is_empty() && who.account != cfg.expected_account_id {
-            return Err(EngineError::bad_request(format!(
-                "the root credentials belong to account {} ({}), not to the expected account {}",
-                who.account, who.arn, cfg.expected_account_id
-            )));
+            return Err(EngineError::WrongAccount {
+                account: who.account,
+                arn: who.arn,
+                expected: cfg.expected_account_id.clone(),
+            });
         }
         Ok(who)
     }
@@ -225,9 +224,9 @@ impl Engine {
             secret_key: secrets.secret_key.as_ref().map(|s| s.expose_secret().to_string()),
             session_token: secrets.session_token.as_ref().map(|s| s.expose_secret().to_string()),
         };
-        let plain = serde_json::to_vec(&sealed).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let plain = serde_json::to_vec(&sealed).map_err(EngineError::encode("root secrets"))?;
         Ok(rows::ConfigRow {
-            body: serde_json::to_string(cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+            body: serde_json::to_string(cfg).map_err(EngineError::encode("config/root"))?,
             secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
             updated_at: next_version(previous, self.now_ms()),
         })
@@ -286,7 +285,7 @@ impl Engine {
 
     pub async fn write_lease_config(&self, mount: &MountCtx, cfg: LeaseConfig) -> Result<()> {
         let row = rows::ConfigRow {
-            body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+            body: serde_json::to_string(&cfg).map_err(EngineError::encode("config/lease"))?,
             secret: None,
             updated_at: self.now_ms(),
         };
@@ -315,7 +314,7 @@ impl Engine {
             None => None,
         };
         let written = role::apply_role_write(existing, input)?;
-        let body = serde_json::to_string(&written.role).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let body = serde_json::to_string(&written.role).map_err(EngineError::encode("role"))?;
         rows::put_role(&mut *tx, &mount.id, name, &body, self.now_ms()).await?;
         tx.commit().await.map_err(keymint_store::StoreError::from)?;
         Ok(written.warnings)

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use keymint_store::wal::IntentRow;
 use serde::Deserialize;
+use tracing::warn;
 
 use crate::teardown::{self, Teardown};
-use crate::{Engine, MountCtx};
+use crate::{Engine, EngineError, MountCtx};
 
 /// How long after creation a missing IAM user may still be IAM's eventual consistency rather
 /// than a deleted user (Vault uses five minutes).
@@ -17,14 +18,29 @@ struct IntentData {
     user_name: String,
 }
 
+/// Why a revocation failed, as the lease manager records and shows it: keymint's own
+/// failures (storage) are told only as such, their detail goes to the log.
+fn reason(e: impl Into<EngineError>) -> String {
+    match e.into() {
+        e @ (EngineError::Store(_)
+        | EngineError::Encode { .. }
+        | EngineError::Wal { .. }
+        | EngineError::Unexpected(_)) => {
+            warn!(error = %e, "revocation could not read what it needs");
+            "internal error".into()
+        }
+        e => e.to_string(),
+    }
+}
+
 impl Engine {
     async fn aws_for_mount(&self, mount_id: &str) -> Result<std::sync::Arc<crate::AwsClients>, String> {
         let mount = keymint_store::mounts::get_by_id(self.store.pool(), mount_id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(reason)?
             .ok_or_else(|| format!("mount {mount_id} no longer exists"))?;
         let ctx = MountCtx { id: mount.id, path: mount.path, ttls: Default::default() };
-        let (clients, _) = self.clients(&ctx).await.map_err(|e| e.to_string())?;
+        let (clients, _) = self.clients(&ctx).await.map_err(reason)?;
         Ok(clients)
     }
 }

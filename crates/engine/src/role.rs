@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{EngineError, Result};
-use keymint_common::go::text::{go_quote, multierror};
 
 pub const IAM_USER: &str = "iam_user";
 pub const ASSUMED_ROLE: &str = "assumed_role";
@@ -98,16 +97,15 @@ pub fn compact_policy(doc: &str) -> Result<String> {
     if doc.is_empty() {
         return Ok(String::new());
     }
-    let parsed: Value = serde_json::from_str(doc)
-        .map_err(|_| EngineError::bad_request(format!("cannot parse policy document: {}", go_quote(doc))))?;
+    let parsed: Value =
+        serde_json::from_str(doc).map_err(|_| EngineError::PolicyDocumentUnparsable(doc.to_string()))?;
     Ok(parsed.to_string())
 }
 
 /// The given fields of a write, typed, in the order [`RoleInput`] declares them (legacy ones
 /// left out).
 fn given_fields(input: &RoleInput) -> Result<Map<String, Value>> {
-    let Value::Object(fields) =
-        serde_json::to_value(input).map_err(|e| EngineError::Internal(format!("role write: {e}")))?
+    let Value::Object(fields) = serde_json::to_value(input).map_err(EngineError::encode("role write"))?
     else {
         return Ok(Map::new());
     };
@@ -129,7 +127,7 @@ fn legacy_conflicts(input: &RoleInput) -> Result<Option<String>> {
 fn legacy_value(input: &RoleInput) -> Result<Option<&str>> {
     let policy = input.legacy_policy.as_deref().unwrap_or("");
     if input.legacy_arn.is_some() && !policy.is_empty() {
-        return Err(EngineError::Internal("only one of policy or arn should be provided".into()));
+        return Err(EngineError::LegacyPolicyAndArn);
     }
     let value = input.legacy_arn.as_deref().filter(|_| policy.is_empty()).unwrap_or(policy);
     Ok(Some(value).filter(|v| !v.is_empty()))
@@ -139,12 +137,9 @@ fn legacy_value(input: &RoleInput) -> Result<Option<&str>> {
 /// (iam_user); anything else is a policy document for iam_user and federation_token.
 fn legacy_write(input: &RoleInput, legacy: &str) -> Result<RoleWrite> {
     if let Some(field) = legacy_conflicts(input)? {
-        return Err(EngineError::bad_request(format!(
-            "cannot supply deprecated role or policy parameters with {field}"
-        )));
+        return Err(EngineError::LegacyParamsConflict(field));
     }
-    let unparsable =
-        || EngineError::bad_request(format!("unable to parse supplied data: {}", go_quote(legacy)));
+    let unparsable = || EngineError::LegacyValueUnparsable(legacy.to_string());
     let mut role = Role { prohibit_flexible_cred_path: true, ..Role::default() };
     if legacy.starts_with("arn:") {
         let resource = legacy.splitn(6, ':').nth(5).unwrap_or("");
@@ -191,26 +186,21 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
         // keymint's own tags tell its users apart (owner, lease, installation): a role must not
         // overwrite them, or teardown and reconcile could no longer recognise the user.
         if let Some(reserved) = tags.keys().find(|k| k.to_ascii_lowercase().starts_with("keymint:")) {
-            return Err(EngineError::bad_request(format!(
-                "iam_tags: {reserved:?} uses the \"keymint:\" prefix, which is reserved for the tags keymint puts on the users it creates"
-            )));
+            return Err(EngineError::ReservedTag(reserved.clone()));
         }
     }
     // Every other field is stored as given, over what the role had.
     let role = overlay(role, given_fields(&input)?)?;
     let errors = validate(&role);
     if !errors.is_empty() {
-        return Err(EngineError::bad_request(format!(
-            "error(s) validating supplied role data: {}",
-            go_quote(&multierror(&errors))
-        )));
+        return Err(EngineError::InvalidRole(errors));
     }
     Ok(RoleWrite { role, warnings: Vec::new() })
 }
 
 /// `role` with `fields` (API names, typed) written over the fields of the same name.
 fn overlay(role: Role, fields: Map<String, Value>) -> Result<Role> {
-    let internal = |e: serde_json::Error| EngineError::Internal(format!("role write: {e}"));
+    let internal = EngineError::encode("role write");
     let mut stored = serde_json::to_value(role).map_err(internal)?;
     if let Value::Object(stored) = &mut stored {
         stored.extend(fields);
@@ -345,14 +335,16 @@ impl Role {
             [one] => {
                 if self.prohibit_flexible_cred_path {
                     if one == IAM_USER && via_sts_path {
-                        return Err(EngineError::bad_request(
-                            "attempted to retrieve iam_user credentials through the sts path; this is not allowed for legacy roles",
-                        ));
+                        return Err(EngineError::LegacyCredentialPath {
+                            credential_type: one.clone(),
+                            via_sts_path,
+                        });
                     }
                     if one != IAM_USER && !via_sts_path {
-                        return Err(EngineError::bad_request(format!(
-                            "attempted to retrieve {one} credentials through the creds path; this is not allowed for legacy roles"
-                        )));
+                        return Err(EngineError::LegacyCredentialPath {
+                            credential_type: one.clone(),
+                            via_sts_path,
+                        });
                     }
                 }
                 Ok(one.clone())
@@ -362,9 +354,10 @@ impl Role {
                 if many.iter().any(|t| t == wanted) {
                     Ok(wanted.to_string())
                 } else {
-                    Err(EngineError::bad_request(format!(
-                        "requested credential type {wanted:?} not in allowed credential types {many:?}"
-                    )))
+                    Err(EngineError::CredentialTypeNotAllowed {
+                        wanted: wanted.to_string(),
+                        allowed: many.to_vec(),
+                    })
                 }
             }
         }
@@ -383,16 +376,17 @@ mod tests {
         RoleInput { credential_type: Some(t.into()), ..Default::default() }
     }
 
-    fn message(input: RoleInput) -> String {
-        write(input).unwrap_err().to_string()
+    /// The rules a write breaks (api wraps them in Vault's text, and tests that).
+    fn rules(input: RoleInput) -> Vec<String> {
+        match write(input) {
+            Err(EngineError::InvalidRole(rules)) => rules,
+            other => panic!("expected a rule violation, got {other:?}"),
+        }
     }
 
     #[test]
-    fn missing_type_has_vaults_exact_text() {
-        assert_eq!(
-            message(RoleInput::default()),
-            r#"error(s) validating supplied role data: "1 error occurred:\n\t* did not supply credential_type\n\n""#
-        );
+    fn missing_type_is_the_one_rule_broken() {
+        assert_eq!(rules(RoleInput::default()), ["did not supply credential_type"]);
     }
 
     #[test]
@@ -405,7 +399,7 @@ mod tests {
             ),
             (
                 RoleInput { default_ttl: Some(120), max_ttl: Some(60), ..typed(IAM_USER) },
-                r#"\"default_ttl\" value must be less than or equal to \"max_ttl\" value"#,
+                r#""default_ttl" value must be less than or equal to "max_ttl" value"#,
             ),
             (
                 RoleInput { default_sts_ttl: Some(60), ..typed(IAM_USER) },
@@ -414,7 +408,7 @@ mod tests {
             (RoleInput { max_sts_ttl: Some(60), ..typed(IAM_USER) }, "max_sts_ttl parameter only valid"),
             (
                 RoleInput { default_sts_ttl: Some(120), max_sts_ttl: Some(60), ..typed(ASSUMED_ROLE) },
-                r#"\"default_sts_ttl\" value must be less than or equal to \"max_sts_ttl\" value"#,
+                r#""default_sts_ttl" value must be less than or equal to "max_sts_ttl" value"#,
             ),
             (
                 RoleInput { user_path: Some("/a/".into()), ..typed(ASSUMED_ROLE) },
@@ -460,19 +454,20 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            let got = message(input);
-            assert!(got.contains(want), "{got:?} should contain {want:?}");
+            let got = rules(input);
+            assert!(got.iter().any(|r| r.contains(want)), "{got:?} should contain {want:?}");
         }
     }
 
     #[test]
     fn several_errors_are_listed_together() {
-        let got = message(RoleInput {
+        let got = rules(RoleInput {
             role_arns: Some(vec!["arn:aws:iam::1:role/r".into()]),
             external_id: Some("x".into()),
             ..typed(IAM_USER)
         });
-        assert!(got.contains(r#"2 errors occurred:\n\t* cannot supply role_arns"#), "{got}");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("cannot supply role_arns"), "{got:?}");
     }
 
     #[test]
@@ -493,10 +488,10 @@ mod tests {
         assert_eq!(merged.credential_types, vec![IAM_USER]);
         assert_eq!(merged.iam_groups, Some(vec!["devs".to_string()]));
         assert!(!merged.policy_document.is_empty());
-        assert_eq!(
-            message(RoleInput { policy_document: Some("{nope".into()), ..typed(IAM_USER) }),
-            r#"cannot parse policy document: "{nope""#
-        );
+        assert!(matches!(
+            write(RoleInput { policy_document: Some("{nope".into()), ..typed(IAM_USER) }),
+            Err(EngineError::PolicyDocumentUnparsable(doc)) if doc == "{nope"
+        ));
     }
 
     #[test]
@@ -519,19 +514,22 @@ mod tests {
         let arn = write(RoleInput { legacy_arn: Some("arn:aws:iam::1:role/r".into()), ..Default::default() })
             .unwrap();
         assert_eq!(arn.role.credential_types, vec![ASSUMED_ROLE]);
-        assert!(arn.role.type_for_path(false).unwrap_err().to_string().contains("through the creds path"));
+        assert!(matches!(
+            arn.role.type_for_path(false),
+            Err(EngineError::LegacyCredentialPath { via_sts_path: false, .. })
+        ));
         assert!(matches!(
             write(RoleInput {
                 legacy_policy: Some("{}".into()),
                 legacy_arn: Some("x".into()),
                 ..Default::default()
             }),
-            Err(EngineError::Internal(_))
+            Err(EngineError::LegacyPolicyAndArn)
         ));
-        assert_eq!(
-            message(RoleInput { legacy_policy: Some("{}".into()), ..typed(IAM_USER) }),
-            "cannot supply deprecated role or policy parameters with an explicit credential_type"
-        );
+        assert!(matches!(
+            write(RoleInput { legacy_policy: Some("{}".into()), ..typed(IAM_USER) }),
+            Err(EngineError::LegacyParamsConflict(field)) if field == "an explicit credential_type"
+        ));
         // hvac's legacy_params sends the other one as null, which is "": an empty policy with an
         // ARN is an ARN write; an empty ARN with a policy is Vault's 500.
         let arn = write(RoleInput {
@@ -547,16 +545,16 @@ mod tests {
                 legacy_arn: Some(String::new()),
                 ..Default::default()
             }),
-            Err(EngineError::Internal(_))
+            Err(EngineError::LegacyPolicyAndArn)
         ));
         // Both empty: no legacy write at all, so the usual rules apply.
         assert_eq!(
-            message(RoleInput {
+            rules(RoleInput {
                 legacy_policy: Some(String::new()),
                 legacy_arn: Some(String::new()),
                 ..Default::default()
             }),
-            r#"error(s) validating supplied role data: "1 error occurred:\n\t* did not supply credential_type\n\n""#
+            ["did not supply credential_type"]
         );
         // A legacy policy starting with "arn:" is read as an ARN, as in Vault.
         let w =

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::aws_error::AwsCallError;
 use crate::clients::AwsClients;
 use crate::config::{RootConfig, RootSecrets};
-use crate::error::{EngineError, Result};
+use crate::error::{Busy, EngineError, Result};
 use crate::keys::{
     StaleKey, create_key, delete_key, list_keys, parse_stale, stale_json, wait_until_accepted,
 };
@@ -36,24 +36,19 @@ pub struct RootRotation {
 }
 
 fn internal(prefix: &str, e: &AwsCallError) -> EngineError {
-    EngineError::Internal(format!("{prefix}: {e}"))
+    EngineError::AwsStep { context: prefix.to_string(), source: e.clone() }
 }
 
 fn no_config() -> EngineError {
-    EngineError::Internal("no configuration found for config/root".into())
+    EngineError::NoRootConfig
 }
 
 fn check_rotatable(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
     if cfg.access_key.is_empty() || secrets.secret_key.is_none() {
-        return Err(EngineError::bad_request(
-            "Cannot call config/rotate-root when either access_key or secret_key is empty",
-        ));
+        return Err(EngineError::RootKeyMissing);
     }
     if secrets.session_token.is_some() {
-        return Err(EngineError::bad_request(
-            "config/root holds temporary credentials (a session_token); only the long-lived access key \
-             of an IAM user can be rotated",
-        ));
+        return Err(EngineError::RootKeyTemporary);
     }
     Ok(())
 }
@@ -64,9 +59,7 @@ impl Engine {
         let (cfg, secrets, _) = self.root_config(mount).await?.ok_or_else(no_config)?;
         check_rotatable(&cfg, &secrets)?;
         let Some(claim) = self.claim(&mount.id, rows::ROOT, false).await? else {
-            return Err(EngineError::bad_request(
-                "the root credentials of this mount are being rotated right now; try again in a minute",
-            ));
+            return Err(EngineError::Busy(Busy::RootRotation));
         };
         let row = rows::get(self.store.pool(), &mount.id, rows::ROOT).await;
         let (mut stale, retry_at) = match &row {
@@ -90,7 +83,7 @@ impl Engine {
     pub(crate) async fn scheduled_root_rotation(&self, mount: &MountCtx, claim: &Claim) -> Result<Release> {
         let row = rows::get(self.store.pool(), &mount.id, rows::ROOT)
             .await?
-            .ok_or_else(|| EngineError::Internal("the root rotation row disappeared".into()))?;
+            .ok_or_else(|| EngineError::Unexpected("the root rotation row disappeared".into()))?;
         let mut stale = parse_stale(&row.stale_keys);
         let Some((cfg, secrets, _)) = self.root_config(mount).await? else {
             return Ok(Release { next_due: Some(None), ..Release::default() });
@@ -171,7 +164,7 @@ impl Engine {
         let user = out
             .user
             .map(|u| u.user_name)
-            .ok_or_else(|| EngineError::Internal("error calling GetUser: AWS returned no user".into()))?;
+            .ok_or_else(|| EngineError::Unexpected("error calling GetUser: AWS returned no user".into()))?;
         let known =
             list_keys(&base, &user).await.map_err(|e| internal("error calling ListAccessKeys", &e))?;
         let new = create_key(&base, None, &user, &known)
@@ -181,13 +174,13 @@ impl Engine {
         stale.push(StaleKey { user: user.clone(), key: new.id.clone() });
         if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
             self.discard_new_key(&base, claim, stale, &user, &new.id).await;
-            return Err(EngineError::Internal(
+            return Err(EngineError::RotationFailed(
                 "lost the claim on the root key rotation; the new key was deleted".into(),
             ));
         }
         if let Err(why) = wait_until_accepted(&base, &new, VERIFY_TIMEOUT).await {
             self.discard_new_key(&base, claim, stale, &user, &new.id).await;
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::RotationFailed(format!(
                 "{why}; the new key was deleted and config/root keeps the old one"
             )));
         }
@@ -206,10 +199,7 @@ impl Engine {
             Ok(true) => {}
             Ok(false) => {
                 self.discard_new_key(&base, claim, stale, &user, &new.id).await;
-                return Err(EngineError::bad_request(
-                    "config/root was written while the root key was being rotated; the new key was deleted \
-                     and the written config kept",
-                ));
+                return Err(EngineError::Busy(Busy::ConfigRootWrittenDuringRotation));
             }
             Err(e) => {
                 self.discard_new_key(&base, claim, stale, &user, &new.id).await;

@@ -207,7 +207,7 @@ impl Engine {
         } else if let Some(name) = due.target.strip_prefix("static-roles/") {
             self.holding(&claim, self.scheduled_static_rotation(&mount, name, &claim)).await
         } else {
-            Err(EngineError::Internal(format!("unknown rotation target {:?}", due.target)))
+            Err(EngineError::Unexpected(format!("unknown rotation target {:?}", due.target)))
         };
         let outcome = outcome.unwrap_or_else(|e| {
             warn!(mount.path = %mount.path, target = %due.target, error = %e, "rotation failed; will retry");
@@ -276,7 +276,7 @@ mod tests {
         let taken = engine.claim("m", rows::ROOT, false).await.unwrap().expect("lapsed, so free");
         assert_ne!(taken.id, held.id);
 
-        let failed = engine.after_attempt(&Err(EngineError::Internal("AWS said no".into())), 0, false);
+        let failed = engine.after_attempt(&Err(EngineError::RotationFailed("AWS said no".into())), 0, false);
         assert_eq!(failed.retry_at, Some(engine.now_ms() + ms(crate::schedule::retry_backoff(1))));
         let cleanup = engine.after_attempt(&Ok(()), 3, true);
         assert_eq!(cleanup.retry_at, Some(engine.now_ms() + ms(CLEANUP_RETRY)));

@@ -83,7 +83,7 @@ impl Schedule {
 
 /// Checks the rotation fields of `config/root`, with Vault's texts where Vault has them.
 pub fn validate_root_rotation(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
-    let bad = |m: String| Err(EngineError::BadRequest(m));
+    let bad = |m: String| Err(EngineError::InvalidRootConfig(m));
     if !cfg.rotation_schedule.is_empty() && cfg.rotation_period > 0 {
         return bad("mutually exclusive fields rotation_schedule and rotation_period were both specified; only one of them can be provided".into());
     }

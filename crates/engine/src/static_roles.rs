@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::aws_error::AwsCallError;
 use crate::clients::AwsClients;
-use crate::error::{EngineError, Result};
+use crate::error::{Busy, EngineError, Result};
 use crate::keys::{StaleKey, parse_stale};
 use crate::rotation::{CLEANUP_RETRY, Claim, ms};
 use crate::schedule::MIN_ROTATION_PERIOD;
@@ -74,9 +74,7 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> EngineError {
 
 fn check_period(period: u64) -> Result<()> {
     if period < MIN_ROTATION_PERIOD {
-        return Err(EngineError::Internal(
-            "role rotation period out of range: must be greater than 60.00 seconds".into(),
-        ));
+        return Err(EngineError::RotationPeriodTooShort);
     }
     Ok(())
 }
@@ -89,7 +87,7 @@ pub(crate) async fn user_id(clients: &AwsClients, user: &str) -> Result<String, 
 }
 
 pub(crate) fn invalid_user(user: &str, e: &AwsCallError) -> EngineError {
-    EngineError::Internal(format!("unable to validate username {user:?}: {e}"))
+    EngineError::AwsStep { context: format!("unable to validate username {user:?}"), source: e.clone() }
 }
 
 impl Engine {
@@ -126,9 +124,7 @@ impl Engine {
     ) -> Result<StaticRole> {
         let cross_account = [&input.assume_role_arn, &input.assume_role_session_name, &input.external_id];
         if cross_account.iter().any(|f| f.as_ref().is_some_and(|v| !v.is_empty())) {
-            return Err(EngineError::Internal(
-                "cross-account static roles are only supported in Vault Enterprise".into(),
-            ));
+            return Err(EngineError::CrossAccountStaticRole);
         }
         match rows::get(self.store.pool(), &mount.id, name).await? {
             None => self.create_static_role(mount, name, input).await,
@@ -138,10 +134,7 @@ impl Engine {
                     let (clients, _) = self.clients(mount).await?;
                     let id = user_id(&clients, &username).await.map_err(|e| invalid_user(&username, &e))?;
                     if id != role.id {
-                        return Err(EngineError::Internal(format!(
-                            "AWS GetUser returned a user, but the ID did not match: expected {:?}, got {id:?}",
-                            role.id
-                        )));
+                        return Err(EngineError::UserIdMismatch { expected: role.id, got: id });
                     }
                     role.username = username;
                 }
@@ -153,7 +146,7 @@ impl Engine {
                         next_due = Some(self.now_ms() + ms(std::time::Duration::from_secs(period)));
                     }
                 }
-                let body = serde_json::to_string(&role).map_err(|e| EngineError::Internal(e.to_string()))?;
+                let body = serde_json::to_string(&role).map_err(EngineError::encode("static role"))?;
                 let mut tx = self.store.begin().await?;
                 rows::update_body(&mut *tx, &mount.id, name, &body, self.now_ms()).await?;
                 if let Some(due) = next_due {
@@ -172,13 +165,9 @@ impl Engine {
         name: &str,
         input: StaticRoleInput,
     ) -> Result<StaticRole> {
-        let username = input
-            .username
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| EngineError::bad_request("missing \"username\" parameter"))?;
-        let period = input
-            .rotation_period
-            .ok_or_else(|| EngineError::bad_request("missing \"rotation_period\" parameter"))?;
+        let username =
+            input.username.filter(|u| !u.is_empty()).ok_or(EngineError::MissingParameter("username"))?;
+        let period = input.rotation_period.ok_or(EngineError::MissingParameter("rotation_period"))?;
         check_period(period)?;
         let (clients, _) = self.clients(mount).await?;
         let id = user_id(&clients, &username).await.map_err(|e| invalid_user(&username, &e))?;
@@ -187,7 +176,7 @@ impl Engine {
         // The role goes in first, claimed: if keymint dies from here on, the background task
         // makes the first key, and deletes any key made before.
         let target = static_role_target(name);
-        let body = serde_json::to_string(&role).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let body = serde_json::to_string(&role).map_err(EngineError::encode("static role"))?;
         let claim_id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.store.begin().await?;
         let created = rows::insert(&mut *tx, &mount.id, name, &body, self.now_ms()).await?
@@ -200,9 +189,7 @@ impl Engine {
             )
             .await?;
         if !created {
-            return Err(EngineError::bad_request(format!(
-                "static role {name:?} is being created by another request"
-            )));
+            return Err(EngineError::Busy(Busy::StaticRoleCreation(name.to_string())));
         }
         tx.commit().await.map_err(keymint_store::StoreError::from)?;
         let claim = Claim { mount_id: mount.id.clone(), target: target.clone(), id: claim_id };
@@ -244,9 +231,7 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         let Some(claim) = claim else {
-            return Err(EngineError::bad_request(format!(
-                "static role {name:?} is being rotated; try again in a minute"
-            )));
+            return Err(EngineError::Busy(Busy::StaticRoleRotation(name.to_string())));
         };
         let work = async {
             let (clients, _) = self.clients(mount).await?;
@@ -262,7 +247,7 @@ impl Engine {
                 if row.access_key.as_ref().is_some_and(|k| !stale.iter().any(|s| &s.key == k)) {
                     rows::clear_key(self.store.pool(), &mount.id, name).await?;
                 }
-                return Err(EngineError::Internal(format!(
+                return Err(EngineError::RotationFailed(format!(
                     "could not delete the access keys of static role {name:?}, which stays: {first}"
                 )));
             }

@@ -28,7 +28,7 @@ impl Engine {
         let target = static_role_target(name);
         let state = rot::get(self.store.pool(), &mount.id, &target)
             .await?
-            .ok_or_else(|| EngineError::Internal("the static role's rotation row disappeared".into()))?;
+            .ok_or_else(|| EngineError::Unexpected("the static role's rotation row disappeared".into()))?;
         let mut stale = parse_stale(&state.stale_keys);
         let (clients, _) = self.clients(mount).await?;
         let Some(row) = rows::get(self.store.pool(), &mount.id, name).await? else {
@@ -76,7 +76,7 @@ impl Engine {
         let user = role.username.as_str();
         let id = user_id(&clients, user).await.map_err(|e| invalid_user(user, &e))?;
         if id != role.id {
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::RotationFailed(format!(
                 "IAM user {user:?} is not the user static role {name:?} was made for (its ID is {id:?}, not {:?})",
                 role.id
             )));
@@ -86,23 +86,25 @@ impl Engine {
             warn!(mount.path = %mount.path, static_role = name, error = %f, "could not delete an old access key");
         }
 
-        let mut known = list_keys(&clients, user).await.map_err(|e| {
-            EngineError::Internal(format!("unable to list access keys of user {user:?}: {e}"))
+        let mut known = list_keys(&clients, user).await.map_err(|source| EngineError::AwsStep {
+            context: format!("unable to list access keys of user {user:?}"),
+            source,
         })?;
         let mut previous = current.filter(|c| known.contains(c));
         let mut made_room = false;
         if known.len() >= 2 {
             // IAM allows two keys: only keymint's own may make room.
             let Some(ours) = previous.take() else {
-                return Err(EngineError::bad_request(format!(
-                    "IAM user {user:?} already holds two access keys ({}), neither created by keymint for \
-                     static role {name:?}; keymint never deletes keys it did not create: delete one of them",
-                    known.join(", ")
-                )));
+                return Err(EngineError::KeySlotsFull {
+                    user: user.to_string(),
+                    role: name.to_string(),
+                    keys: known,
+                });
             };
-            delete_key(&clients, user, &ours)
-                .await
-                .map_err(|e| EngineError::Internal(format!("unable to delete access key {ours}: {e}")))?;
+            delete_key(&clients, user, &ours).await.map_err(|source| EngineError::AwsStep {
+                context: format!("unable to delete access key {ours}"),
+                source,
+            })?;
             known.retain(|k| k != &ours);
             made_room = true;
         }
@@ -116,15 +118,16 @@ impl Engine {
                     // the new one takes, as in Vault.)
                     rows::clear_key(self.store.pool(), &mount.id, name).await?;
                 }
-                return Err(EngineError::Internal(format!(
-                    "unable to create access key for user {user:?}: {e}"
-                )));
+                return Err(EngineError::AwsStep {
+                    context: format!("unable to create access key for user {user:?}"),
+                    source: e,
+                });
             }
         };
         stale.push(StaleKey { user: user.to_string(), key: new.id.clone() });
         if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
             self.discard_new_key(&clients, claim, stale, user, &new.id).await;
-            return Err(EngineError::Internal("lost the claim on the static role's rotation".into()));
+            return Err(EngineError::RotationFailed("lost the claim on the static role's rotation".into()));
         }
 
         let mut after: Vec<StaleKey> = stale.iter().filter(|k| k.key != new.id).cloned().collect();
@@ -156,7 +159,9 @@ impl Engine {
         if !matches!(stored, Ok(true)) {
             self.discard_new_key(&clients, claim, stale, user, &new.id).await;
             return Err(stored.err().unwrap_or_else(|| {
-                EngineError::Internal(format!("static role {name:?} was deleted while its key was rotated"))
+                EngineError::RotationFailed(format!(
+                    "static role {name:?} was deleted while its key was rotated"
+                ))
             }));
         }
         *stale = after;

@@ -121,7 +121,11 @@ pub struct RoleWrite {
 }
 
 fn invalid(msg: impl Into<String>) -> AuthError {
-    AuthError::Invalid(msg.into())
+    AuthError::InvalidTokenRole(msg.into())
+}
+
+fn policy_refused(msg: impl Into<String>) -> AuthError {
+    AuthError::PolicyNotAllowed(msg.into())
 }
 
 /// Vault's `GenericNameRegex`: word characters, `-`, `.` and `@`, starting and ending with a
@@ -366,7 +370,7 @@ impl TokenRole {
             } else {
                 let globs = sanitize_policies(&self.allowed_policies_glob, false);
                 if policies.iter().any(|p| !allowed.contains(p) && !any_glob(&globs, p)) {
-                    return Err(invalid(format!(
+                    return Err(policy_refused(format!(
                         "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ({})",
                         go_list(&policies),
                         go_list(&allowed),
@@ -382,13 +386,13 @@ impl TokenRole {
             // Vault lets a role with only disallowed lists hand out any other policy, held by
             // the creator or not. keymint keeps such a role's tokens to a subset of the
             // creator's policies, as without a role: only `allowed_policies` widen.
-            return Err(invalid("child policies must be subset of parent"));
+            return Err(policy_refused("child policies must be subset of parent"));
         }
         if let Some(denied) = policies
             .iter()
             .find(|p| self.disallowed_policies.contains(p) || any_glob(&self.disallowed_policies_glob, p))
         {
-            return Err(invalid(format!("token policy {denied:?} is disallowed by this role")));
+            return Err(policy_refused(format!("token policy {denied:?} is disallowed by this role")));
         }
         Ok(policies)
     }

@@ -13,7 +13,9 @@ async fn a_verified_write_stores_only_credentials_aws_takes_for_the_expected_acc
     let wrong_account =
         RootConfigInput { expected_account_id: Some("999999999999".into()), ..RootConfigInput::default() };
     match h.engine.write_root_config(&h.mount, wrong_account, true).await.unwrap_err() {
-        EngineError::BadRequest(m) => assert!(m.contains(&format!("belong to account {ACCOUNT}")), "{m}"),
+        EngineError::WrongAccount { account, expected, .. } => {
+            assert_eq!((account.as_str(), expected.as_str()), (ACCOUNT, "999999999999"))
+        }
         other => panic!("{other:?}"),
     }
     let unknown_key = RootConfigInput {
@@ -22,7 +24,9 @@ async fn a_verified_write_stores_only_credentials_aws_takes_for_the_expected_acc
         ..RootConfigInput::default()
     };
     match h.engine.write_root_config(&h.mount, unknown_key, true).await.unwrap_err() {
-        EngineError::BadRequest(m) => assert!(m.contains("InvalidClientTokenId"), "{m}"),
+        EngineError::RootUnverified { source, .. } => {
+            assert!(source.is_code("InvalidClientTokenId"), "{source}")
+        }
         other => panic!("{other:?}"),
     }
     let (cfg, _, _) = h.engine.root_config(&h.mount).await.unwrap().unwrap();

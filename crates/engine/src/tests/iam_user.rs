@@ -21,7 +21,7 @@ const STEPS: &[(&str, &str)] = &[
 
 fn aws_message(e: EngineError) -> (String, AwsFailure) {
     match e {
-        EngineError::Aws { message, kind } => (message, kind),
+        EngineError::Aws { context, source } => (format!("{context}: {source}"), source.failure),
         other => panic!("expected an AWS error, got {other:?}"),
     }
 }
