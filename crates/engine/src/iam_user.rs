@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use aws_sdk_iam::types::Tag as IamTag;
 use keymint_common::go::template::Kind;
-use keymint_lease::{CredentialKind, Lease, LeaseRecord, LeaseState, calculate_ttl, new_lease_id};
+use keymint_lease::{CredentialKind, LeaseRecord, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
@@ -28,7 +28,7 @@ use crate::clients::AwsClients;
 use crate::error::{EngineError, Result};
 use crate::keys::{self, NewKey};
 use crate::mint::{
-    CredsRequest, INSTALLATION_TAG, LEASE_TAG, Minted, OWNER_TAG, OWNER_TAG_VALUE, generate_name,
+    CredsRequest, INSTALLATION_TAG, LEASE_TAG, Minted, OWNER_TAG, OWNER_TAG_VALUE, generate_name, new_lease,
     ttl_capped_warning,
 };
 use crate::pace::Prepaid;
@@ -99,33 +99,19 @@ impl Engine {
         let backend_ttl = if role.default_ttl > 0 { role.default_ttl } else { cfg_ttl };
         let backend_max = if role.max_ttl > 0 { role.max_ttl } else { cfg_max };
         let decision = calculate_ttl(backend_ttl, backend_max, mount.ttls);
-        let lease = Lease {
-            id: lease_id.clone(),
-            mount_id: mount.id.clone(),
-            role_name: req.role_name.clone(),
-            kind: CredentialKind::IamUser,
-            issue_time: now.timestamp_millis(),
-            expire_time: now.timestamp_millis() + (decision.ttl as i64) * 1000,
-            last_renewal: None,
-            renewable: true,
-            // The role's TTLs travel with the lease: renewal must honour them even if the
-            // role changes or is deleted meanwhile.
-            record: LeaseRecord {
-                username: user.clone(),
-                access_key_id: key.id.clone(),
-                is_sts: false,
-                role_ttl: Some(role.default_ttl),
-                role_max_ttl: Some(role.max_ttl),
-            },
-            secret: None,
-            token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
-            orphan: req.orphan,
-            state: LeaseState::Active,
-            attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-            irrevocable: false,
+        // The role's TTLs travel with the lease: renewal must honour them even if the role
+        // changes or is deleted meanwhile.
+        let record = LeaseRecord {
+            username: user.clone(),
+            access_key_id: key.id.clone(),
+            is_sts: false,
+            role_ttl: Some(role.default_ttl),
+            role_max_ttl: Some(role.max_ttl),
         };
+        let issued = now.timestamp_millis();
+        let expires = issued + (decision.ttl as i64) * 1000;
+        let lease =
+            new_lease(mount, req, lease_id.clone(), CredentialKind::IamUser, (issued, expires), record);
         let row = leases::LeaseRow::from(&lease);
         if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
             self.undo_user(&clients, &user, &intent.id).await;

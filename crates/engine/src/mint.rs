@@ -118,6 +118,38 @@ fn sts_creds(c: Option<aws_sdk_sts::types::Credentials>) -> Result<StsCreds> {
     })
 }
 
+/// A new lease of the credentials `req` asked for on `mount`: active, with no revocation
+/// history, renewable unless STS made it, held by the requesting token unless it is an orphan.
+/// `(issued, expires)` in unix milliseconds.
+pub(crate) fn new_lease(
+    mount: &MountCtx,
+    req: &CredsRequest,
+    id: String,
+    kind: CredentialKind,
+    (issued, expires): (i64, i64),
+    record: LeaseRecord,
+) -> Lease {
+    Lease {
+        id,
+        mount_id: mount.id.clone(),
+        role_name: req.role_name.clone(),
+        kind,
+        issue_time: issued,
+        expire_time: expires,
+        last_renewal: None,
+        renewable: !kind.is_sts(),
+        record,
+        secret: None,
+        token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
+        orphan: req.orphan,
+        state: LeaseState::Active,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        irrevocable: false,
+    }
+}
+
 impl Engine {
     /// Mints a credential for `req.role_name` on `mount`.
     #[instrument(skip_all, fields(mount = %mount.path, role = %req.role_name))]
@@ -312,31 +344,15 @@ impl Engine {
 
         let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
         let credential = CredentialKind::parse(kind).unwrap_or(CredentialKind::SessionToken);
-        let lease = Lease {
-            id: lease_id.clone(),
-            mount_id: mount.id.clone(),
-            role_name: req.role_name.clone(),
-            kind: credential,
-            issue_time: now.timestamp_millis(),
-            expire_time: creds.expiration.timestamp_millis(),
-            last_renewal: None,
-            renewable: false,
-            record: LeaseRecord {
-                username: internal_user.to_string(),
-                access_key_id: creds.access_key.to_string(),
-                is_sts: true,
-                role_ttl: None,
-                role_max_ttl: None,
-            },
-            secret: None,
-            token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
-            orphan: req.orphan,
-            state: LeaseState::Active,
-            attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-            irrevocable: false,
+        let record = LeaseRecord {
+            username: internal_user.to_string(),
+            access_key_id: creds.access_key.to_string(),
+            is_sts: true,
+            role_ttl: None,
+            role_max_ttl: None,
         };
+        let times = (now.timestamp_millis(), creds.expiration.timestamp_millis());
+        let lease = new_lease(mount, req, lease_id.clone(), credential, times, record);
         let row = leases::LeaseRow::from(&lease);
         self.commit_lease(&row, None).await?;
         Ok(Minted {
