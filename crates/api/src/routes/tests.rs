@@ -2,8 +2,8 @@
 //! route below, read off `request`, `sys`, `leases`, `policies`, `audit`, `tokens` and `aws`)
 //! finds its route, with the operation and the `sudo` requirement the dispatcher applies; every
 //! route has a sample; the AWS and token-role routes list exactly the fields their handlers know.
-//! (The black-box test `openapi` checks the other direction: every operation of the generated
-//! document is served.)
+//! (The black-box tests in tests/blackbox/openapi.rs check the other direction: every operation
+//! of the generated document is served.)
 
 use std::collections::BTreeSet;
 
