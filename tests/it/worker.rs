@@ -1,5 +1,7 @@
 //! The expiry worker and the intent sweeper against real databases (SQLite and PostgreSQL),
-//! with a revoker that records what it is asked to undo.
+//! with a revoker that records what it is asked to undo. Tests that show something does not
+//! happen run on held tokio time (`ManualTime`): they move time past every point where it
+//! could have happened instead of sleeping through it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keymint_common::clock::ManualTime;
 use keymint_lease::{LeaseManager, RetryPolicy, Revoker};
 use keymint_store::leases::{self, LeaseRow};
 use keymint_store::revocation;
@@ -15,7 +18,8 @@ use keymint_store::wal::{self, IntentRow};
 use keymint_store::{KeySource, Store};
 use tokio_util::sync::CancellationToken;
 
-/// Counts revocations per lease; fails those whose id contains "stuck".
+/// Counts revocations per lease as they start (so a second one is counted even while it is
+/// still running); fails those whose id contains "stuck".
 #[derive(Default)]
 struct Recorder {
     revoked: Mutex<HashMap<String, usize>>,
@@ -24,10 +28,11 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Revoker for Recorder {
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
+    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), String> {
         if lease.id.contains("stuck") {
             return Err("AccessDenied: not allowed".into());
         }
+        *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
         // Long enough for other workers to try to grab the same lease meanwhile; a "slow" one
         // outlasts several claim periods of `short_claims`.
         let pause = if lease.id.contains("hung") {
@@ -38,7 +43,6 @@ impl Revoker for Recorder {
             5
         };
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
         Ok(())
     }
 
@@ -51,8 +55,9 @@ impl Revoker for Recorder {
     }
 }
 
+/// Now, for the tests on real time (their stores keep the system clock).
 fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    keymint_common::clock::Clock::system().now_ms()
 }
 
 fn lease(id: &str, expire_time: i64) -> LeaseRow {
@@ -86,6 +91,25 @@ async fn count(store: &Store) -> usize {
     leases::ids_with_prefix(store.pool(), "", "", 100_000).await.unwrap().len()
 }
 
+/// Waits (a bounded real time) until no query is in flight on `store` and the tasks woken by an
+/// advance of held time have had their turn: the workers have acted on the time they woke to.
+async fn settle(store: &Store) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut quiet = 0;
+    while quiet < 3 {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        if store.pool().num_idle() == store.pool().size() as usize {
+            quiet += 1;
+        } else {
+            quiet = 0;
+            assert!(std::time::Instant::now() < deadline, "the workers never settled");
+            keymint_common::clock::real_sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 macro_rules! both {
     ($($name:ident),+) => {$(
         mod $name {
@@ -101,14 +125,33 @@ macro_rules! both {
     )+};
 }
 
+/// As `both!`, on the current-thread runtime that held time needs.
+macro_rules! both_on_held_time {
+    ($($name:ident),+) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::TestDb::new(false).await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::TestDb::new(true).await).await
+            }
+        }
+    )+};
+}
+
 both!(
     three_workers_revoke_each_lease_exactly_once,
     a_slow_revocation_keeps_its_claim,
     revoking_a_token_revokes_its_leases_but_not_orphans,
     failures_back_off_and_become_irrevocable,
     sweeper_undoes_only_old_intents,
+    shutdown_releases_the_claims_of_revocations_still_running
+);
+
+both_on_held_time!(
     a_new_lease_due_before_the_planned_wake_up_wakes_the_worker,
-    shutdown_releases_the_claims_of_revocations_still_running,
     a_pause_keeps_due_leases_and_old_intents_until_resumed
 );
 
@@ -146,7 +189,9 @@ async fn shutdown_releases_the_claims_of_revocations_still_running(db: TestDb) {
 /// While revocation is paused store-wide, due leases stay and old intents are not undone;
 /// resumed, both go.
 async fn a_pause_keeps_due_leases_and_old_intents_until_resumed(db: TestDb) {
-    let store = db.open(KeySource::DevStored).await.unwrap();
+    let time = ManualTime::start();
+    let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+    let now_ms = || store.clock().now_ms();
     let pause = revocation::Pause { since: now_ms(), reason: "test".into() };
     revocation::pause(store.pool(), &pause).await.unwrap();
     leases::insert(store.pool(), &lease("aws/creds/r/due", now_ms() - 1000)).await.unwrap();
@@ -166,19 +211,28 @@ async fn a_pause_keeps_due_leases_and_old_intents_until_resumed(db: TestDb) {
         tokio::spawn(manager.clone().run_expiry(cancel.clone())),
         tokio::spawn(manager.clone().run_sweeper(cancel.clone())),
     ];
-    // Several idle polls and sweeps' worth.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Five minutes of polls and sweeps, each one acted on.
+    settle(&store).await;
+    for _ in 0..60 {
+        time.advance(Duration::from_secs(5)).await;
+        settle(&store).await;
+    }
     assert!(manager.revocation_paused().await);
     assert!(recorder.revoked.lock().unwrap().is_empty());
     assert!(recorder.undone.lock().unwrap().is_empty());
     assert_eq!(count(&store).await, 1);
 
     assert!(revocation::resume(store.pool()).await.unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count(&store).await > 0 || recorder.undone.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "nothing happened after the resume");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // The next polls (5 s apart while paused) see the resume; the revocation takes 5 ms.
+    for _ in 0..3 {
+        time.advance(Duration::from_secs(5)).await;
+        settle(&store).await;
     }
+    time.until("due leases and old intents went after the resume", Duration::from_secs(30), || async {
+        time.advance(Duration::from_millis(10)).await;
+        count(&store).await == 0 && !recorder.undone.lock().unwrap().is_empty()
+    })
+    .await;
     cancel.cancel();
     for w in workers {
         w.await.unwrap();
@@ -223,15 +277,17 @@ async fn three_workers_revoke_each_lease_exactly_once(db: TestDb) {
 /// still). A lease created meanwhile that falls due sooner is revoked on time, because
 /// `lease_created` wakes the worker for it; one that falls due later does not disturb it.
 async fn a_new_lease_due_before_the_planned_wake_up_wakes_the_worker(db: TestDb) {
-    let store = db.open(KeySource::DevStored).await.unwrap();
+    let time = ManualTime::start();
+    let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+    let now_ms = || store.clock().now_ms();
     leases::insert(store.pool(), &lease("aws/creds/r/far", now_ms() + 3_600_000)).await.unwrap();
     let recorder = Arc::new(Recorder::default());
     let policy = RetryPolicy { idle_poll: Duration::from_secs(600), ..fast_policy() };
     let manager = LeaseManager::new(store.clone(), recorder.clone(), policy);
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(manager.clone().run_expiry(cancel.clone()));
-    // Let it find nothing due and go to sleep until "far".
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let it find nothing due and go to sleep until "far" (or the idle poll, ten minutes).
+    settle(&store).await;
 
     let later = lease("aws/creds/r/later", now_ms() + 7_200_000);
     leases::insert(store.pool(), &later).await.unwrap();
@@ -240,11 +296,16 @@ async fn a_new_lease_due_before_the_planned_wake_up_wakes_the_worker(db: TestDb)
     leases::insert(store.pool(), &soon).await.unwrap();
     manager.lease_created(soon.expire_time);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while leases::get(store.pool(), "aws/creds/r/soon").await.unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "the worker slept through a lease due sooner");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A second later, not the ten minutes of its planned sleep, "soon" is gone.
+    settle(&store).await;
+    time.advance(Duration::from_secs(1)).await;
+    time.until("the worker revoked the lease due sooner", Duration::from_secs(30), || async {
+        // The recorder's revocation takes 5 ms.
+        time.advance(Duration::from_millis(1)).await;
+        leases::get(store.pool(), "aws/creds/r/soon").await.unwrap().is_none()
+    })
+    .await;
+    assert!(now_ms() < soon.expire_time + 2_000);
     cancel.cancel();
     worker.await.unwrap();
     let revoked = recorder.revoked.lock().unwrap().clone();
@@ -333,8 +394,8 @@ async fn a_slow_revocation_keeps_its_claim(db: TestDb) {
         assert!(std::time::Instant::now() < deadline, "slow leases were not revoked in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Give a worker that wrongly took a lease over the time to finish revoking it again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A worker that wrongly took a lease over had started revoking it again before the row
+    // was deleted (revocations are counted as they start), and shutdown waits for it.
     cancel.cancel();
     for w in workers {
         w.await.unwrap();

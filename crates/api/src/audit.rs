@@ -286,7 +286,7 @@ pub fn response_record(
     broker: &AuditBroker,
     request: Value,
     caller: &Caller<'_>,
-    outcome: &Result<(Reply, String), ApiError>,
+    outcome: Result<(&Reply, &str), &ApiError>,
 ) -> Value {
     let (response, error) = match outcome {
         Ok((reply, mount_type)) => {
@@ -327,28 +327,14 @@ pub fn response_record(
     })
 }
 
-/// `sys/audit`, `sys/audit/<path>` and `sys/audit-hash/<path>`, or `None` for other paths.
-pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
-    let path = req.path.as_str();
-    if path == "sys/audit" || path == "sys/audit/" {
-        return Some(match req.op {
-            Operation::Read | Operation::List => Ok(list(state)),
-            _ => Err(ApiError::UnsupportedOperation),
-        });
-    }
-    if let Some(device) = path.strip_prefix("sys/audit-hash/") {
-        return Some(audit_hash(state, req, device));
-    }
-    let device = path.strip_prefix("sys/audit/")?;
-    let device = format!("{}/", device.trim_matches('/'));
-    Some(match req.op {
-        Operation::Update => enable(state, req, &device).await,
-        Operation::Delete => disable(state, &device).await,
-        _ => Err(ApiError::UnsupportedOperation),
-    })
+/// The device a `sys/audit/<path>` or `sys/audit-hash/<path>` path names, as stored (`file/`).
+fn device_of(path: &str) -> String {
+    let device =
+        path.strip_prefix("sys/audit-hash/").or_else(|| path.strip_prefix("sys/audit/")).unwrap_or("");
+    format!("{}/", device.trim_matches('/'))
 }
 
-fn list(state: &AppState) -> Reply {
+pub(crate) fn list(state: &AppState) -> Reply {
     let devices = state.audit().snapshot();
     let mut data = Map::new();
     for d in devices.iter() {
@@ -360,10 +346,12 @@ fn list(state: &AppState) -> Reply {
     Reply { data: Some(Value::Object(data.clone())), top_level: Some(data), ..Default::default() }
 }
 
-async fn enable(state: &AppState, req: &LogicalRequest, path: &str) -> ApiResult<Reply> {
-    let kind = req.data.get_string("type")?.unwrap_or_default();
-    let description = req.data.get_string("description")?.unwrap_or_default();
-    let options = match req.data.raw("options") {
+pub(crate) async fn enable(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let device = device_of(&req.path);
+    let path = device.as_str();
+    let kind = req.fields().string("type")?.unwrap_or_default();
+    let description = req.fields().string("description")?.unwrap_or_default();
+    let options = match req.fields().map("options")? {
         Some(Value::Object(m)) => m.clone(),
         None | Some(Value::Null) => Map::new(),
         Some(_) => return Err(ApiError::BadRequest("options must be a map".into())),
@@ -378,7 +366,7 @@ async fn enable(state: &AppState, req: &LogicalRequest, path: &str) -> ApiResult
         device_type: kind,
         description,
         options: Value::Object(options).to_string(),
-        created_at: chrono::Utc::now().timestamp_millis(),
+        created_at: state.now_ms(),
     };
     let configured_here = state.audit().configured.is_some() && path == "file/";
     if configured_here || !audit::insert(state.store().pool(), &row).await? {
@@ -388,22 +376,21 @@ async fn enable(state: &AppState, req: &LogicalRequest, path: &str) -> ApiResult
     Ok(Reply::no_content())
 }
 
-async fn disable(state: &AppState, path: &str) -> ApiResult<Reply> {
+pub(crate) async fn disable(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let device = device_of(&req.path);
+    let path = device.as_str();
     audit::delete(state.store().pool(), path).await?;
     state.audit().reload(state).await?;
     Ok(Reply::no_content())
 }
 
-fn audit_hash(state: &AppState, req: &LogicalRequest, device: &str) -> ApiResult<Reply> {
-    if req.op != Operation::Update {
-        return Err(ApiError::UnsupportedOperation);
-    }
-    let device = format!("{}/", device.trim_matches('/'));
+pub(crate) fn audit_hash(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let device = device_of(&req.path);
     let broker = state.audit();
     let known = broker.snapshot().iter().any(|d| d.path == device);
     if !known {
         return Err(ApiError::BadRequest("unknown audit backend".into()));
     }
-    let input = req.data.get_string("input")?.unwrap_or_default();
+    let input = req.fields().string("input")?.unwrap_or_default();
     Ok(Reply::data(json!({ "hash": broker.hash(&input) })))
 }

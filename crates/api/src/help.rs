@@ -24,7 +24,12 @@ fn render(request: &str, pattern: &str, route: &Route) -> String {
     if !route.params.is_empty() {
         text.push_str("\n## PARAMETERS\n");
         for param in route.params {
-            text.push_str(&format!("\n    {} ({})\n\n        {}\n", param.name, param.kind, param.text));
+            text.push_str(&format!(
+                "\n    {} ({})\n\n        {}\n",
+                param.name,
+                param.kind.help(),
+                param.text
+            ));
         }
     }
     text.push_str(&format!("\n## DESCRIPTION\n\n{}\n", route.description));

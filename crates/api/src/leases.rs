@@ -7,10 +7,10 @@ use keymint_store::mounts;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::aws::mount_ctx;
+use crate::dispatch::mount_ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
-use crate::request::{LogicalRequest, Operation};
+use crate::request::LogicalRequest;
 
 fn rfc3339(ms: i64) -> String {
     keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -18,7 +18,7 @@ fn rfc3339(ms: i64) -> String {
 
 /// The lease id from the body, or from the path after `prefix` (`renew/<id>`).
 fn lease_id(req: &LogicalRequest, rest_of_path: &str) -> ApiResult<String> {
-    let from_body = req.data.get_string("lease_id")?.unwrap_or_default();
+    let from_body = req.fields().string("lease_id")?.unwrap_or_default();
     let id = if from_body.is_empty() { rest_of_path.trim_start_matches('/').to_string() } else { from_body };
     if id.is_empty() {
         return Err(ApiError::BadRequest("lease_id must be specified".into()));
@@ -26,80 +26,54 @@ fn lease_id(req: &LogicalRequest, rest_of_path: &str) -> ApiResult<String> {
     Ok(id)
 }
 
-/// Routes `sys/leases/...` and the legacy aliases; `None` when the path is not a lease path.
-pub async fn handle(state: &AppState, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
-    let path = req.path.as_str();
-    let rest = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/"))?;
-    let (verb, tail) = match rest.split_once('/') {
-        Some((v, t)) => (v, t),
-        None => (rest, ""),
-    };
-    if path == "sys/leases/revocation" {
-        return Some(match req.op {
-            Operation::Read => revocation_state(state).await,
-            Operation::Update => set_revocation(state, req).await,
-            _ => Err(ApiError::UnsupportedOperation),
-        });
-    }
-    if req.op == Operation::Read && (path == "sys/leases" || path == "sys/leases/count") {
-        return Some(irrevocable(state, req, path == "sys/leases/count").await);
-    }
-    let legacy = !path.starts_with("sys/leases/");
-    let result = match (verb, req.op, legacy) {
-        ("lookup", Operation::Update, false) => lookup(state, req).await,
-        ("lookup", Operation::List, false) => list(state, tail).await,
-        ("renew", Operation::Update, _) => renew(state, req, tail).await,
-        ("revoke", Operation::Update, _) => revoke(state, req, tail).await,
-        ("revoke-prefix", Operation::Update, _) => revoke_prefix(state, req, tail, false).await,
-        ("revoke-force", Operation::Update, _) => revoke_prefix(state, req, tail, true).await,
-        ("tidy", Operation::Update, false) => {
-            // keymint's tidy undoes abandoned user creations now instead of at the next sweep;
-            // like Vault's, it runs in the background and reports to the server log.
-            let leases = state.leases().clone();
-            tokio::spawn(async move {
-                match leases.sweep_intents().await {
-                    Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
-                    Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
-                }
-            });
-            Ok(Reply {
-            status: Some(axum::http::StatusCode::ACCEPTED),
-            warnings: vec![
-                "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
-                    .into(),
-            ],
-            ..Default::default()
-        })
-        }
-        ("lookup" | "renew" | "revoke" | "revoke-prefix" | "revoke-force" | "tidy", _, _) => {
-            Err(ApiError::UnsupportedOperation)
-        }
-        _ => return None,
-    };
-    Some(result)
+/// The lease id or prefix a path carries after its verb (`sys/leases/renew/<id>`,
+/// `sys/revoke-prefix/<prefix>`): "" when it carries none.
+pub(crate) fn tail(path: &str) -> &str {
+    let rest = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/")).unwrap_or(path);
+    rest.split_once('/').map_or("", |(_, tail)| tail)
 }
 
-async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+/// `sys/leases/tidy`: keymint's tidy undoes abandoned user creations now instead of at the next
+/// sweep; like Vault's, it runs in the background and reports to the server log.
+pub(crate) fn tidy(state: &AppState) -> Reply {
+    let leases = state.leases().clone();
+    tokio::spawn(async move {
+        match leases.sweep_intents().await {
+            Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
+            Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
+        }
+    });
+    Reply {
+        status: Some(axum::http::StatusCode::ACCEPTED),
+        warnings: vec![
+            "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."
+                .into(),
+        ],
+        ..Default::default()
+    }
+}
+
+pub(crate) async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
     let id = lease_id(req, "")?;
     let lease = state.leases().lookup(&id).await.map_err(lease_error)?;
     let lease = lease.ok_or_else(|| ApiError::BadRequest("invalid lease".into()))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.now_ms();
     Ok(Reply::data(json!({
         "id": lease.id,
         "issue_time": rfc3339(lease.issue_time),
         "expire_time": rfc3339(lease.expire_time),
         "last_renewal": lease.last_renewal.map(rfc3339),
-        "renewable": lease.renewable == 1 && lease.expire_time > now,
+        "renewable": lease.renewable && lease.expire_time > now,
         "ttl": ((lease.expire_time - now) / 1000).max(0),
         // Beyond Vault: why a lease is still here past its expiry.
         "revocation_attempts": lease.attempts,
-        "irrevocable": lease.irrevocable == 1,
+        "irrevocable": lease.irrevocable,
         "last_error": lease.last_error,
-        "orphan": lease.orphan == 1,
+        "orphan": lease.orphan,
     })))
 }
 
-async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
+pub(crate) async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
     let keys = state.leases().list_children(prefix).await.map_err(lease_error)?;
     if keys.is_empty() {
         return Err(ApiError::NotFound);
@@ -107,25 +81,25 @@ async fn list(state: &AppState, prefix: &str) -> ApiResult<Reply> {
     Ok(Reply::data(json!({ "keys": keys })))
 }
 
-async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+pub(crate) async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
     let id = lease_id(req, tail)?;
-    let increment = req.data.get_duration_secs("increment")?.unwrap_or(0);
+    let increment = req.fields().duration("increment")?.unwrap_or(0);
     let lease = state
         .leases()
         .lookup(&id)
         .await
         .map_err(lease_error)?
         .ok_or_else(|| ApiError::BadRequest("lease not found".into()))?;
-    if lease.renewable != 1 {
+    if !lease.renewable {
         return Err(ApiError::BadRequest("lease is not renewable".into()));
     }
-    let now = chrono::Utc::now().timestamp_millis();
-    if lease.irrevocable == 1 || (lease.expire_time <= now && lease.attempts > 0) {
+    let now = state.now_ms();
+    if lease.irrevocable || (lease.expire_time <= now && lease.attempts > 0) {
         return Err(ApiError::BadRequest(
             "lease is expired and has failed previous revocation attempts".into(),
         ));
     }
-    if lease.state != keymint_store::leases::STATE_ACTIVE {
+    if lease.state != keymint_lease::LeaseState::Active {
         return Err(ApiError::BadRequest("lease expired".into()));
     }
     // Past its expiry but kept because revocation is paused (a restored store, whose expiry
@@ -141,10 +115,8 @@ async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<
     let cfg = state.engine().lease_config(&ctx).await?;
     let (cfg_ttl, cfg_max) = cfg.map(|c| (c.lease, c.lease_max)).unwrap_or((0, 0));
     // TTLs the role had when the lease was issued win over config/lease.
-    let internal: Value = serde_json::from_str(&lease.internal).unwrap_or(Value::Null);
-    let role_value = |k: &str| internal.get(k).and_then(Value::as_u64).filter(|v| *v > 0);
-    let backend_ttl = role_value("role_ttl").unwrap_or(cfg_ttl);
-    let backend_max = role_value("role_max_ttl").unwrap_or(cfg_max);
+    let backend_ttl = lease.record.role_ttl.filter(|v| *v > 0).unwrap_or(cfg_ttl);
+    let backend_max = lease.record.role_max_ttl.filter(|v| *v > 0).unwrap_or(cfg_max);
     let decision = renew_ttl(now, lease.issue_time, increment, backend_ttl, backend_max, ctx.ttls)
         .map_err(|PastMaxTtl| ApiError::BadRequest("past the max TTL, cannot renew".into()))?;
     let expire = now + (decision.ttl as i64) * 1000;
@@ -158,9 +130,9 @@ async fn renew(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<
     Ok(Reply { lease_id: id, renewable: true, lease_duration: decision.ttl, warnings, ..Default::default() })
 }
 
-async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
+pub(crate) async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult<Reply> {
     let id = lease_id(req, tail)?;
-    let sync = req.data.get_bool("sync")?.unwrap_or(true);
+    let sync = req.fields().bool("sync")?.unwrap_or(true);
     if !sync {
         state.leases().revoke_later(&id).await.map_err(lease_error)?;
         return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
@@ -174,22 +146,19 @@ async fn revoke(state: &AppState, req: &LogicalRequest, tail: &str) -> ApiResult
     }
 }
 
-async fn revoke_prefix(
+pub(crate) async fn revoke_prefix(
     state: &AppState,
     req: &LogicalRequest,
     prefix: &str,
     force: bool,
 ) -> ApiResult<Reply> {
-    let prefix = if prefix.is_empty() {
-        req.data.get_string("prefix")?.unwrap_or_default()
-    } else {
-        prefix.to_string()
-    };
+    // The route needs a prefix in the path (`revoke-prefix/<prefix>`).
+    let prefix = prefix.to_string();
     if prefix.is_empty() {
         return Err(ApiError::BadRequest("prefix must be specified".into()));
     }
     // `sync=false` (revoke-prefix only): answer 202 at once; the expiry loop revokes them.
-    if !force && !req.data.get_bool("sync")?.unwrap_or(true) {
+    if !force && !req.fields().bool("sync")?.unwrap_or(true) {
         state.leases().revoke_prefix_later(&prefix).await.map_err(lease_error)?;
         return Ok(Reply { status: Some(axum::http::StatusCode::ACCEPTED), ..Default::default() });
     }
@@ -216,9 +185,13 @@ async fn revoke_prefix(
 
 /// `GET sys/leases[?type=irrevocable]` and `GET sys/leases/count[?type=irrevocable]`: the leases
 /// keymint could not revoke, with their last error, so a person can act on them.
-async fn irrevocable(state: &AppState, req: &LogicalRequest, count_only: bool) -> ApiResult<Reply> {
+pub(crate) async fn irrevocable(
+    state: &AppState,
+    req: &LogicalRequest,
+    count_only: bool,
+) -> ApiResult<Reply> {
     const LIMIT: i64 = 10_000;
-    let kind = req.data.get_string("type")?.unwrap_or_default();
+    let kind = req.fields().string("type")?.unwrap_or_default();
     let only_irrevocable = match kind.as_str() {
         "irrevocable" => true,
         "" | "all" if count_only => false,
@@ -256,12 +229,17 @@ pub(crate) fn lease_error(e: LeaseError) -> ApiError {
     match e {
         LeaseError::Busy => ApiError::BadRequest(e.to_string()),
         LeaseError::Revoke(m) => ApiError::BadRequest(m),
+        LeaseError::Unreadable(e) => {
+            // Our own data is broken: the detail goes to the log, the client learns it was ours.
+            tracing::error!(error = %e, "lease record unreadable");
+            ApiError::Internal { public: "internal error".into() }
+        }
         LeaseError::Store(s) => ApiError::from(s),
     }
 }
 
 /// `GET sys/leases/revocation` (keymint's own): whether automatic revocation is paused.
-async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
+pub(crate) async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
     let pause = keymint_store::revocation::paused(state.store().pool()).await?;
     Ok(Reply::data(match pause {
         Some(p) => serde_json::json!({
@@ -275,18 +253,18 @@ async fn revocation_state(state: &AppState) -> ApiResult<Reply> {
 
 /// `PUT sys/leases/revocation {"paused": bool, "reason": "..."}` (sudo): pauses or resumes
 /// automatic revocation on every replica of the store.
-async fn set_revocation(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
-    let Some(paused) = req.data.get_bool("paused")? else {
+pub(crate) async fn set_revocation(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
+    let Some(paused) = req.fields().bool("paused")? else {
         return Err(ApiError::BadRequest(
             "missing paused: true to pause automatic revocation, false to resume".into(),
         ));
     };
     if paused {
         let reason =
-            req.data.get_string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
+            req.fields().string("reason")?.unwrap_or_else(|| "paused through sys/leases/revocation".into());
         keymint_store::revocation::pause(
             state.store().pool(),
-            &keymint_store::revocation::Pause { since: chrono::Utc::now().timestamp_millis(), reason },
+            &keymint_store::revocation::Pause { since: state.now_ms(), reason },
         )
         .await?;
     } else {

@@ -10,6 +10,7 @@ pub mod fields;
 
 mod audit;
 mod aws;
+mod dispatch;
 mod envelope;
 mod error;
 mod help;
@@ -21,6 +22,10 @@ mod request;
 mod routes;
 mod static_roles;
 mod sys;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 mod token_roles;
 mod tokens;
@@ -74,6 +79,8 @@ struct Inner {
 }
 
 impl AppState {
+    /// The state of a server on `store`; its clock (`Store::with_clock`) is the one the API,
+    /// the engine and the lease manager all read.
     pub fn new(store: Store) -> Self {
         Self::with_policy(store, RetryPolicy::default())
     }
@@ -84,9 +91,14 @@ impl AppState {
     }
 
     pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
+        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
+        Self::with_engine(store, engine, policy)
+    }
+
+    /// State over an engine built by the caller (tests give it a fake AWS).
+    pub fn with_engine(store: Store, engine: Engine, policy: RetryPolicy) -> Self {
         // Counters recorded from here on reach sys/metrics.
         metrics::install();
-        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
         let leases = LeaseManager::new(store.clone(), Arc::new(engine.clone()), policy);
         let cluster_id = store.installation_id().to_string();
         let audit = audit::AuditBroker::new(store.audit_hasher().clone(), None);
@@ -114,6 +126,16 @@ impl AppState {
 
     pub fn leases(&self) -> &Arc<LeaseManager> {
         &self.inner.leases
+    }
+
+    /// Now, by the store's clock: token and lease expiry are compared with it.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.store.clock().now()
+    }
+
+    /// [`AppState::now`] in milliseconds since the epoch, the unit of stored times.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.store.clock().now_ms()
     }
 
     pub(crate) fn audit(&self) -> &audit::AuditBroker {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::VERSION;
 use crate::request::Operation;
-use crate::routes::{Param, Route, TABLES};
+use crate::routes::{Kind, Param, Route, TABLES};
 
 /// The document, with AWS routes under each of `aws_mounts` (mount paths, `aws/`).
 pub(crate) fn document(aws_mounts: &[&str]) -> Value {
@@ -144,19 +144,19 @@ fn add_route(paths: &mut Map<String, Value>, key: &str, route: &Route, in_mount:
     }
 }
 
-/// The schema of a parameter kind as help names it.
-pub(crate) fn schema(kind: &str) -> Value {
+/// The schema of a parameter kind.
+pub(crate) fn schema(kind: Kind) -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
     match kind {
-        "int" => json!({"type": "integer"}),
-        "bool" => json!({"type": "boolean"}),
+        Kind::Int => json!({"type": "integer"}),
+        Kind::Bool => json!({"type": "boolean"}),
         // Vault's duration fields take seconds or Go duration strings ("1h30m").
-        "duration" => json!({"oneOf": [{"type": "string"}, {"type": "integer"}]}),
+        Kind::Duration => json!({"oneOf": [{"type": "string"}, {"type": "integer"}]}),
         // Vault's type: keymint (as Vault) takes one comma-separated string too.
-        "comma-separated list" => strings,
-        "map" => json!({"type": "object"}),
-        "map or list of key=value" => json!({"oneOf": [{"type": "object"}, strings]}),
-        _ => json!({"type": "string"}),
+        Kind::CommaList => strings,
+        Kind::Map => json!({"type": "object"}),
+        Kind::KvPairs => json!({"oneOf": [{"type": "object"}, strings]}),
+        Kind::String => json!({"type": "string"}),
     }
 }
 

@@ -2,53 +2,39 @@
 //! capability queries (`sys/capabilities`, `-self`, `-accessor`).
 
 use keymint_auth::policy::{self, Acl};
-use keymint_auth::{DEFAULT_POLICY_NAME, Identity, ROOT_POLICY};
+use keymint_auth::{DEFAULT_POLICY_NAME, ROOT_POLICY};
 use keymint_store::tokens;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::dispatch::Call;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{LogicalRequest, Operation};
 
-/// Answers a policy or capabilities path, or `None` when the path is neither.
-pub async fn handle(state: &AppState, identity: &Identity, req: &LogicalRequest) -> Option<ApiResult<Reply>> {
-    let path = req.path.as_str();
-    let result = if let Some(name) = path.strip_prefix("sys/policies/acl/") {
-        if name.is_empty() {
-            match req.op {
-                Operation::List => list(state).await,
-                _ => Err(ApiError::UnsupportedOperation),
-            }
-        } else {
-            one(state, req, name, false).await
-        }
-    } else if path == "sys/policy" || path == "sys/policy/" {
-        match req.op {
-            Operation::Read | Operation::List => list(state).await.map(|mut reply| {
-                // The legacy listing has both `policies` and `keys`, also at the top level.
-                if let Some(keys) = reply.data.as_ref().map(|d| d["keys"].clone()) {
-                    let data = json!({"policies": keys.clone(), "keys": keys});
-                    reply.top_level = data.as_object().cloned();
-                    reply.data = Some(data);
-                }
-                reply
-            }),
-            _ => Err(ApiError::UnsupportedOperation),
-        }
-    } else if let Some(name) = path.strip_prefix("sys/policy/") {
-        one(state, req, name, true).await
-    } else if path == "sys/capabilities-self" {
-        capabilities(state, req, Some(identity.policies.clone())).await
-    } else if path == "sys/capabilities" || path == "sys/capabilities-accessor" {
-        capabilities(state, req, None).await
-    } else {
-        return None;
-    };
-    Some(result)
+/// `sys/policy`: the legacy listing, with both `policies` and `keys`, also at the top level.
+pub(crate) async fn list_legacy(state: &AppState) -> ApiResult<Reply> {
+    let mut reply = list(state).await?;
+    if let Some(keys) = reply.data.as_ref().map(|d| d["keys"].clone()) {
+        let data = json!({"policies": keys.clone(), "keys": keys});
+        reply.top_level = data.as_object().cloned();
+        reply.data = Some(data);
+    }
+    Ok(reply)
 }
 
-async fn list(state: &AppState) -> ApiResult<Reply> {
+/// `sys/policies/acl/<name>` and the legacy `sys/policy/<name>`.
+pub(crate) async fn one(c: &Call) -> ApiResult<Reply> {
+    let path = c.req.path.as_str();
+    match path.strip_prefix("sys/policies/acl/") {
+        Some(name) => one_policy(&c.state, &c.req, name, false).await,
+        None => {
+            one_policy(&c.state, &c.req, path.strip_prefix("sys/policy/").unwrap_or_default(), true).await
+        }
+    }
+}
+
+pub(crate) async fn list(state: &AppState) -> ApiResult<Reply> {
     let mut keys = tokens::policy_names(state.store().pool()).await?;
     for builtin in [DEFAULT_POLICY_NAME, ROOT_POLICY] {
         if !keys.iter().any(|k| k == builtin) {
@@ -60,7 +46,7 @@ async fn list(state: &AppState) -> ApiResult<Reply> {
 }
 
 /// Read, write or delete one policy; `legacy` answers in `sys/policy`'s shape (`rules`).
-async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -> ApiResult<Reply> {
+async fn one_policy(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -> ApiResult<Reply> {
     let name = name.trim_end_matches('/').to_lowercase();
     let pool = state.store().pool();
     match req.op {
@@ -85,10 +71,10 @@ async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -
                 return Err(ApiError::BadRequest("cannot update \"root\" policy".into()));
             }
             let mut warnings = Vec::new();
-            let mut text = req.data.get_string("policy")?.unwrap_or_default();
+            let mut text = req.fields().string("policy")?.unwrap_or_default();
             if text.is_empty() && legacy {
                 // The legacy API's old name for the text, which node-vault documents.
-                text = req.data.get_string("rules")?.unwrap_or_default();
+                text = req.fields().string("rules")?.unwrap_or_default();
                 warnings.push("'rules' is deprecated, please use 'policy' instead".to_string());
                 if req.data.contains("name") {
                     // Vault adds this to any answer it gives with a body, equal value or not.
@@ -104,7 +90,7 @@ async fn one(state: &AppState, req: &LogicalRequest, name: &str, legacy: bool) -
             // Vault accepts the policy base64-encoded too.
             let text = decode_if_base64(&text);
             policy::parse(&name, &text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            tokens::put_policy(pool, &name, &text, chrono::Utc::now().timestamp_millis()).await?;
+            tokens::put_policy(pool, &name, &text, state.now_ms()).await?;
             Ok(Reply::written(warnings))
         }
         Operation::Delete => {
@@ -132,12 +118,16 @@ fn decode_if_base64(text: &str) -> String {
 
 /// `{path|paths}` → capabilities at each, for the caller (`-self`), the token given, or the
 /// accessor given.
-async fn capabilities(state: &AppState, req: &LogicalRequest, own: Option<Vec<String>>) -> ApiResult<Reply> {
+pub(crate) async fn capabilities(
+    state: &AppState,
+    req: &LogicalRequest,
+    own: Option<Vec<String>>,
+) -> ApiResult<Reply> {
     if req.op != Operation::Update {
         return Err(ApiError::UnsupportedOperation);
     }
-    let mut paths = req.data.get_comma_slice("paths")?.unwrap_or_default();
-    if let Some(p) = req.data.get_string("path")?.filter(|p| !p.is_empty()) {
+    let mut paths = req.fields().list("paths")?.unwrap_or_default();
+    if let Some(p) = req.fields().string("path")?.filter(|p| !p.is_empty()) {
         paths.push(p);
     }
     paths.retain(|p| !p.is_empty());
@@ -149,10 +139,10 @@ async fn capabilities(state: &AppState, req: &LogicalRequest, own: Option<Vec<St
         None => {
             let pool = state.store().pool();
             let row = if req.path == "sys/capabilities-accessor" {
-                let accessor = req.data.get_string("accessor")?.unwrap_or_default();
+                let accessor = req.fields().string("accessor")?.unwrap_or_default();
                 tokens::get_by_accessor(pool, &accessor).await?
             } else {
-                let token = req.data.get_string("token")?.unwrap_or_default();
+                let token = req.fields().string("token")?.unwrap_or_default();
                 tokens::get_by_hash(pool, &state.store().hasher().hash(&token)).await?
             };
             let row = row.ok_or_else(|| ApiError::BadRequest("invalid token".into()))?;

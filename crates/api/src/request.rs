@@ -7,12 +7,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use crate::error::{ApiError, ApiResult};
-use crate::fields::{RequestData, parse_go_bool};
 use keymint_auth::policy::Caps;
 use keymint_store::cache;
 
-use crate::{AppState, audit, aws, sys};
+use crate::dispatch::{self, Answer, Call, Target};
+use crate::envelope::Reply;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{RequestData, parse_go_bool};
+use crate::{AppState, audit, routes, sys};
 
 /// Vault's logical operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,15 @@ pub struct LogicalRequest {
     pub path: String,
     pub data: RequestData,
     pub token: Option<String>,
+    /// The route serving the request, once resolved: its schema types the fields.
+    pub route: Option<&'static crate::routes::Route>,
+}
+
+impl LogicalRequest {
+    /// The request's fields, read through its route's schema.
+    pub(crate) fn fields(&self) -> crate::dispatch::Fields<'_> {
+        crate::dispatch::Fields::new(self.route, &self.data)
+    }
 }
 
 pub async fn not_found() -> Response {
@@ -97,7 +108,7 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
-    Ok(LogicalRequest { op, path, data, token: token_of(headers) })
+    Ok(LogicalRequest { op, path, data, token: token_of(headers), route: None })
 }
 
 /// The single entry point of `/v1/*`: every request gets an id (in its log span, its audit
@@ -156,42 +167,19 @@ async fn answer(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    // `sys/health`, `sys/seal-status`, `sys/leader` and `sys/init` need no token, as in Vault:
-    // load balancers, `vault status`, `keymint status` and hvac's `is_initialized` call them
-    // before anyone logs in. Unaudited.
-    if req.path == "sys/health" {
-        return sys::health(&state, &req).await;
-    }
-    if req.path == "sys/seal-status" && req.op == Operation::Read {
-        return sys::seal_status(&state).render("system", request_id);
-    }
-    if req.path == "sys/leader" && req.op == Operation::Read {
-        return sys::leader().render("system", request_id);
-    }
-    if req.path == "sys/init" {
-        return sys::init_status(&req);
+    let root = routes::find_root(&req.path);
+    // Unauthenticated routes (`sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`) need no
+    // token, as in Vault: load balancers, `vault status`, `keymint status` and hvac's
+    // `is_initialized` call them before anyone logs in. Unaudited.
+    if let Some(compiled) = root
+        && compiled.route.unauthenticated
+        && compiled.route.op(served_as(req.op)).is_some()
+    {
+        let call = Call { state, identity: None, target: Target::root(&req.path), req };
+        return render(dispatch::run(call).await, request_id);
     }
     let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
     let authenticated = authenticate(&state, &req, peer).await;
-    // Scraped every few seconds: answered here, unaudited (as `sys/health` is), but only to a
-    // token whose policies allow reading `sys/metrics`.
-    if req.path == "sys/metrics" && req.op == Operation::Read {
-        let identity = match &authenticated {
-            Ok(identity) => identity,
-            Err(ApiError::PermissionDenied) => return ApiError::PermissionDenied.into_response(),
-            Err(other) => return ApiError::Internal { public: other.to_string() }.into_response(),
-        };
-        let format = req.data.raw("format").and_then(|v| v.as_str()).map(str::to_owned);
-        return cache::scope(Some(identity.config_generation), async {
-            if let Err(e) = check_acl(&state, identity, &req).await {
-                return e.into_response();
-            }
-            let response = crate::metrics::render(&state, format.as_deref()).await;
-            *mounts = state.mounts().await.ok();
-            response
-        })
-        .await;
-    }
     if req.op == Operation::Help {
         return match &authenticated {
             Ok(identity) => cache::scope(Some(identity.config_generation), help(&state, identity, &req))
@@ -200,11 +188,13 @@ async fn answer(
             Err(_) => ApiError::PermissionDenied.into_response(),
         };
     }
-    let identity = authenticated.as_ref().ok();
+    // Scraped every few seconds (`sys/metrics`): unaudited, as `sys/health` is.
+    let unaudited = root.is_some_and(|c| c.route.unaudited);
     let devices = state.audit().snapshot();
-    let audited = !devices.is_empty();
+    let audited = !unaudited && !devices.is_empty();
     let token = req.token.clone();
     let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let identity = authenticated.as_ref().ok();
     let caller = audit::Caller { token: token.as_deref(), identity, remote };
     let mut request_part = serde_json::Value::Null;
     if audited {
@@ -234,7 +224,13 @@ async fn answer(
         }),
     };
     if audited {
-        let record = audit::response_record(state.audit(), request_part, &caller, &outcome);
+        let empty = Reply::default();
+        let seen = match &outcome {
+            Ok(Answer::Reply(reply, mount_type)) => Ok((&**reply, mount_type.as_str())),
+            Ok(Answer::Raw(_)) => Ok((&empty, "system")),
+            Err(e) => Err(e),
+        };
+        let record = audit::response_record(state.audit(), request_part, &caller, seen);
         if let Err(e) = state.audit().log(&devices, &record) {
             return e.into_response();
         }
@@ -252,8 +248,19 @@ async fn answer(
             }
         });
     }
+    render(outcome, request_id)
+}
+
+/// The operation whose handler serves `op`: HEAD is served as a read (unauthenticated routes
+/// only: elsewhere no route lists it).
+pub(crate) fn served_as(op: Operation) -> Operation {
+    if op == Operation::Head { Operation::Read } else { op }
+}
+
+fn render(outcome: ApiResult<Answer>, request_id: &str) -> Response {
     match outcome {
-        Ok((reply, mount_type)) => reply.render(&mount_type, request_id),
+        Ok(Answer::Reply(reply, mount_type)) => reply.render(&mount_type, request_id),
+        Ok(Answer::Raw(response)) => response,
         Err(e) => e.into_response(),
     }
 }
@@ -277,88 +284,28 @@ async fn help(
     Ok(crate::help::answer(&req.path, rest.as_deref()))
 }
 
-/// Checks the caller's policies for the request, then routes it: the reply and the type of
-/// the mount that answered.
+/// Resolves the request's route, checks the caller's policies for it, then runs it.
 async fn authorized(
     state: &AppState,
     identity: &keymint_auth::Identity,
     req: LogicalRequest,
-) -> ApiResult<(crate::envelope::Reply, String)> {
-    check_acl(state, identity, &req).await?;
-    if let Some(result) = crate::policies::handle(state, identity, &req).await {
-        return result.map(|reply| (reply, "system".to_string()));
-    }
-    if let Some(result) = audit::handle(state, &req).await {
-        return result.map(|reply| (reply, "system".to_string()));
-    }
-    if req.path.starts_with("sys/") {
-        Ok((sys::handle(state, req).await?, "system".to_string()))
-    } else if req.path.starts_with("auth/token/") {
-        Ok((crate::tokens::handle(state, identity, req).await?, "token".to_string()))
-    } else {
-        match sys::resolve_mount(state, &req.path).await? {
-            Some((mount, rest)) => {
-                let kind = mount.mount_type.clone();
-                Ok((aws::handle(state, identity, &mount, &rest, req).await?, kind))
-            }
-            None => Err(ApiError::NoHandler(req.path.clone())),
-        }
-    }
-}
-
-/// Paths that need `sudo` on top of the operation's capability, as Vault's root paths do.
-pub(crate) fn needs_sudo(op: Operation, path: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "sys/leases/revoke-prefix/",
-        "sys/leases/revoke-force/",
-        "sys/revoke-prefix/",
-        "sys/revoke-force/",
-        "sys/audit/",
-        "sys/rotate",
-        "auth/token/revoke-orphan",
-        "auth/token/accessors",
-    ];
-    PREFIXES.iter().any(|p| path.starts_with(p))
-        || (op == Operation::List && path.starts_with("sys/leases/lookup/"))
-        // `sys/audit` itself, not `sys/audit-hash`, which Vault does not guard with sudo.
-        || path == "sys/audit"
-        || path == "sys/leases"
-        || path.starts_with("sys/leases/count")
-        || (op == Operation::Update && path == "sys/leases/revocation")
+) -> ApiResult<Answer> {
+    let target = dispatch::resolve(state, &req.path).await?;
+    check_acl(state, identity, &req, &target).await?;
+    dispatch::run(Call { state: state.clone(), identity: Some(identity.clone()), req, target }).await
 }
 
 /// The capability a request needs: Vault's mapping of operations, with `create` instead of
-/// `update` where Vault's existence check says the object is new.
-async fn needed(state: &AppState, req: &LogicalRequest) -> ApiResult<Caps> {
+/// `update` where the route's existence check says the object is new.
+async fn needed(state: &AppState, req: &LogicalRequest, target: &Target) -> ApiResult<Caps> {
     Ok(match req.op {
         Operation::Read | Operation::Head | Operation::Help => Caps::READ,
         Operation::List => Caps::LIST,
         Operation::Delete => Caps::DELETE,
-        Operation::Update => {
-            // Vault's existence checks: of the paths keymint serves, only an AWS mount's
-            // `config/root` has one, so its first write is a create. Roles, static roles and
-            // policies are always updates, as in Vault.
-            // Token roles have one too (Vault's tokenStoreRoleExistenceCheck).
-            if let Some(role) = req.path.strip_prefix("auth/token/roles/").filter(|r| !r.contains('/')) {
-                let exists = keymint_store::token_roles::get(state.store().pool(), role).await?.is_some();
-                return Ok(if exists { Caps::UPDATE } else { Caps::CREATE });
-            }
-            let Some((mount, rest)) = sys::resolve_mount(state, &req.path).await? else {
-                return Ok(Caps::UPDATE);
-            };
-            if mount.mount_type == "aws" && rest == "config/root" {
-                let stored = keymint_store::aws::get_config(
-                    state.store().pool(),
-                    &mount.id,
-                    keymint_engine::ROOT_CONFIG_ENTRY,
-                )
-                .await?;
-                if stored.is_none() {
-                    return Ok(Caps::CREATE);
-                }
-            }
-            Caps::UPDATE
-        }
+        Operation::Update => match target.route.and_then(|c| c.route.existence) {
+            Some(exists) if !exists(state.clone(), target.clone()).await? => Caps::CREATE,
+            _ => Caps::UPDATE,
+        },
     })
 }
 
@@ -366,15 +313,17 @@ async fn check_acl(
     state: &AppState,
     identity: &keymint_auth::Identity,
     req: &LogicalRequest,
+    target: &Target,
 ) -> ApiResult<()> {
     if identity.is_root() {
         return Ok(());
     }
     let acl = state.acl(&identity.policies).await?;
-    let need = needed(state, req).await?;
+    let need = needed(state, req, target).await?;
+    let sudo = target.route.is_some_and(|c| c.route.needs_sudo(req.op));
     let params: Vec<(&str, &serde_json::Value)> =
         req.data.as_map().iter().map(|(k, v)| (k.as_str(), v)).collect();
-    acl.check(&req.path, need, needs_sudo(req.op, &req.path), &params).map_err(|denied| {
+    acl.check(&req.path, need, sudo, &params).map_err(|denied| {
         tracing::info!(path = %req.path, token.accessor = %identity.accessor, ?denied, "request denied by policy");
         ApiError::PermissionDenied
     })
@@ -387,7 +336,7 @@ async fn authenticate(
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<keymint_auth::Identity> {
     let token = req.token.as_deref().ok_or(ApiError::PermissionDenied)?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.now_ms();
     Ok(keymint_auth::authenticate(state.store(), token, peer, now).await?)
 }
 

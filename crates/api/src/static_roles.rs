@@ -1,24 +1,17 @@
 //! `config/rotate-root`, `static-roles/:name`, `static-roles` (LIST) and `static-creds/:name`:
 //! access keys keymint rotates instead of minting.
 
-use keymint_engine::{MountCtx, StaticRoleInput};
+use keymint_engine::StaticRoleInput;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::AppState;
+use crate::dispatch::Call;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
-use crate::request::{LogicalRequest, Operation};
-
-pub(crate) const STATIC_ROLE_FIELDS: &[&str] =
-    &["name", "username", "rotation_period", "assume_role_arn", "assume_role_session_name", "external_id"];
 
 /// `config/rotate-root`: 200 with the new access key (never the secret).
-pub async fn rotate_root(state: &AppState, ctx: &MountCtx, req: &LogicalRequest) -> ApiResult<Reply> {
-    if req.op != Operation::Update {
-        return Err(ApiError::UnsupportedOperation);
-    }
-    let rotated = state.engine().rotate_root(ctx).await?;
+pub(crate) async fn rotate_root(c: &Call) -> ApiResult<Reply> {
+    let rotated = c.state.engine().rotate_root(&c.ctx()?).await?;
     Ok(Reply {
         data: Some(json!({ "access_key": rotated.access_key })),
         warnings: rotated.warnings,
@@ -27,60 +20,36 @@ pub async fn rotate_root(state: &AppState, ctx: &MountCtx, req: &LogicalRequest)
 }
 
 /// LIST `static-roles`.
-pub async fn list(state: &AppState, ctx: &MountCtx, req: &LogicalRequest) -> ApiResult<Reply> {
-    if req.op != Operation::List {
-        return Err(ApiError::UnsupportedOperation);
-    }
-    let keys = state.engine().list_static_roles(ctx).await?;
+pub(crate) async fn list(c: &Call) -> ApiResult<Reply> {
+    let keys = c.state.engine().list_static_roles(&c.ctx()?).await?;
     if keys.is_empty() {
         return Err(ApiError::NotFound);
     }
     Ok(Reply::data(json!({ "keys": keys })))
 }
 
-/// `static-roles/:name`.
-pub async fn static_role(
-    state: &AppState,
-    ctx: &MountCtx,
-    name: &str,
-    req: &LogicalRequest,
-) -> ApiResult<Reply> {
-    match req.op {
-        Operation::Read => {
-            let role = state.engine().static_role(ctx, name).await?.ok_or(ApiError::NotFound)?;
-            Ok(Reply::data(role.to_read_data(name)))
-        }
-        Operation::Delete => {
-            state.engine().delete_static_role(ctx, name).await?;
-            Ok(Reply::no_content())
-        }
-        Operation::Update => {
-            let d = &req.data;
-            let input = StaticRoleInput {
-                username: d.get_string("username")?,
-                rotation_period: d.get_duration_secs("rotation_period")?,
-                assume_role_arn: d.get_string("assume_role_arn")?,
-                assume_role_session_name: d.get_string("assume_role_session_name")?,
-                external_id: d.get_string("external_id")?,
-            };
-            let role = state.engine().write_static_role(ctx, name, input).await?;
-            Ok(Reply::data(role.to_read_data(name)))
-        }
-        _ => Err(ApiError::UnsupportedOperation),
-    }
+/// Read `static-roles/:name`.
+pub(crate) async fn read(c: &Call) -> ApiResult<Reply> {
+    let role = c.state.engine().static_role(&c.ctx()?, c.name()).await?.ok_or(ApiError::NotFound)?;
+    Ok(Reply::data(role.to_read_data(c.name())))
+}
+
+/// Delete `static-roles/:name`.
+pub(crate) async fn delete(c: &Call) -> ApiResult<Reply> {
+    c.state.engine().delete_static_role(&c.ctx()?, c.name()).await?;
+    Ok(Reply::no_content())
+}
+
+/// Write `static-roles/:name`.
+pub(crate) async fn write(c: &Call) -> ApiResult<Reply> {
+    let input: StaticRoleInput = c.fields().typed()?;
+    let role = c.state.engine().write_static_role(&c.ctx()?, c.name(), input).await?;
+    Ok(Reply::data(role.to_read_data(c.name())))
 }
 
 /// `static-creds/:name`: the current key, with no lease.
-pub async fn static_creds(
-    state: &AppState,
-    ctx: &MountCtx,
-    name: &str,
-    req: &LogicalRequest,
-) -> ApiResult<Reply> {
-    if req.op != Operation::Read {
-        return Err(ApiError::UnsupportedOperation);
-    }
-    let creds = state.engine().static_creds(ctx, name).await?.ok_or(ApiError::NotFound)?;
+pub(crate) async fn static_creds(c: &Call) -> ApiResult<Reply> {
+    let creds = c.state.engine().static_creds(&c.ctx()?, c.name()).await?.ok_or(ApiError::NotFound)?;
     Ok(Reply::data(json!({
         "access_key": creds.access_key,
         "secret_key": creds.secret_key.expose_secret(),

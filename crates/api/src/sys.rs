@@ -7,6 +7,7 @@ use keymint_lease::SYSTEM_DEFAULT_TTL_SECS;
 use keymint_store::mounts::{self, MountRow};
 use serde_json::{Map, Value, json};
 
+use crate::dispatch::Call;
 use crate::duration::parse_duration_secs;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
@@ -19,9 +20,13 @@ const MOUNT_TYPES: &[&str] = &["aws"];
 const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 
 pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
-    let now = chrono::Utc::now();
+    let now = state.now();
     let mut status = StatusCode::OK;
-    if let Some(code) = req.data.raw("activecode") {
+    let activecode = match req.fields().raw("activecode") {
+        Ok(code) => code,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(code) = activecode {
         // A final status only: a 1xx would leave the client waiting for the real answer.
         let code = code.as_str().and_then(|s| s.parse::<u16>().ok()).filter(|c| (200..=599).contains(c));
         match code.and_then(|c| StatusCode::from_u16(c).ok()) {
@@ -149,7 +154,7 @@ async fn enable(
         default_lease_ttl: default_ttl,
         max_lease_ttl: max_ttl,
         options,
-        created_at: chrono::Utc::now().timestamp_millis(),
+        created_at: state.now_ms(),
     };
     if !mounts::insert(state.store().pool(), &row).await? {
         return Err(ApiError::BadRequest(format!("path is already in use at {path}")));
@@ -184,30 +189,19 @@ fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn handle(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
-    if let Some(result) = crate::leases::handle(state, &req).await {
-        return result;
+/// `sys/metrics`: Prometheus text with `format=prometheus`, else Vault's JSON shape.
+pub(crate) async fn metrics(c: &Call) -> Response {
+    match c.fields().string("format") {
+        Ok(format) => crate::metrics::render(&c.state, format.as_deref()).await,
+        Err(e) => e.into_response(),
     }
-    let path = req.path.clone();
-    match (req.op, path.as_str()) {
-        (Operation::Read, "sys/mounts") | (Operation::List, "sys/mounts/") => list_mounts(state).await,
-        (Operation::Read, "sys/seal-status") => Ok(seal_status(state)),
-        (Operation::Read, "sys/internal/specs/openapi") => {
-            let mounts = state.mounts().await?;
-            let aws: Vec<&str> =
-                mounts.iter().filter(|m| m.mount_type == "aws").map(|m| m.path.as_str()).collect();
-            Ok(Reply { raw: Some(crate::openapi::document(&aws)), ..Default::default() })
-        }
-        (_, p) if p.starts_with("sys/mounts/") => {
-            let rest = &p["sys/mounts/".len()..];
-            if let Some(mount) = rest.strip_suffix("/tune") {
-                tune(state, &normalize_mount_path(mount)?, req).await
-            } else {
-                mount_op(state, &normalize_mount_path(rest)?, req).await
-            }
-        }
-        _ => Err(ApiError::UnsupportedPath),
-    }
+}
+
+/// `sys/internal/specs/openapi`, with the AWS routes under each AWS mount.
+pub(crate) async fn openapi(state: &AppState) -> ApiResult<Reply> {
+    let mounts = state.mounts().await?;
+    let aws: Vec<&str> = mounts.iter().filter(|m| m.mount_type == "aws").map(|m| m.path.as_str()).collect();
+    Ok(Reply { raw: Some(crate::openapi::document(&aws)), ..Default::default() })
 }
 
 /// `sys/init`: keymint is initialised from its first start, so a read says so (Vault's bare
@@ -248,7 +242,7 @@ pub(crate) fn seal_status(state: &AppState) -> Reply {
     reply
 }
 
-async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
+pub(crate) async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
     let mut data = Map::new();
     for m in mounts::list(state.store().pool()).await? {
         data.insert(m.path.clone(), mount_json(&m));
@@ -256,19 +250,21 @@ async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
     Ok(Reply { top_level: Some(data.clone()), data: Some(Value::Object(data)), ..Default::default() })
 }
 
-async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Reply> {
+/// `sys/mounts/<path>`: enable, read or disable a mount.
+pub(crate) async fn mount_op(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
+    let path = &normalize_mount_path(req.path.strip_prefix("sys/mounts/").unwrap_or_default())?;
     match req.op {
         Operation::Update => {
-            let kind = req.data.get_string("type")?.unwrap_or_default();
+            let kind = req.fields().string("type")?.unwrap_or_default();
             if kind.is_empty() {
                 return Err(ApiError::BadRequest("backend type must be specified as a string".into()));
             }
-            let description = req.data.get_string("description")?.unwrap_or_default();
-            let config = req.data.raw("config").filter(|v| !v.is_null());
+            let description = req.fields().string("description")?.unwrap_or_default();
+            let config = req.fields().map("config")?.filter(|v| !v.is_null());
             let default_ttl = config_ttl(config, "default_lease_ttl")?.unwrap_or(0);
             let max_ttl = config_ttl(config, "max_lease_ttl")?.unwrap_or(0);
             check_ttls(default_ttl, max_ttl)?;
-            let options = match req.data.raw("options") {
+            let options = match req.fields().map("options")? {
                 Some(Value::Object(o)) => Value::Object(o.clone()).to_string(),
                 _ => "{}".to_string(),
             };
@@ -307,7 +303,7 @@ async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResul
             // The keys keymint made for static roles go too; a key that cannot be deleted
             // keeps its role, and the mount.
             if m.mount_type == "aws" {
-                state.engine().delete_static_roles(&crate::aws::mount_ctx(&m)).await.map_err(|e| {
+                state.engine().delete_static_roles(&crate::dispatch::mount_ctx(&m)).await.map_err(|e| {
                     ApiError::BadRequest(format!(
                         "failed to delete the static roles of the mount, which stays enabled: {e}"
                     ))
@@ -321,7 +317,11 @@ async fn mount_op(state: &AppState, path: &str, req: LogicalRequest) -> ApiResul
     }
 }
 
-async fn tune(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Reply> {
+/// `sys/mounts/<path>/tune`.
+pub(crate) async fn tune(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
+    let mount =
+        req.path.strip_prefix("sys/mounts/").and_then(|p| p.strip_suffix("/tune")).unwrap_or_default();
+    let path = &normalize_mount_path(mount)?;
     let m = mounts::get_by_path(state.store().pool(), path)
         .await?
         .ok_or_else(|| ApiError::BadRequest(format!("cannot fetch sysview for path {path:?}")))?;
@@ -341,8 +341,8 @@ async fn tune(state: &AppState, path: &str, req: LogicalRequest) -> ApiResult<Re
             let default_ttl = config_ttl(Some(&body), "default_lease_ttl")?.unwrap_or(m.default_lease_ttl);
             let max_ttl = config_ttl(Some(&body), "max_lease_ttl")?.unwrap_or(m.max_lease_ttl);
             check_ttls(default_ttl, max_ttl)?;
-            let description = req.data.get_string("description")?.unwrap_or(m.description.clone());
-            let options = match req.data.raw("options") {
+            let description = req.fields().string("description")?.unwrap_or(m.description.clone());
+            let options = match req.fields().map("options")? {
                 Some(Value::Object(o)) => Value::Object(o.clone()).to_string(),
                 _ => m.options.clone(),
             };

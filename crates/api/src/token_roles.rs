@@ -4,24 +4,23 @@
 //! (`auth/token/create/<name>`) is in `tokens`.
 
 use keymint_auth::token;
-use keymint_auth::token_role::{self, ROLE_FIELDS, RoleWrite, TokenRole};
+use keymint_auth::token_role::{self, RoleWrite, TokenRole};
 use keymint_store::token_roles;
 use serde_json::{Value, json};
 use tracing::info;
 
 use crate::AppState;
+use crate::dispatch::{Call, Fields, Target};
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::RequestData;
-use crate::request::{LogicalRequest, Operation};
+use crate::request::Operation;
+use crate::routes::BoxFuture;
 
 const ROLE_NAME_REPLACED: &str = "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [role_name]";
 
 /// LIST `auth/token/roles`: the role names, 404 when there are none.
-pub async fn list(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
-    if req.op != Operation::List {
-        return Err(ApiError::UnsupportedOperation);
-    }
+pub(crate) async fn list(state: &AppState) -> ApiResult<Reply> {
     let keys = token_roles::names(state.store().pool()).await?;
     if keys.is_empty() {
         return Err(ApiError::NotFound);
@@ -29,8 +28,21 @@ pub async fn list(state: &AppState, req: &LogicalRequest) -> ApiResult<Reply> {
     Ok(Reply::data(json!({ "keys": keys })))
 }
 
+/// Vault's existence check of a token role (tokenStoreRoleExistenceCheck): its first write
+/// needs `create`.
+pub(crate) fn exists(state: AppState, target: Target) -> BoxFuture<ApiResult<bool>> {
+    Box::pin(async move {
+        let Some(role) = target.rest.strip_prefix("auth/token/roles/").filter(|r| !r.contains('/')) else {
+            return Ok(false);
+        };
+        Ok(token_roles::get(state.store().pool(), role).await?.is_some())
+    })
+}
+
 /// `auth/token/roles/<name>`.
-pub async fn role(state: &AppState, name: &str, req: &LogicalRequest) -> ApiResult<Reply> {
+pub(crate) async fn role(c: &Call) -> ApiResult<Reply> {
+    let (state, req) = (&c.state, &c.req);
+    let name = req.path.strip_prefix("auth/token/roles/").unwrap_or_default();
     if !token_role::valid_name(name) {
         return Err(ApiError::UnsupportedPath);
     }
@@ -43,8 +55,8 @@ pub async fn role(state: &AppState, name: &str, req: &LogicalRequest) -> ApiResu
             let existing = token::load_role(state.store(), name).await?;
             let created = existing.is_none();
             let mut role = existing.unwrap_or_else(|| TokenRole::new(name));
-            let warnings = role.apply(role_write(&req.data)?)?;
-            token::save_role(state.store(), &role, chrono::Utc::now().timestamp_millis()).await?;
+            let warnings = role.apply(role_write(&c.fields())?)?;
+            token::save_role(state.store(), &role, state.now_ms()).await?;
             info!(token_role = %name, created, "token role written");
             Reply::written(warnings)
         }
@@ -56,19 +68,17 @@ pub async fn role(state: &AppState, name: &str, req: &LogicalRequest) -> ApiResu
         }
         _ => return Err(ApiError::UnsupportedOperation),
     };
-    annotate(reply, &req.data, name)
+    let known = c.target.route.map(|r| r.route.known_fields()).unwrap_or_default();
+    annotate(reply, &req.data, name, &known)
 }
 
 /// Vault's framework warnings: parameters the path does not know, and a `role_name` in the
 /// data that the path's overrides. As for the AWS paths, a write that would answer a bare 204
 /// answers 200 with them instead, so a misspelt field is never silently dropped.
-fn annotate(mut reply: Reply, data: &RequestData, name: &str) -> ApiResult<Reply> {
-    let unknown = data.unknown_keys(ROLE_FIELDS);
-    if !unknown.is_empty() {
+fn annotate(mut reply: Reply, data: &RequestData, name: &str, known: &[&str]) -> ApiResult<Reply> {
+    if let Some(warning) = crate::dispatch::unknown_warning(data, known) {
         reply.no_content = false;
-        reply
-            .warnings
-            .push(format!("Endpoint ignored these unrecognized parameters: [{}]", unknown.join(" ")));
+        reply.warnings.push(warning);
     }
     if data.contains("role_name") {
         let differs = data.get_string("role_name")?.is_some_and(|n| n != name);
@@ -81,33 +91,34 @@ fn annotate(mut reply: Reply, data: &RequestData, name: &str) -> ApiResult<Reply
 }
 
 /// The fields a write gives, coerced the way Vault's framework does.
-fn role_write(d: &RequestData) -> ApiResult<RoleWrite> {
+fn role_write(d: &Fields<'_>) -> ApiResult<RoleWrite> {
     let secs = |key: &str| -> ApiResult<Option<i64>> {
-        Ok(d.get_duration_secs(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+        Ok(d.duration(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
     };
-    let token_type = match d.raw("token_type") {
+    // Vault tells a null token_type (back to the default) from an absent one.
+    let token_type = match d.raw("token_type")? {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(_) => Some(d.get_string("token_type")?),
+        Some(_) => Some(d.string("token_type")?),
     };
     Ok(RoleWrite {
-        allowed_policies: d.get_comma_slice("allowed_policies")?,
-        disallowed_policies: d.get_comma_slice("disallowed_policies")?,
-        allowed_policies_glob: d.get_comma_slice("allowed_policies_glob")?,
-        disallowed_policies_glob: d.get_comma_slice("disallowed_policies_glob")?,
-        allowed_entity_aliases: d.get_comma_slice("allowed_entity_aliases")?,
-        orphan: d.get_bool("orphan")?,
-        renewable: d.get_bool("renewable")?,
-        path_suffix: d.get_string("path_suffix")?,
+        allowed_policies: d.list("allowed_policies")?,
+        disallowed_policies: d.list("disallowed_policies")?,
+        allowed_policies_glob: d.list("allowed_policies_glob")?,
+        disallowed_policies_glob: d.list("disallowed_policies_glob")?,
+        allowed_entity_aliases: d.list("allowed_entity_aliases")?,
+        orphan: d.bool("orphan")?,
+        renewable: d.bool("renewable")?,
+        path_suffix: d.string("path_suffix")?,
         period: secs("period")?,
         token_period: secs("token_period")?,
         explicit_max_ttl: secs("explicit_max_ttl")?,
         token_explicit_max_ttl: secs("token_explicit_max_ttl")?,
         token_type,
-        bound_cidrs: d.get_comma_slice("bound_cidrs")?,
-        token_bound_cidrs: d.get_comma_slice("token_bound_cidrs")?,
-        token_no_default_policy: d.get_bool("token_no_default_policy")?,
-        token_num_uses: d.get_int("token_num_uses")?,
+        bound_cidrs: d.list("bound_cidrs")?,
+        token_bound_cidrs: d.list("token_bound_cidrs")?,
+        token_no_default_policy: d.bool("token_no_default_policy")?,
+        token_num_uses: d.int("token_num_uses")?,
         token_ttl: secs("token_ttl")?,
         token_max_ttl: secs("token_max_ttl")?,
     })

@@ -11,86 +11,80 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::AppState;
+use crate::dispatch::Call;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
-use crate::request::{LogicalRequest, Operation};
-use crate::token_roles;
+use crate::request::LogicalRequest;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// `auth/token/create`, `auth/token/create-orphan` and `auth/token/create/<role>`.
+pub(crate) async fn create_at(c: &Call) -> ApiResult<Reply> {
+    let (state, identity, req) = (&c.state, c.identity()?, &c.req);
+    let rest = req.path.strip_prefix("auth/token/").unwrap_or_default();
+    let origin = match rest {
+        "create" => Origin::Create,
+        "create-orphan" => Origin::CreateOrphan,
+        _ => match rest.strip_prefix("create/").filter(|name| token_role::valid_name(name)) {
+            Some(name) => Origin::Role(name),
+            None => return Err(ApiError::UnsupportedPath),
+        },
+    };
+    create(state, identity, req, origin).await
 }
 
-pub async fn handle(state: &AppState, identity: &Identity, req: LogicalRequest) -> ApiResult<Reply> {
-    let rest = req.path.strip_prefix("auth/token/").unwrap_or_default().to_string();
-    if rest == "roles" || rest == "roles/" {
-        return token_roles::list(state, &req).await;
+/// `auth/token/lookup-self`: what `vault login` and hvac's `is_authenticated` call.
+pub(crate) async fn lookup_self(c: &Call) -> ApiResult<Reply> {
+    let row = own_row(&c.state, c.identity()?).await?;
+    Ok(Reply::data(lookup_data(&row, c.req.token.as_deref().unwrap_or_default(), c.state.now_ms())?))
+}
+
+/// `auth/token/lookup` (by token) and `auth/token/lookup-accessor`.
+pub(crate) async fn lookup(c: &Call) -> ApiResult<Reply> {
+    if c.req.path.ends_with("lookup-accessor") {
+        let row = by_accessor(&c.state, &c.req).await?;
+        return Ok(Reply::data(lookup_data(&row, "", c.state.now_ms())?));
     }
-    if let Some(name) = rest.strip_prefix("roles/") {
-        return token_roles::role(state, name, &req).await;
-    }
-    if let Some(name) = rest.strip_prefix("create/") {
-        if !token_role::valid_name(name) {
-            return Err(ApiError::UnsupportedPath);
-        }
-        if req.op != Operation::Update {
-            return Err(ApiError::UnsupportedOperation);
-        }
-        return create(state, identity, &req, Origin::Role(name)).await;
-    }
-    match (req.op, rest.as_str()) {
-        (Operation::Update, "create") => create(state, identity, &req, Origin::Create).await,
-        (Operation::Update, "create-orphan") => create(state, identity, &req, Origin::CreateOrphan).await,
-        (Operation::Read | Operation::Update, "lookup-self") => {
-            let row = own_row(state, identity).await?;
-            Ok(Reply::data(lookup_data(&row, req.token.as_deref().unwrap_or_default())?))
-        }
-        (Operation::Update, "lookup") => {
-            // Vault answers a lookup of an unknown token with 403 "bad token".
-            let found = find_token(state, &req).await?;
-            let (row, token) = found.ok_or_else(|| ApiError::Denied("bad token".into()))?;
-            Ok(Reply::data(lookup_data(&row, &token)?))
-        }
-        (Operation::Update, "lookup-accessor") => {
-            let row = by_accessor(state, &req).await?;
-            Ok(Reply::data(lookup_data(&row, "")?))
-        }
-        (Operation::Update, "renew-self") => {
-            let row = own_row(state, identity).await?;
-            renew(state, &row, &req, req.token.as_deref().unwrap_or_default()).await
-        }
-        (Operation::Update, "renew") => {
-            let (row, token) = by_token(state, &req).await?;
-            renew(state, &row, &req, &token).await
-        }
-        (Operation::Update, "renew-accessor") => {
-            let row = by_accessor(state, &req).await?;
-            renew(state, &row, &req, "").await
-        }
-        (Operation::Update, "revoke-self") => {
-            revoke_token(state, &identity.accessor, false).await?;
-            Ok(Reply::no_content())
-        }
-        (Operation::Update, "revoke") => {
-            let (row, _) = by_token(state, &req).await?;
-            revoke_token(state, &row.accessor, false).await?;
-            Ok(Reply::no_content())
-        }
-        (Operation::Update, "revoke-accessor") => {
-            let row = by_accessor(state, &req).await?;
-            revoke_token(state, &row.accessor, false).await?;
-            Ok(Reply::no_content())
-        }
-        (Operation::Update, "revoke-orphan") => {
-            let (row, _) = by_token(state, &req).await?;
-            revoke_token(state, &row.accessor, true).await?;
-            Ok(Reply::no_content())
-        }
-        (Operation::List, "accessors/") => {
-            let keys = tokens::accessors(state.store().pool()).await?;
-            Ok(Reply::data(json!({ "keys": keys })))
-        }
-        _ => Err(ApiError::UnsupportedPath),
-    }
+    // Vault answers a lookup of an unknown token with 403 "bad token".
+    let found = find_token(&c.state, &c.req).await?;
+    let (row, token) = found.ok_or_else(|| ApiError::Denied("bad token".into()))?;
+    Ok(Reply::data(lookup_data(&row, &token, c.state.now_ms())?))
+}
+
+pub(crate) async fn renew_self(c: &Call) -> ApiResult<Reply> {
+    let row = own_row(&c.state, c.identity()?).await?;
+    renew(&c.state, &row, &c.req, c.req.token.as_deref().unwrap_or_default()).await
+}
+
+pub(crate) async fn renew_token(c: &Call) -> ApiResult<Reply> {
+    let (row, token) = by_token(&c.state, &c.req).await?;
+    renew(&c.state, &row, &c.req, &token).await
+}
+
+pub(crate) async fn renew_accessor(c: &Call) -> ApiResult<Reply> {
+    let row = by_accessor(&c.state, &c.req).await?;
+    renew(&c.state, &row, &c.req, "").await
+}
+
+pub(crate) async fn revoke_self(c: &Call) -> ApiResult<Reply> {
+    revoke_token(&c.state, &c.identity()?.accessor, false).await?;
+    Ok(Reply::no_content())
+}
+
+/// `auth/token/revoke`, and `auth/token/revoke-orphan` (`orphan`: its children stay).
+pub(crate) async fn revoke(c: &Call, orphan: bool) -> ApiResult<Reply> {
+    let (row, _) = by_token(&c.state, &c.req).await?;
+    revoke_token(&c.state, &row.accessor, orphan).await?;
+    Ok(Reply::no_content())
+}
+
+pub(crate) async fn revoke_accessor(c: &Call) -> ApiResult<Reply> {
+    let row = by_accessor(&c.state, &c.req).await?;
+    revoke_token(&c.state, &row.accessor, false).await?;
+    Ok(Reply::no_content())
+}
+
+pub(crate) async fn accessors(c: &Call) -> ApiResult<Reply> {
+    let keys = tokens::accessors(c.state.store().pool()).await?;
+    Ok(Reply::data(json!({ "keys": keys })))
 }
 
 async fn own_row(state: &AppState, identity: &Identity) -> ApiResult<TokenRow> {
@@ -99,10 +93,10 @@ async fn own_row(state: &AppState, identity: &Identity) -> ApiResult<TokenRow> {
 
 /// The live token named by the `token` parameter, and that token; `None` when there is none.
 async fn find_token(state: &AppState, req: &LogicalRequest) -> ApiResult<Option<(TokenRow, String)>> {
-    let token = req.data.get_string("token")?.filter(|t| !t.is_empty());
+    let token = req.fields().string("token")?.filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| ApiError::BadRequest("missing token to look up".into()))?;
     let row = tokens::get_by_hash(state.store().pool(), &state.store().hasher().hash(&token)).await?;
-    Ok(row.filter(live).map(|row| (row, token)))
+    Ok(row.filter(|r| live(r, state.now_ms())).map(|row| (row, token)))
 }
 
 /// [`find_token`] for renew and revoke: an unknown token is the caller's mistake (400).
@@ -111,15 +105,15 @@ async fn by_token(state: &AppState, req: &LogicalRequest) -> ApiResult<(TokenRow
 }
 
 async fn by_accessor(state: &AppState, req: &LogicalRequest) -> ApiResult<TokenRow> {
-    let accessor = req.data.get_string("accessor")?.filter(|a| !a.is_empty());
+    let accessor = req.fields().string("accessor")?.filter(|a| !a.is_empty());
     let accessor = accessor.ok_or_else(|| ApiError::BadRequest("missing accessor".into()))?;
     let row = tokens::get_by_accessor(state.store().pool(), &accessor).await?;
-    row.filter(live).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
+    row.filter(|r| live(r, state.now_ms())).ok_or_else(|| ApiError::BadRequest("invalid accessor".into()))
 }
 
-/// Neither expired nor used up (the sweeper may not have removed it yet).
-fn live(row: &TokenRow) -> bool {
-    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms())
+/// Neither expired by `now_ms` nor used up (the sweeper may not have removed it yet).
+fn live(row: &TokenRow, now_ms: i64) -> bool {
+    row.num_uses >= 0 && row.expire_at.is_none_or(|at| at > now_ms)
 }
 
 /// Whether the caller holds `sudo` on `path` (root does).
@@ -140,31 +134,13 @@ enum Origin<'a> {
     Role(&'a str),
 }
 
-/// The parameters `auth/token/create*` know.
-const CREATE_FIELDS: &[&str] = &[
-    "id",
-    "policies",
-    "meta",
-    "no_parent",
-    "no_default_policy",
-    "renewable",
-    "ttl",
-    "explicit_max_ttl",
-    "period",
-    "display_name",
-    "num_uses",
-    "type",
-    "entity_alias",
-    "lease",
-];
-
 async fn create(
     state: &AppState,
     identity: &Identity,
     req: &LogicalRequest,
     origin: Origin<'_>,
 ) -> ApiResult<Reply> {
-    let d = &req.data;
+    let d = &req.fields();
     let role = match origin {
         Origin::Role(name) => Some(
             token::load_role(state.store(), name)
@@ -175,7 +151,7 @@ async fn create(
     };
     // A role that issues service tokens overrides the type asked for, as in Vault.
     let type_decided = role.as_ref().is_some_and(|r| r.token_type == RoleTokenType::Service);
-    if let Some(kind) = d.get_string("type")?
+    if let Some(kind) = d.string("type")?
         && !type_decided
         && !kind.is_empty()
         && kind != "service"
@@ -186,34 +162,30 @@ async fn create(
         )));
     }
     let secs = |key: &str| -> ApiResult<Option<i64>> {
-        Ok(d.get_duration_secs(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+        Ok(d.duration(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
     };
-    let meta = match d.get_kv_pairs("meta")? {
+    let meta = match d.kv("meta")? {
         Some(m) => m.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
         None => serde_json::Map::new(),
     };
     let request = CreateRequest {
-        id: d.get_string("id")?.filter(|s| !s.is_empty()),
-        policies: d.get_comma_slice("policies")?,
+        id: d.string("id")?.filter(|s| !s.is_empty()),
+        policies: d.list("policies")?,
         meta,
-        no_parent: d.get_bool("no_parent")?.unwrap_or(false),
-        no_default_policy: d.get_bool("no_default_policy")?.unwrap_or(false),
-        renewable: d.get_bool("renewable")?,
-        // `lease` is Vault's deprecated name for `ttl`.
-        ttl: match secs("ttl")? {
-            Some(ttl) => Some(ttl),
-            None => secs("lease")?,
-        },
+        no_parent: d.bool("no_parent")?.unwrap_or(false),
+        no_default_policy: d.bool("no_default_policy")?.unwrap_or(false),
+        renewable: d.bool("renewable")?,
+        ttl: secs("ttl")?,
         explicit_max_ttl: secs("explicit_max_ttl")?,
         period: secs("period")?,
-        display_name: d.get_string("display_name")?,
-        num_uses: d.get_int("num_uses")?.unwrap_or(0),
+        display_name: d.string("display_name")?,
+        num_uses: d.int("num_uses")?.unwrap_or(0),
         orphan_endpoint: matches!(origin, Origin::CreateOrphan),
         role,
-        entity_alias: d.get_string("entity_alias")?,
+        entity_alias: d.string("entity_alias")?,
         parent_sudo: has_sudo(state, identity, &req.path).await?,
     };
-    let created = token::create(state.store(), identity, request, now_ms()).await?;
+    let created = token::create(state.store(), identity, request, state.now_ms()).await?;
     info!(
         token.accessor = %created.row.accessor,
         parent = %identity.accessor,
@@ -225,18 +197,19 @@ async fn create(
         warnings: created.warnings,
         ..Default::default()
     };
+    let known = req.route.map(|r| r.known_fields()).unwrap_or_default();
     let unknown = match origin {
         Origin::Role(_) => {
             // The reply has a body, so Vault always says so, whatever the value.
-            if d.contains("role_name") {
+            if req.data.contains("role_name") {
                 reply.warnings.push(
                     "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [role_name]"
                         .to_string(),
                 );
             }
-            d.unknown_keys(&[CREATE_FIELDS, &["role_name"]].concat())
+            req.data.unknown_keys(&[known.as_slice(), &["role_name"]].concat())
         }
-        Origin::Create | Origin::CreateOrphan => d.unknown_keys(CREATE_FIELDS),
+        Origin::Create | Origin::CreateOrphan => req.data.unknown_keys(&known),
     };
     if !unknown.is_empty() {
         reply
@@ -247,9 +220,8 @@ async fn create(
 }
 
 async fn renew(state: &AppState, row: &TokenRow, req: &LogicalRequest, token: &str) -> ApiResult<Reply> {
-    let increment =
-        req.data.get_duration_secs("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let renewed = token::renew(state.store(), row, increment, now_ms()).await?;
+    let increment = req.fields().duration("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let renewed = token::renew(state.store(), row, increment, state.now_ms()).await?;
     let mut reply = Reply { auth: Some(auth_block(row, token, renewed.ttl)?), ..Default::default() };
     reply.warnings.extend(renewed.warning);
     Ok(reply)
@@ -277,13 +249,13 @@ fn auth_block(row: &TokenRow, token: &str, ttl: i64) -> ApiResult<Value> {
 }
 
 /// `auth/token/lookup*` data.
-fn lookup_data(row: &TokenRow, token: &str) -> ApiResult<Value> {
+fn lookup_data(row: &TokenRow, token: &str, now_ms: i64) -> ApiResult<Value> {
     let policies = keymint_auth::policies_of(row)?;
     let meta: Value = serde_json::from_str(&row.meta).unwrap_or(Value::Null);
     let meta = if meta.as_object().is_some_and(|m| !m.is_empty()) { meta } else { Value::Null };
     let rfc3339 =
         |ms: i64| keymint_store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms()) / 1000).max(0));
+    let ttl = row.expire_at.map_or(0, |at| ((at - now_ms) / 1000).max(0));
     let mut data = json!({
         "accessor": row.accessor,
         "creation_time": row.created_at / 1000,
@@ -356,8 +328,11 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         // A restored store's tokens carry the expiry times of the backup: renewed since, they
         // would look expired, and revoking them would revoke their leases.
         let paused = state.leases().revocation_paused().await;
-        match if paused { Ok(Vec::new()) } else { tokens::expired(state.store().pool(), now_ms(), 100).await }
-        {
+        match if paused {
+            Ok(Vec::new())
+        } else {
+            tokens::expired(state.store().pool(), state.now_ms(), 100).await
+        } {
             Ok(accessors) => {
                 for acc in accessors {
                     if let Err(e) = revoke_token(&state, &acc, false).await {
@@ -373,3 +348,6 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

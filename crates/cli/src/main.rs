@@ -151,9 +151,9 @@ struct ServerArgs {
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present_any = ["dev", "check_config"])]
     config: Option<PathBuf>,
-    /// Validate this config file (with its `KEYMINT_*` overrides, the seal key and the TLS
-    /// files) and exit: 0 when it is good, 2 with every problem listed. Opens no storage and
-    /// binds no port.
+    /// Validate this config file (with its `KEYMINT_*` overrides, the lease flags given with
+    /// it, the seal key and the TLS files) and exit: 0 when it is good, 2 with every problem
+    /// listed. Opens no storage and binds no port.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dev", "config"])]
     check_config: Option<PathBuf>,
 }
@@ -206,12 +206,18 @@ fn main() -> Result<()> {
 }
 
 async fn server(args: ServerArgs) -> Result<()> {
+    let flags = config::Flags {
+        iam_consistency_window: args.iam_consistency_window,
+        intent_grace: args.intent_grace,
+        claim_timeout: args.lease_claim_timeout,
+        revocation_concurrency: args.revocation_concurrency.map(usize::from),
+    };
     if let Some(path) = &args.check_config {
-        check_config(path);
+        check_config(path, &flags);
     }
     // Keeps a dev server's throwaway database alive until the process ends.
     let mut _scratch: Option<tempfile::TempDir> = None;
-    let mut timing = config::LeaseTiming::default();
+    let timing;
     let mut audit_file: Option<String> = None;
     let mut tls_files: Option<config::TlsFiles> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
@@ -225,6 +231,8 @@ async fn server(args: ServerArgs) -> Result<()> {
             }
         };
         let token = args.dev_root_token_id.unwrap_or_else(keymint_auth::generate_token);
+        // Dev mode has no config file; its flag problems stop the start as they always have.
+        timing = flags.over_defaults().map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
         (
             args.dev_listen_address,
             StoreOptions::new(url),
@@ -233,32 +241,15 @@ async fn server(args: ServerArgs) -> Result<()> {
             Some(token),
         )
     } else {
-        let path = args.config.context("--config is required outside dev mode")?;
-        let cfg = load_config_or_exit(&path);
-        let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: cfg.max_connections };
+        let path = args.config.as_deref().context("--config is required outside dev mode")?;
+        let cfg = load_config_or_exit(path, &flags);
+        let options =
+            StoreOptions { url: cfg.storage_url.as_str().to_string(), max_connections: cfg.max_connections };
         timing = cfg.leases;
         audit_file = cfg.audit_file.clone();
         tls_files = cfg.tls.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
-    if let Some(w) = args.iam_consistency_window {
-        timing.iam_consistency_window = w;
-    }
-    if let Some(g) = args.intent_grace {
-        timing.intent_grace = g;
-    }
-    if let Some(c) = args.lease_claim_timeout {
-        if c < Duration::from_secs(1) {
-            bail!("--lease-claim-timeout must be at least 1s");
-        }
-        timing.claim_timeout = c;
-    }
-    if let Some(n) = args.revocation_concurrency {
-        timing.revocation_concurrency = usize::from(n);
-    }
-    if timing.intent_grace < timing.iam_consistency_window {
-        bail!("--intent-grace must be at least the IAM consistency window");
-    }
     init_tracing(&log);
 
     let store = Store::open(&options, key).await.context("opening storage")?;
@@ -291,11 +282,8 @@ async fn server(args: ServerArgs) -> Result<()> {
     // The certificate is read before the port is taken: a bad file is a startup error.
     let tls = match &tls_files {
         Some(files) => Some(
-            keymint_api::tls::server_config(
-                std::path::Path::new(&files.cert_file),
-                std::path::Path::new(&files.key_file),
-            )
-            .map_err(|e| anyhow::anyhow!(e))?,
+            keymint_api::tls::server_config(&files.cert_file, &files.key_file)
+                .map_err(|e| anyhow::anyhow!(e))?,
         ),
         None => None,
     };
@@ -343,9 +331,8 @@ async fn server(args: ServerArgs) -> Result<()> {
 
 /// Loads a config file with its `KEYMINT_*` overrides; on problems, lists them all and exits
 /// with status 2 (before anything is opened or bound).
-fn load_config_or_exit(path: &std::path::Path) -> config::Config {
-    let env = |k: &str| std::env::var(k).ok();
-    match config::load(path, &env) {
+fn load_config_or_exit(path: &std::path::Path, flags: &config::Flags) -> config::Config {
+    match config::load(path, &process_env(), flags) {
         Ok(cfg) => cfg,
         Err(errors) => {
             let mut stderr = std::io::stderr().lock();
@@ -358,17 +345,19 @@ fn load_config_or_exit(path: &std::path::Path) -> config::Config {
     }
 }
 
+/// The process environment, for the config's `KEYMINT_*` layer and `seal.key_env`. A variable
+/// whose name or value is not UTF-8 is left out, as `std::env::var` would not return it.
+fn process_env() -> config::Env {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}
+
 /// `server --check-config`: everything a start would check before opening storage.
-fn check_config(path: &std::path::Path) -> ! {
-    let env = |k: &str| std::env::var(k).ok();
-    let mut problems = match config::load(path, &env) {
+fn check_config(path: &std::path::Path, flags: &config::Flags) -> ! {
+    let mut problems = match config::load(path, &process_env(), flags) {
         Ok(cfg) => {
             let mut problems = Vec::new();
             if let Some(files) = &cfg.tls
-                && let Err(e) = keymint_api::tls::server_config(
-                    std::path::Path::new(&files.cert_file),
-                    std::path::Path::new(&files.key_file),
-                )
+                && let Err(e) = keymint_api::tls::server_config(&files.cert_file, &files.key_file)
             {
                 problems.push(e);
             }
@@ -390,8 +379,8 @@ fn check_config(path: &std::path::Path) -> ! {
 
 /// The store a production config names, opened with its seal key; config problems exit 2.
 async fn open_configured(config: &std::path::Path) -> Result<Store> {
-    let cfg = load_config_or_exit(config);
-    let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
+    let cfg = load_config_or_exit(config, &config::Flags::default());
+    let options = StoreOptions { url: cfg.storage_url.as_str().to_string(), max_connections: 2 };
     // Opening checks the seal key against the store: a wrong key stops here.
     Store::open(&options, KeySource::Given(cfg.seal_key)).await.context("opening storage")
 }
@@ -431,8 +420,8 @@ async fn backup(args: BackupArgs) -> Result<()> {
 }
 
 async fn restore(args: RestoreArgs) -> Result<()> {
-    let cfg = load_config_or_exit(&args.config);
-    let options = StoreOptions { url: cfg.storage_url.clone(), max_connections: 2 };
+    let cfg = load_config_or_exit(&args.config, &config::Flags::default());
+    let options = StoreOptions { url: cfg.storage_url.as_str().to_string(), max_connections: 2 };
     // A database never started stays untouched until the backup's key check passes.
     let store = Store::open(&options, KeySource::Restoring(cfg.seal_key)).await.context("opening storage")?;
     let done = match keymint_store::backup::restore(&store, &args.path, args.force).await {

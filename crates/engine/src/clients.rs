@@ -19,6 +19,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
@@ -163,11 +164,19 @@ fn timeouts(cfg: &RootConfig) -> TimeoutConfig {
         .build()
 }
 
-async fn base_config(cfg: &RootConfig, secrets: &RootSecrets, region: &str) -> SdkConfig {
+async fn base_config(
+    cfg: &RootConfig,
+    secrets: &RootSecrets,
+    region: &str,
+    http: Option<SharedHttpClient>,
+) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts(cfg));
+    if let Some(http) = http {
+        loader = loader.http_client(http);
+    }
     if let Some(secret) = &secrets.secret_key {
         let creds = Credentials::new(
             cfg.access_key.clone(),
@@ -184,8 +193,19 @@ async fn base_config(cfg: &RootConfig, secrets: &RootSecrets, region: &str) -> S
 /// Builds the clients for a config, paced by `pacer`. Nothing is called yet: the STS candidate
 /// is chosen at first use.
 pub async fn build(cfg: &RootConfig, secrets: &RootSecrets, pacer: Arc<Pacer>) -> Result<AwsClients> {
+    build_over(cfg, secrets, pacer, None).await
+}
+
+/// [`build`], sending every request (the root role's AssumeRole included) through `http` when
+/// one is given: the seam of [`crate::client_factory`].
+pub(crate) async fn build_over(
+    cfg: &RootConfig,
+    secrets: &RootSecrets,
+    pacer: Arc<Pacer>,
+    http: Option<SharedHttpClient>,
+) -> Result<AwsClients> {
     let region = region_of(cfg);
-    let mut shared = base_config(cfg, secrets, &region).await;
+    let mut shared = base_config(cfg, secrets, &region, http).await;
     if !cfg.role_arn.is_empty() {
         // The credentials provider refreshes the root role's session by itself, out of any
         // request: the SDK's standard retries suit it.

@@ -111,11 +111,18 @@ pub struct RootSecrets {
     pub session_token: Option<SecretString>,
 }
 
-/// The fields a `config/root` write supplied; `None` means not supplied.
-#[derive(Debug, Clone, Default)]
+/// The fields a `config/root` write supplied (`None`: not supplied), under their API names:
+/// the api crate fills it from the route's schema, and every field but the secrets and the few
+/// [`apply_root_write`] checks or translates is stored into [`RootConfig`]'s field of the same
+/// name as given. A new setting is its line in the route's schema, its field in [`RootConfig`]
+/// (with its default) and its field here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RootConfigInput {
     pub access_key: Option<String>,
+    /// Set by the caller from the request, never through serialization.
+    #[serde(skip)]
     pub secret_key: Option<SecretString>,
+    #[serde(skip)]
     pub session_token: Option<SecretString>,
     pub region: Option<String>,
     pub iam_endpoint: Option<String>,
@@ -137,9 +144,10 @@ pub struct RootConfigInput {
     pub role_session_name: Option<String>,
     pub duration: Option<u64>,
     pub expected_account_id: Option<String>,
-    pub iam_write_rate: Option<u64>,
-    pub iam_read_rate: Option<u64>,
-    pub sts_rate: Option<u64>,
+    /// Signed as sent: a negative rate is refused with its own text.
+    pub iam_write_rate: Option<i64>,
+    pub iam_read_rate: Option<i64>,
+    pub sts_rate: Option<i64>,
     pub max_queue_wait: Option<u64>,
     pub retry_deadline: Option<u64>,
     pub call_timeout: Option<u64>,
@@ -154,12 +162,6 @@ static SESSION_NAME: LazyLock<Regex> =
 static ACCOUNT_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[0-9]{12}$").unwrap_or_else(|_| unreachable!()));
 
-fn set<T>(target: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *target = v;
-    }
-}
-
 /// Applies a write to the stored config (Vault ≥1.20: a first write creates from defaults, a
 /// later one changes only supplied fields, except `username_template`, which Vault resets to its
 /// default whenever a write leaves it out) and validates the result.
@@ -167,44 +169,50 @@ pub fn apply_root_write(
     existing: Option<(RootConfig, RootSecrets)>,
     input: RootConfigInput,
 ) -> Result<(RootConfig, RootSecrets)> {
-    let (mut cfg, mut secrets) = existing.unwrap_or_default();
-    set(&mut cfg.access_key, input.access_key);
+    let (cfg, mut secrets) = existing.unwrap_or_default();
+    let mut input = input;
     // Given empty, a secret is cleared, as Vault stores "": `access_key="" secret_key=""` moves
     // a mount to the default credential chain.
-    if let Some(s) = input.secret_key {
+    if let Some(s) = input.secret_key.take() {
         secrets.secret_key = Some(s).filter(|s| !s.expose_secret().is_empty());
     }
-    if let Some(s) = input.session_token {
+    if let Some(s) = input.session_token.take() {
         secrets.session_token = Some(s).filter(|s| !s.expose_secret().is_empty());
     }
-    set(&mut cfg.region, input.region);
-    set(&mut cfg.iam_endpoint, input.iam_endpoint);
-    set(&mut cfg.sts_endpoint, input.sts_endpoint);
-    set(&mut cfg.sts_region, input.sts_region);
-    set(&mut cfg.sts_fallback_endpoints, input.sts_fallback_endpoints);
-    set(&mut cfg.sts_fallback_regions, input.sts_fallback_regions);
-    set(&mut cfg.max_retries, input.max_retries);
-    cfg.username_template = input.username_template.unwrap_or_else(|| DEFAULT_USERNAME_TEMPLATE.to_string());
-    set(&mut cfg.role_arn, input.role_arn);
-    set(&mut cfg.identity_token_audience, input.identity_token_audience);
-    set(&mut cfg.identity_token_ttl, input.identity_token_ttl);
-    set(&mut cfg.rotation_schedule, input.rotation_schedule);
-    set(&mut cfg.rotation_window, input.rotation_window);
-    set(&mut cfg.rotation_period, input.rotation_period);
-    set(&mut cfg.disable_automated_rotation, input.disable_automated_rotation);
-    set(&mut cfg.rotation_policy, input.rotation_policy);
-    set(&mut cfg.external_id, input.external_id);
-    set(&mut cfg.role_session_name, input.role_session_name);
-    set(&mut cfg.duration, input.duration);
-    set(&mut cfg.expected_account_id, input.expected_account_id);
-    set(&mut cfg.iam_write_rate, input.iam_write_rate);
-    set(&mut cfg.iam_read_rate, input.iam_read_rate);
-    set(&mut cfg.sts_rate, input.sts_rate);
-    set(&mut cfg.max_queue_wait, input.max_queue_wait);
-    set(&mut cfg.retry_deadline, input.retry_deadline);
-    set(&mut cfg.call_timeout, input.call_timeout);
+    for (name, rate) in [
+        ("iam_write_rate", input.iam_write_rate),
+        ("iam_read_rate", input.iam_read_rate),
+        ("sts_rate", input.sts_rate),
+    ] {
+        if rate.is_some_and(|r| r < 0) {
+            return Err(EngineError::bad_request(format!(
+                "{name} must be a positive number of calls per second"
+            )));
+        }
+    }
+    let template = input.username_template.take().filter(|t| !t.is_empty());
+    input.username_template = Some(template.unwrap_or_else(|| DEFAULT_USERNAME_TEMPLATE.to_string()));
+    let internal = |e: serde_json::Error| EngineError::Internal(format!("config/root write: {e}"));
+    // Every other field is stored as given, over what the config had.
+    let mut stored = serde_json::to_value(cfg).map_err(internal)?;
+    if let (serde_json::Value::Object(stored), serde_json::Value::Object(given)) =
+        (&mut stored, serde_json::to_value(&input).map_err(internal)?)
+    {
+        stored.extend(given.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    let cfg: RootConfig = serde_json::from_value(stored).map_err(internal)?;
     validate_root(&cfg, &secrets)?;
     Ok((cfg, secrets))
+}
+
+impl RootConfig {
+    /// Every setting under its API name, for a read of `config/root` (the secrets are not here).
+    pub fn to_read_data(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        }
+    }
 }
 
 fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {

@@ -16,8 +16,7 @@
 use std::time::Duration;
 
 use aws_sdk_iam::types::Tag as IamTag;
-use chrono::Utc;
-use keymint_lease::{CredentialKind, calculate_ttl, new_lease_id};
+use keymint_lease::{CredentialKind, Lease, LeaseRecord, LeaseState, calculate_ttl, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
@@ -62,7 +61,7 @@ impl Engine {
             .admit_iam_writes("CreateUser", u32::try_from(writes).unwrap_or(u32::MAX))
             .await
             .map_err(|e| e.with_prefix("Error creating IAM user"))?;
-        let now = Utc::now();
+        let now = self.now();
 
         let intent = wal::IntentRow {
             id: uuid::Uuid::new_v4().to_string(),
@@ -99,26 +98,34 @@ impl Engine {
         let backend_ttl = if role.default_ttl > 0 { role.default_ttl } else { cfg_ttl };
         let backend_max = if role.max_ttl > 0 { role.max_ttl } else { cfg_max };
         let decision = calculate_ttl(backend_ttl, backend_max, mount.ttls);
-        let row = leases::LeaseRow {
+        let lease = Lease {
             id: lease_id.clone(),
             mount_id: mount.id.clone(),
             role_name: req.role_name.clone(),
-            credential_type: CredentialKind::IamUser.as_str().into(),
+            kind: CredentialKind::IamUser,
             issue_time: now.timestamp_millis(),
             expire_time: now.timestamp_millis() + (decision.ttl as i64) * 1000,
             last_renewal: None,
-            renewable: 1,
+            renewable: true,
             // The role's TTLs travel with the lease: renewal must honour them even if the
             // role changes or is deleted meanwhile.
-            internal: json!({"username": user, "access_key_id": key.id, "is_sts": false,
-                             "role_ttl": role.default_ttl, "role_max_ttl": role.max_ttl})
-            .to_string(),
+            record: LeaseRecord {
+                username: user.clone(),
+                access_key_id: key.id.clone(),
+                is_sts: false,
+                role_ttl: Some(role.default_ttl),
+                role_max_ttl: Some(role.max_ttl),
+            },
             secret: None,
             token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
-            orphan: i64::from(req.orphan),
-            state: leases::STATE_ACTIVE.into(),
-            ..Default::default()
+            orphan: req.orphan,
+            state: LeaseState::Active,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            irrevocable: false,
         };
+        let row = leases::LeaseRow::from(&lease);
         if let Err(e) = self.commit_lease(&row, Some(&intent.id)).await {
             self.undo_user(&clients, &user, &intent.id).await;
             return Err(EngineError::Internal(format!("failed to commit WAL entry: {e}")));

@@ -6,11 +6,13 @@
 //! secret nobody has. The user's keys are listed, any key that was not there before the call
 //! is deleted, and only then is the call made again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+// Tokio's clock: the probe's deadline counts the same time as its pauses (paused in tests).
+use tokio::time::Instant;
 use tracing::info;
 
 use crate::aws_error::{AwsCallError, Retry};

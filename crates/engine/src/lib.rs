@@ -6,9 +6,13 @@
 //! creates can be forgotten.
 
 pub mod aws_error;
+pub mod client_factory;
 pub mod clients;
 pub mod config;
 pub mod error;
+/// An in-process IAM/STS for tests of this crate and of the crates above it.
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake_aws;
 pub mod gotext;
 mod groups;
 mod iam_user;
@@ -25,6 +29,8 @@ pub mod static_roles;
 mod static_rotation;
 pub mod teardown;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -34,6 +40,7 @@ use keymint_store::{Store, aws as rows};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use client_factory::ClientFactory;
 pub use clients::{AwsClients, CallerIdentity, ClientCache};
 pub use config::{LeaseConfig, RootConfig, RootConfigInput, RootSecrets};
 pub use error::{AwsFailure, EngineError, Result};
@@ -55,6 +62,8 @@ pub struct MountCtx {
 #[derive(Debug, Clone)]
 pub struct Engine {
     store: Store,
+    /// Builds a mount's AWS clients (the seam tests answer AWS through).
+    factory: ClientFactory,
     clients: Arc<ClientCache>,
     /// Each mount's pacing state, kept across config versions so a config write does not
     /// reset the queue.
@@ -105,11 +114,19 @@ impl Engine {
     pub fn new(store: Store) -> Self {
         Engine {
             store,
+            factory: ClientFactory::aws(),
             clients: Arc::new(ClientCache::default()),
             pacers: Arc::default(),
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
             cached: Arc::default(),
         }
+    }
+
+    /// Builds AWS clients with `factory` instead of [`ClientFactory::aws`] (tests answer AWS
+    /// in process through it).
+    pub fn with_client_factory(mut self, factory: ClientFactory) -> Self {
+        self.factory = factory;
+        self
     }
 
     /// Sets IAM's eventual-consistency window (tests shorten it).
@@ -163,7 +180,7 @@ impl Engine {
             }
             if old_schedule.as_ref() != Some(&schedule_fields(&cfg)) {
                 let next_due = schedule::Schedule::of_root(&cfg)
-                    .and_then(|s| s.next_after(chrono::Utc::now()))
+                    .and_then(|s| s.next_after(self.now()))
                     .map(|t| t.timestamp_millis());
                 keymint_store::rotation::set_schedule(
                     &mut *tx,
@@ -184,7 +201,7 @@ impl Engine {
 
     async fn verify_root(&self, cfg: &RootConfig, secrets: &RootSecrets) -> Result<CallerIdentity> {
         let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
-        let clients = clients::build(cfg, secrets, pacer).await?;
+        let clients = self.factory.build(cfg, secrets, pacer).await?;
         let who = clients.caller_identity().await.map_err(|e| match e {
             EngineError::Aws { message, .. } => EngineError::BadRequest(message),
             other => other,
@@ -214,7 +231,7 @@ impl Engine {
         Ok(rows::ConfigRow {
             body: serde_json::to_string(cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: Some(self.store.seal().seal(&root_identity(&mount.id), &plain)),
-            updated_at: next_version(previous),
+            updated_at: next_version(previous, self.now_ms()),
         })
     }
 
@@ -234,7 +251,7 @@ impl Engine {
             return Ok((c, cfg));
         }
         let pacer = self.pacer(&mount.id, &cfg);
-        let built = Arc::new(clients::build(&cfg, &secrets, pacer).await?);
+        let built = Arc::new(self.factory.build(&cfg, &secrets, pacer).await?);
         self.clients.put(&mount.id, version, built.clone());
         Ok((built, cfg))
     }
@@ -273,7 +290,7 @@ impl Engine {
         let row = rows::ConfigRow {
             body: serde_json::to_string(&cfg).map_err(|e| EngineError::Internal(e.to_string()))?,
             secret: None,
-            updated_at: chrono::Utc::now().timestamp_millis(),
+            updated_at: self.now_ms(),
         };
         rows::put_config(self.store.pool(), &mount.id, LEASE, &row).await?;
         Ok(())
@@ -301,7 +318,7 @@ impl Engine {
         };
         let written = role::apply_role_write(existing, input)?;
         let body = serde_json::to_string(&written.role).map_err(|e| EngineError::Internal(e.to_string()))?;
-        rows::put_role(&mut *tx, &mount.id, name, &body, chrono::Utc::now().timestamp_millis()).await?;
+        rows::put_role(&mut *tx, &mount.id, name, &body, self.now_ms()).await?;
         tx.commit().await.map_err(keymint_store::StoreError::from)?;
         Ok(written.warnings)
     }
@@ -322,8 +339,7 @@ fn schedule_fields(cfg: &RootConfig) -> (u64, String, u64, bool) {
 }
 
 /// A config version that always moves forward, even when two writes share a millisecond.
-fn next_version(previous: Option<i64>) -> i64 {
-    let now = chrono::Utc::now().timestamp_millis();
+fn next_version(previous: Option<i64>, now: i64) -> i64 {
     match previous {
         Some(p) if p >= now => p + 1,
         _ => now,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag as StsTag};
 use chrono::{DateTime, Utc};
 use keymint_lease::ttl::{format_go_duration, sts_ttl};
-use keymint_lease::{CredentialKind, new_lease_id};
+use keymint_lease::{CredentialKind, Lease, LeaseRecord, LeaseState, new_lease_id};
 use keymint_store::{leases, wal};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
@@ -307,7 +307,7 @@ impl Engine {
             }
         };
 
-        let now = Utc::now();
+        let now = self.now();
         let remaining = (creds.expiration - now).num_seconds().max(1) as u64;
         data.insert("access_key".into(), json!(creds.access_key));
         data.insert("secret_key".into(), json!(creds.secret_key.expose_secret()));
@@ -320,23 +320,32 @@ impl Engine {
 
         let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
         let credential = CredentialKind::parse(kind).unwrap_or(CredentialKind::SessionToken);
-        let row = leases::LeaseRow {
+        let lease = Lease {
             id: lease_id.clone(),
             mount_id: mount.id.clone(),
             role_name: req.role_name.clone(),
-            credential_type: credential.as_str().into(),
+            kind: credential,
             issue_time: now.timestamp_millis(),
             expire_time: creds.expiration.timestamp_millis(),
             last_renewal: None,
-            renewable: 0,
-            internal: json!({"username": internal_user, "access_key_id": creds.access_key, "is_sts": true})
-                .to_string(),
+            renewable: false,
+            record: LeaseRecord {
+                username: internal_user.to_string(),
+                access_key_id: creds.access_key.to_string(),
+                is_sts: true,
+                role_ttl: None,
+                role_max_ttl: None,
+            },
             secret: None,
             token_accessor: if req.orphan { None } else { req.token_accessor.clone() },
-            orphan: i64::from(req.orphan),
-            state: keymint_store::leases::STATE_ACTIVE.into(),
-            ..Default::default()
+            orphan: req.orphan,
+            state: LeaseState::Active,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            irrevocable: false,
         };
+        let row = leases::LeaseRow::from(&lease);
         self.commit_lease(&row, None).await?;
         Ok(Minted {
             lease_id,

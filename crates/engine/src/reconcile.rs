@@ -33,7 +33,7 @@ impl Engine {
     pub async fn find_strays(&self, mount: &MountCtx) -> Result<Vec<Stray>> {
         let (clients, _) = self.clients(mount).await?;
         let iam = &clients.iam;
-        let cutoff = Utc::now() - chrono::Duration::from_std(self.consistency_window).unwrap_or_default();
+        let cutoff = self.now() - chrono::Duration::from_std(self.consistency_window).unwrap_or_default();
         let mut strays = Vec::new();
         let mut marker = None;
         loop {
@@ -44,7 +44,7 @@ impl Engine {
                 .map_err(|e| e.with_prefix("Error listing IAM users"))?;
             for user in page.users {
                 let created =
-                    DateTime::<Utc>::from_timestamp(user.create_date.secs(), 0).unwrap_or_else(Utc::now);
+                    DateTime::<Utc>::from_timestamp(user.create_date.secs(), 0).unwrap_or_else(|| self.now());
                 if created > cutoff {
                     continue;
                 }

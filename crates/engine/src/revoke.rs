@@ -2,20 +2,11 @@
 
 use std::time::Duration;
 
-use keymint_store::leases::LeaseRow;
 use keymint_store::wal::IntentRow;
 use serde::Deserialize;
 
 use crate::teardown::{self, Teardown};
 use crate::{Engine, MountCtx};
-
-#[derive(Deserialize)]
-struct Internal {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    is_sts: bool,
-}
 
 /// How long after creation a missing IAM user may still be IAM's eventual consistency rather
 /// than a deleted user (Vault uses five minutes).
@@ -52,9 +43,8 @@ impl keymint_lease::Revoker for Engine {
         Box::pin(teardown::delete_user(&aws, &data.user_name)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String> {
-        let internal: Internal =
-            serde_json::from_str(&lease.internal).map_err(|e| format!("lease data is unreadable: {e}"))?;
+    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), String> {
+        let internal = &lease.record;
         // STS credentials cannot be revoked; they end at their expiry.
         if internal.is_sts {
             return Ok(());
@@ -66,7 +56,7 @@ impl keymint_lease::Revoker for Engine {
         match Box::pin(teardown::delete_user(&aws, &internal.username)).await {
             Ok(Teardown::Deleted) => Ok(()),
             Ok(Teardown::AlreadyGone) => {
-                let age = chrono::Utc::now().timestamp_millis() - lease.issue_time;
+                let age = self.now_ms() - lease.issue_time;
                 if age < self.consistency_window.as_millis() as i64 {
                     // Forgetting the lease now could lose a user IAM has not shown yet.
                     Err(format!(

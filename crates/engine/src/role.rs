@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::error::{EngineError, Result};
 use crate::gotext::{go_quote, multierror};
@@ -49,8 +49,11 @@ pub struct Role {
 /// How long an `iam_user` request waits for its new key to work, unless the role says.
 pub const DEFAULT_USABLE_TIMEOUT: u64 = 30;
 
-/// The fields one role write supplied (`None`: not supplied).
-#[derive(Debug, Default, Clone)]
+/// The fields one role write supplied (`None`: not supplied), under their API names: the api
+/// crate fills it from the route's schema, and every field but the few that [`apply_role_write`]
+/// translates is stored into [`Role`]'s field of the same name as given. A new role field is
+/// its line in the route's schema, its field in [`Role`] and its field here.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RoleInput {
     pub credential_type: Option<String>,
     pub role_arns: Option<Vec<String>>,
@@ -67,7 +70,11 @@ pub struct RoleInput {
     pub mfa_serial_number: Option<String>,
     pub default_ttl: Option<u64>,
     pub max_ttl: Option<u64>,
+    /// Legacy: a policy document or ARN (`policy`).
+    #[serde(rename = "policy")]
     pub legacy_policy: Option<String>,
+    /// Legacy: a policy or role ARN (`arn`).
+    #[serde(rename = "arn")]
     pub legacy_arn: Option<String>,
     pub wait_until_usable: Option<bool>,
     pub usable_timeout: Option<u64>,
@@ -96,27 +103,23 @@ pub fn compact_policy(doc: &str) -> Result<String> {
     Ok(parsed.to_string())
 }
 
-fn legacy_conflicts(input: &RoleInput) -> Option<&'static str> {
-    let named: [(&str, bool); 17] = [
-        ("an explicit credential_type", input.credential_type.is_some()),
-        ("role_arns", input.role_arns.is_some()),
-        ("policy_arns", input.policy_arns.is_some()),
-        ("policy_document", input.policy_document.is_some()),
-        ("iam_groups", input.iam_groups.is_some()),
-        ("iam_tags", input.iam_tags.is_some()),
-        ("session_tags", input.session_tags.is_some()),
-        ("external_id", input.external_id.is_some()),
-        ("default_sts_ttl", input.default_sts_ttl.is_some()),
-        ("max_sts_ttl", input.max_sts_ttl.is_some()),
-        ("user_path", input.user_path.is_some()),
-        ("permissions_boundary_arn", input.permissions_boundary_arn.is_some()),
-        ("mfa_serial_number", input.mfa_serial_number.is_some()),
-        ("default_ttl", input.default_ttl.is_some()),
-        ("max_ttl", input.max_ttl.is_some()),
-        ("wait_until_usable", input.wait_until_usable.is_some()),
-        ("usable_timeout", input.usable_timeout.is_some()),
-    ];
-    named.into_iter().find(|(_, present)| *present).map(|(name, _)| name)
+/// The given fields of a write, typed, in the order [`RoleInput`] declares them (legacy ones
+/// left out).
+fn given_fields(input: &RoleInput) -> Result<Map<String, Value>> {
+    let Value::Object(fields) =
+        serde_json::to_value(input).map_err(|e| EngineError::Internal(format!("role write: {e}")))?
+    else {
+        return Ok(Map::new());
+    };
+    Ok(fields.into_iter().filter(|(k, v)| !v.is_null() && k != "policy" && k != "arn").collect())
+}
+
+/// A modern field given with a legacy write, by Vault's name for it.
+fn legacy_conflicts(input: &RoleInput) -> Result<Option<String>> {
+    Ok(given_fields(input)?.into_iter().next().map(|(name, _)| match name.as_str() {
+        "credential_type" => "an explicit credential_type".to_string(),
+        _ => name,
+    }))
 }
 
 /// The legacy value a write carries, as Vault reads it: `policy`, else `arn`. Both count as
@@ -135,7 +138,7 @@ fn legacy_value(input: &RoleInput) -> Result<Option<&str>> {
 /// A legacy write: a value starting with `arn:` names a role (assumed_role) or a managed policy
 /// (iam_user); anything else is a policy document for iam_user and federation_token.
 fn legacy_write(input: &RoleInput, legacy: &str) -> Result<RoleWrite> {
-    if let Some(field) = legacy_conflicts(input) {
+    if let Some(field) = legacy_conflicts(input)? {
         return Err(EngineError::bad_request(format!(
             "cannot supply deprecated role or policy parameters with {field}"
         )));
@@ -175,64 +178,26 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
     let mut role = existing.unwrap_or_default();
     // Writing new-style fields onto a legacy role turns it into a modern one.
     role.prohibit_flexible_cred_path = false;
-    if let Some(t) = input.credential_type {
+    // The fields stored otherwise than given: one credential_type is the role's list of them,
+    // policy documents are kept compact, and keymint's own tag prefix is refused.
+    let mut input = input;
+    if let Some(t) = input.credential_type.take() {
         role.credential_types = vec![t];
     }
-    if let Some(v) = input.role_arns {
-        role.role_arns = Some(v);
-    }
-    if let Some(v) = input.policy_arns {
-        role.policy_arns = Some(v);
-    }
-    if let Some(doc) = input.policy_document {
+    if let Some(doc) = input.policy_document.take() {
         role.policy_document = compact_policy(&doc)?;
     }
-    if let Some(v) = input.iam_groups {
-        role.iam_groups = Some(v);
-    }
-    if let Some(v) = input.iam_tags {
+    if let Some(tags) = &input.iam_tags {
         // keymint's own tags tell its users apart (owner, lease, installation): a role must not
         // overwrite them, or teardown and reconcile could no longer recognise the user.
-        if let Some(reserved) = v.keys().find(|k| k.to_ascii_lowercase().starts_with("keymint:")) {
+        if let Some(reserved) = tags.keys().find(|k| k.to_ascii_lowercase().starts_with("keymint:")) {
             return Err(EngineError::bad_request(format!(
                 "iam_tags: {reserved:?} uses the \"keymint:\" prefix, which is reserved for the tags keymint puts on the users it creates"
             )));
         }
-        role.iam_tags = Some(v);
     }
-    if let Some(v) = input.session_tags {
-        role.session_tags = Some(v);
-    }
-    if let Some(v) = input.external_id {
-        role.external_id = v;
-    }
-    if let Some(v) = input.default_sts_ttl {
-        role.default_sts_ttl = v;
-    }
-    if let Some(v) = input.max_sts_ttl {
-        role.max_sts_ttl = v;
-    }
-    if let Some(v) = input.user_path {
-        role.user_path = v;
-    }
-    if let Some(v) = input.permissions_boundary_arn {
-        role.permissions_boundary_arn = v;
-    }
-    if let Some(v) = input.mfa_serial_number {
-        role.mfa_serial_number = v;
-    }
-    if let Some(v) = input.default_ttl {
-        role.default_ttl = v;
-    }
-    if let Some(v) = input.max_ttl {
-        role.max_ttl = v;
-    }
-    if let Some(v) = input.wait_until_usable {
-        role.wait_until_usable = v;
-    }
-    if let Some(v) = input.usable_timeout {
-        role.usable_timeout = v;
-    }
+    // Every other field is stored as given, over what the role had.
+    let role = overlay(role, given_fields(&input)?)?;
     let errors = validate(&role);
     if !errors.is_empty() {
         return Err(EngineError::bad_request(format!(
@@ -241,6 +206,16 @@ pub fn apply_role_write(existing: Option<Role>, input: RoleInput) -> Result<Role
         )));
     }
     Ok(RoleWrite { role, warnings: Vec::new() })
+}
+
+/// `role` with `fields` (API names, typed) written over the fields of the same name.
+fn overlay(role: Role, fields: Map<String, Value>) -> Result<Role> {
+    let internal = |e: serde_json::Error| EngineError::Internal(format!("role write: {e}"));
+    let mut stored = serde_json::to_value(role).map_err(internal)?;
+    if let Value::Object(stored) = &mut stored {
+        stored.extend(fields);
+    }
+    serde_json::from_value(stored).map_err(internal)
 }
 
 fn is_nonempty<T>(v: &Option<Vec<T>>) -> bool {
@@ -349,27 +324,19 @@ fn validate_policy_arn(arn: &str) -> std::result::Result<(), String> {
 }
 
 impl Role {
-    /// The `data` of a role read, with Vault's keys and its `null`s for unset lists and maps.
+    /// The `data` of a role read: every field under its API name, with Vault's `null`s for
+    /// unset lists and maps, and the credential types as one comma-separated string.
     pub fn to_read_data(&self) -> Value {
-        json!({
-            "credential_type": self.credential_types.join(","),
-            "policy_arns": self.policy_arns,
-            "role_arns": self.role_arns,
-            "policy_document": self.policy_document,
-            "iam_groups": self.iam_groups,
-            "iam_tags": self.iam_tags,
-            "session_tags": self.session_tags,
-            "external_id": self.external_id,
-            "default_sts_ttl": self.default_sts_ttl,
-            "max_sts_ttl": self.max_sts_ttl,
-            "user_path": self.user_path,
-            "permissions_boundary_arn": self.permissions_boundary_arn,
-            "mfa_serial_number": self.mfa_serial_number,
-            "default_ttl": self.default_ttl,
-            "max_ttl": self.max_ttl,
-            "wait_until_usable": self.wait_until_usable,
-            "usable_timeout": self.usable_timeout,
-        })
+        let mut data = Map::new();
+        data.insert("credential_type".into(), json!(self.credential_types.join(",")));
+        if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
+            data.extend(
+                fields
+                    .into_iter()
+                    .filter(|(k, _)| k != "credential_types" && k != "prohibit_flexible_cred_path"),
+            );
+        }
+        Value::Object(data)
     }
 
     /// The credential type a request mints, given the path it came through.

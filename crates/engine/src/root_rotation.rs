@@ -11,18 +11,17 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use keymint_store::rotation::{self as rows, Failure, Release};
 use tracing::{info, warn};
 
 use crate::aws_error::AwsCallError;
-use crate::clients::{self, AwsClients};
+use crate::clients::AwsClients;
 use crate::config::{RootConfig, RootSecrets};
 use crate::error::{EngineError, Result};
 use crate::keys::{
     StaleKey, create_key, delete_key, list_keys, parse_stale, stale_json, wait_until_accepted,
 };
-use crate::rotation::{CLEANUP_RETRY, Claim, after_attempt, ms, now_ms};
+use crate::rotation::{CLEANUP_RETRY, Claim, ms};
 use crate::schedule::Schedule;
 use crate::{Engine, MountCtx};
 
@@ -75,7 +74,7 @@ impl Engine {
             _ => (Vec::new(), None),
         };
         let result = self.holding(&claim, self.rotate_root_claimed(mount, &claim, &mut stale)).await;
-        let cleanup = (!stale.is_empty()).then(|| now_ms() + ms(CLEANUP_RETRY));
+        let cleanup = (!stale.is_empty()).then(|| self.now_ms() + ms(CLEANUP_RETRY));
         let release = match &result {
             Ok(_) => Release { retry_at: cleanup, failure: Failure::Clear, ..Release::default() },
             // A failed manual rotation leaves the schedule's own retries as they were.
@@ -97,7 +96,7 @@ impl Engine {
             return Ok(Release { next_due: Some(None), ..Release::default() });
         };
         let schedule = Schedule::of_root(&cfg);
-        let now = Utc::now();
+        let now = self.now();
         let due = row.next_due.map(keymint_store::from_millis).filter(|d| *d <= now);
         match (due, &schedule) {
             (Some(due), Some(schedule)) => {
@@ -105,7 +104,7 @@ impl Engine {
                     warn!(mount.path = %mount.path, "the scheduled root rotation did not happen within rotation_window; waiting for the next occurrence");
                     return Ok(Release {
                         next_due: Some(next.map(|t| t.timestamp_millis())),
-                        retry_at: (!stale.is_empty()).then(|| now_ms() + ms(CLEANUP_RETRY)),
+                        retry_at: (!stale.is_empty()).then(|| self.now_ms() + ms(CLEANUP_RETRY)),
                         failure: Failure::Keep,
                     });
                 }
@@ -118,7 +117,7 @@ impl Engine {
                         warn!(mount.path = %mount.path, error = %e, "scheduled root rotation failed; the old key stays in use")
                     }
                 }
-                Ok(after_attempt(&result.map(|_| ()), row.attempts, !stale.is_empty()))
+                Ok(self.after_attempt(&result.map(|_| ()), row.attempts, !stale.is_empty()))
             }
             // Due, but the schedule was switched off meanwhile.
             (Some(_), None) => Ok(Release { next_due: Some(None), ..Release::default() }),
@@ -129,7 +128,7 @@ impl Engine {
                         warn!(mount.path = %mount.path, error = %f, "could not delete a superseded root access key; will retry");
                     }
                 }
-                let retry = (!stale.is_empty()).then(|| now_ms() + ms(CLEANUP_RETRY * 6));
+                let retry = (!stale.is_empty()).then(|| self.now_ms() + ms(CLEANUP_RETRY * 6));
                 Ok(Release { retry_at: retry, ..Release::default() })
             }
         }
@@ -147,7 +146,7 @@ impl Engine {
         base.external_id.clear();
         base.role_session_name.clear();
         base.duration = 0;
-        clients::build(&base, secrets, self.pacer(&mount.id, cfg)).await
+        self.factory.build(&base, secrets, self.pacer(&mount.id, cfg)).await
     }
 
     async fn rotate_root_claimed(
@@ -199,7 +198,7 @@ impl Engine {
         let new_secrets = RootSecrets { secret_key: Some(new.secret.clone()), session_token: None };
         let mut after: Vec<StaleKey> = stale.iter().filter(|k| k.key != new.id).cloned().collect();
         after.push(StaleKey { user: user.clone(), key: old.clone() });
-        let now = Utc::now();
+        let now = self.now();
         let next_due = Schedule::of_root(&cfg).and_then(|s| s.next_after(now)).map(|t| t.timestamp_millis());
         let stored =
             self.store_rotated_root(mount, claim, &new_cfg, &new_secrets, version, next_due, &after).await;
@@ -263,7 +262,7 @@ impl Engine {
                 &claim.id,
                 next_due,
                 &stale_json(stale),
-                now_ms(),
+                self.now_ms(),
             )
             .await?;
         if ok {

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use keymint_lease::MountTtls;
 use keymint_store::rotation::{self as rows, DueTarget, Failure, Release};
@@ -41,20 +41,26 @@ pub(crate) struct Claim {
     pub id: String,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Engine {
+    /// Now, by the store's clock: every rotation time is compared with it.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.store.clock().now()
+    }
+
+    /// [`Engine::now`] in milliseconds since the epoch, the unit of stored times.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.store.clock().now_ms()
+    }
+
     /// Claims `target` of a mount: a new row is created claimed; an existing one is taken
     /// if nobody holds it (and, with `due_only`, if it is due). `None`: someone else has it.
     pub(crate) async fn claim(&self, mount_id: &str, target: &str, due_only: bool) -> Result<Option<Claim>> {
         let id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
+        let now = self.now_ms();
         let until = now + ms(CLAIM_FOR);
         let pool = self.store.pool();
         let taken = if due_only {
@@ -69,7 +75,7 @@ impl Engine {
     /// Runs `work` while renewing `claim`.
     pub(crate) async fn holding<F: Future>(&self, claim: &Claim, work: F) -> F::Output {
         keymint_lease::while_renewing(CLAIM_FOR / 3, work, || async {
-            let until = now_ms() + ms(CLAIM_FOR);
+            let until = self.now_ms() + ms(CLAIM_FOR);
             match rows::extend(self.store.pool(), &claim.mount_id, &claim.target, &claim.id, until).await {
                 Ok(true) => {}
                 Ok(false) => warn!(mount.id = %claim.mount_id, target = %claim.target,
@@ -93,7 +99,7 @@ impl Engine {
 
     /// Records the stale keys under `claim`; false (or an error) when the claim was lost.
     pub(crate) async fn save_stale(&self, claim: &Claim, stale: &[StaleKey], due_now: bool) -> Result<bool> {
-        let retry_at = due_now.then(now_ms);
+        let retry_at = due_now.then(|| self.now_ms());
         Ok(rows::set_stale(
             self.store.pool(),
             &claim.mount_id,
@@ -164,7 +170,7 @@ impl Engine {
     pub async fn run_rotations(self, cancel: CancellationToken) {
         let me = &self;
         while !cancel.is_cancelled() {
-            let full = match rows::due(self.store.pool(), now_ms(), BATCH).await {
+            let full = match rows::due(self.store.pool(), self.now_ms(), BATCH).await {
                 Ok(due) => {
                     let full = due.len() as i64 == BATCH;
                     futures_util::stream::iter(due).for_each_concurrent(CONCURRENCY, |t| me.work_on(t)).await;
@@ -206,7 +212,7 @@ impl Engine {
         let outcome = outcome.unwrap_or_else(|e| {
             warn!(mount.path = %mount.path, target = %due.target, error = %e, "rotation failed; will retry");
             Release {
-                retry_at: Some(now_ms() + ms(crate::schedule::retry_backoff(1))),
+                retry_at: Some(self.now_ms() + ms(crate::schedule::retry_backoff(1))),
                 failure: Failure::Failed(e.to_string()),
                 ..Release::default()
             }
@@ -215,16 +221,64 @@ impl Engine {
     }
 }
 
-/// The release after a scheduled rotation attempt: cleared on success (due again soon if old
-/// keys are left), backed off on failure.
-pub(crate) fn after_attempt(result: &Result<()>, attempts: i64, stale_left: bool) -> Release {
-    let cleanup = stale_left.then(|| now_ms() + ms(CLEANUP_RETRY));
-    match result {
-        Ok(()) => Release { retry_at: cleanup, failure: Failure::Clear, ..Release::default() },
-        Err(e) => Release {
-            retry_at: Some(now_ms() + ms(crate::schedule::retry_backoff(attempts + 1))),
-            failure: Failure::Failed(e.to_string()),
-            ..Release::default()
-        },
+impl Engine {
+    /// The release after a scheduled rotation attempt: cleared on success (due again soon if
+    /// old keys are left), backed off on failure.
+    pub(crate) fn after_attempt(&self, result: &Result<()>, attempts: i64, stale_left: bool) -> Release {
+        let cleanup = stale_left.then(|| self.now_ms() + ms(CLEANUP_RETRY));
+        match result {
+            Ok(()) => Release { retry_at: cleanup, failure: Failure::Clear, ..Release::default() },
+            Err(e) => Release {
+                retry_at: Some(self.now_ms() + ms(crate::schedule::retry_backoff(attempts + 1))),
+                failure: Failure::Failed(e.to_string()),
+                ..Release::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Rotation claims and retry times on held tokio time: a claim lapses when the store's
+    //! clock passes it, not when the wall clock does.
+
+    use keymint_common::clock::ManualTime;
+    use keymint_store::KeySource;
+    use keymint_store::mounts::{self, MountRow};
+    use keymint_store::testing::TestDb;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_lapses_by_the_clock_and_a_failure_retries_after_its_backoff() {
+        let time = ManualTime::start();
+        let db = TestDb::new(false).await;
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+        let mount = MountRow {
+            id: "m".into(),
+            path: "aws/".into(),
+            mount_type: "aws".into(),
+            description: String::new(),
+            accessor: "aws_m".into(),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
+            options: "{}".into(),
+            created_at: store.clock().now_ms(),
+        };
+        assert!(mounts::insert(store.pool(), &mount).await.unwrap());
+        let engine = Engine::new(store.clone());
+
+        let held = engine.claim("m", rows::ROOT, false).await.unwrap().expect("a new row is claimed");
+        assert!(engine.claim("m", rows::ROOT, false).await.unwrap().is_none());
+        time.advance(CLAIM_FOR - Duration::from_secs(1)).await;
+        assert!(engine.claim("m", rows::ROOT, false).await.unwrap().is_none(), "taken before it lapsed");
+        time.advance(Duration::from_secs(2)).await;
+        let taken = engine.claim("m", rows::ROOT, false).await.unwrap().expect("lapsed, so free");
+        assert_ne!(taken.id, held.id);
+
+        let failed = engine.after_attempt(&Err(EngineError::Internal("AWS said no".into())), 0, false);
+        assert_eq!(failed.retry_at, Some(engine.now_ms() + ms(crate::schedule::retry_backoff(1))));
+        let cleanup = engine.after_attempt(&Ok(()), 3, true);
+        assert_eq!(cleanup.retry_at, Some(engine.now_ms() + ms(CLEANUP_RETRY)));
     }
 }

@@ -18,7 +18,7 @@ use crate::aws_error::AwsCallError;
 use crate::clients::AwsClients;
 use crate::error::{EngineError, Result};
 use crate::keys::{StaleKey, parse_stale};
-use crate::rotation::{CLEANUP_RETRY, Claim, after_attempt, ms, now_ms};
+use crate::rotation::{CLEANUP_RETRY, Claim, ms};
 use crate::schedule::MIN_ROTATION_PERIOD;
 use crate::{Engine, MountCtx};
 
@@ -49,8 +49,9 @@ impl StaticRole {
     }
 }
 
-/// The fields a write supplied.
-#[derive(Debug, Clone, Default)]
+/// The fields a write supplied, under their API names (the api crate fills it from the route's
+/// schema).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct StaticRoleInput {
     pub username: Option<String>,
     pub rotation_period: Option<u64>,
@@ -149,12 +150,12 @@ impl Engine {
                     check_period(period)?;
                     if period != role.rotation_period {
                         role.rotation_period = period;
-                        next_due = Some(now_ms() + ms(std::time::Duration::from_secs(period)));
+                        next_due = Some(self.now_ms() + ms(std::time::Duration::from_secs(period)));
                     }
                 }
                 let body = serde_json::to_string(&role).map_err(|e| EngineError::Internal(e.to_string()))?;
                 let mut tx = self.store.begin().await?;
-                rows::update_body(&mut *tx, &mount.id, name, &body, now_ms()).await?;
+                rows::update_body(&mut *tx, &mount.id, name, &body, self.now_ms()).await?;
                 if let Some(due) = next_due {
                     rot::set_schedule(&mut *tx, &mount.id, &static_role_target(name), Some(due)).await?;
                     rows::set_expiration(&mut *tx, &mount.id, name, due).await?;
@@ -189,13 +190,13 @@ impl Engine {
         let body = serde_json::to_string(&role).map_err(|e| EngineError::Internal(e.to_string()))?;
         let claim_id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.store.begin().await?;
-        let created = rows::insert(&mut *tx, &mount.id, name, &body, now_ms()).await?
+        let created = rows::insert(&mut *tx, &mount.id, name, &body, self.now_ms()).await?
             && rot::insert_claimed(
                 &mut *tx,
                 &mount.id,
                 &target,
                 &claim_id,
-                now_ms() + ms(crate::rotation::CLAIM_FOR),
+                self.now_ms() + ms(crate::rotation::CLAIM_FOR),
             )
             .await?;
         if !created {
@@ -211,7 +212,7 @@ impl Engine {
             self.holding(&claim, self.rotate_static_claimed(mount, name, &role, &claim, &mut stale)).await;
         match result {
             Ok(()) => {
-                self.release(&claim, after_attempt(&Ok(()), 0, !stale.is_empty())).await;
+                self.release(&claim, self.after_attempt(&Ok(()), 0, !stale.is_empty())).await;
                 Ok(role)
             }
             Err(e) => {
@@ -220,7 +221,7 @@ impl Engine {
                 if stale.is_empty() {
                     rot::delete(self.store.pool(), &mount.id, &target).await?;
                 } else {
-                    let retry_at = Some(now_ms() + ms(CLEANUP_RETRY));
+                    let retry_at = Some(self.now_ms() + ms(CLEANUP_RETRY));
                     self.release(&claim, Release { retry_at, ..Release::default() }).await;
                 }
                 Err(e)
@@ -273,7 +274,7 @@ impl Engine {
         };
         let result = self.holding(&claim, work).await;
         if result.is_err() {
-            let retry_at = Some(now_ms() + ms(CLEANUP_RETRY));
+            let retry_at = Some(self.now_ms() + ms(CLEANUP_RETRY));
             self.release(&claim, Release { retry_at, ..Release::default() }).await;
         }
         result

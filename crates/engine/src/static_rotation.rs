@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::error::{EngineError, Result};
 use crate::keys::{StaleKey, create_key, delete_key, list_keys, parse_stale, stale_json};
-use crate::rotation::{CLEANUP_RETRY, Claim, after_attempt, ms, now_ms};
+use crate::rotation::{CLEANUP_RETRY, Claim, ms};
 use crate::static_roles::{StaticRole, corrupt, invalid_user, user_id};
 use crate::{Engine, MountCtx};
 
@@ -39,15 +39,18 @@ impl Engine {
                 rot::delete(self.store.pool(), &mount.id, &target).await?;
                 return Ok(Release::default());
             }
-            return Ok(Release { retry_at: Some(now_ms() + ms(CLEANUP_RETRY * 6)), ..Release::default() });
+            return Ok(Release {
+                retry_at: Some(self.now_ms() + ms(CLEANUP_RETRY * 6)),
+                ..Release::default()
+            });
         };
         let role: StaticRole = serde_json::from_str(&row.body).map_err(corrupt)?;
-        let due = state.next_due.is_none_or(|d| d <= now_ms()) || row.access_key.is_none();
+        let due = state.next_due.is_none_or(|d| d <= self.now_ms()) || row.access_key.is_none();
         if !due {
             for f in self.delete_stale(&clients, claim, &mut stale, row.access_key.as_deref()).await {
                 warn!(mount.path = %mount.path, static_role = name, error = %f, "could not delete an old access key; will retry");
             }
-            let retry_at = (!stale.is_empty()).then(|| now_ms() + ms(CLEANUP_RETRY * 6));
+            let retry_at = (!stale.is_empty()).then(|| self.now_ms() + ms(CLEANUP_RETRY * 6));
             return Ok(Release { retry_at, ..Release::default() });
         }
         let result = self.rotate_static_claimed(mount, name, &role, claim, &mut stale).await;
@@ -57,7 +60,7 @@ impl Engine {
                 warn!(mount.path = %mount.path, static_role = name, error = %e, "static role rotation failed; the current key stays")
             }
         }
-        Ok(after_attempt(&result, state.attempts, !stale.is_empty()))
+        Ok(self.after_attempt(&result, state.attempts, !stale.is_empty()))
     }
 
     /// Makes a new key for the role's user, stores it as current and deletes the previous one.
@@ -128,7 +131,7 @@ impl Engine {
         if let Some(old) = &previous {
             after.push(StaleKey { user: user.to_string(), key: old.clone() });
         }
-        let expiration = now_ms() + ms(std::time::Duration::from_secs(role.rotation_period));
+        let expiration = self.now_ms() + ms(std::time::Duration::from_secs(role.rotation_period));
         let sealed =
             self.store.seal().seal(&secret_identity(&mount.id, name), new.secret.expose_secret().as_bytes());
         let stored = async {
@@ -141,7 +144,7 @@ impl Engine {
                     &claim.id,
                     Some(expiration),
                     &stale_json(&after),
-                    now_ms(),
+                    self.now_ms(),
                 )
                 .await?;
             if ok {

@@ -5,12 +5,16 @@
 //! their inputs (Vault's `CalculateTTL`), so they are tested without a clock.
 
 pub mod manager;
+mod model;
 pub mod ttl;
+mod worker;
 
 use rand::Rng;
 
-pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker, while_renewing};
+pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
+pub use model::{Lease, LeaseRecord, LeaseState, UnreadableLease};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
+pub use worker::while_renewing;
 
 /// Vault's system-wide default and maximum lease TTL: 768 hours.
 pub const SYSTEM_DEFAULT_TTL_SECS: u64 = 2_764_800;

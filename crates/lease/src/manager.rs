@@ -1,33 +1,33 @@
 //! The lease lifecycle on top of the store: lookup, listing, revocation now or later, by
-//! prefix or forced, and the expiry worker that revokes what falls due.
+//! prefix or forced.
 //!
 //! A lease is claimed before it is revoked (state `revoking` with a deadline), so a lease is
 //! revoked by one request or one replica at a time, and a replica that dies holding a claim
 //! only delays the lease until the deadline passes. A revoked lease's row is deleted; a failed
 //! revocation goes back to `active` with a retry time, and after repeated failures the lease
-//! is flagged irrevocable and retried more slowly, never dropped.
+//! is flagged irrevocable and retried more slowly, never dropped. The background tasks that
+//! revoke what falls due live in `worker`.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keymint_store::leases::{self, LeaseRow};
+use keymint_store::leases;
+
+use crate::model::{Lease, UnreadableLease};
 use keymint_store::revocation;
-use keymint_store::wal::{self, IntentRow};
-use keymint_store::{Backend, Store, StoreError};
+use keymint_store::wal::IntentRow;
+use keymint_store::{Store, StoreError};
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 /// Undoes in AWS what a lease, or an interrupted creation, holds. Implemented by the engine.
 #[async_trait::async_trait]
 pub trait Revoker: Send + Sync + 'static {
     /// Ok once nothing of the lease is left; an error is retried later.
-    async fn revoke(&self, lease: &LeaseRow) -> Result<(), String>;
+    async fn revoke(&self, lease: &Lease) -> Result<(), String>;
 
     /// Ok once whatever a write-ahead intent names (a user whose creation was interrupted)
     /// is gone; an error is retried at the next sweep.
@@ -100,6 +100,8 @@ pub enum LeaseError {
     #[error("{0}")]
     Revoke(String),
     #[error(transparent)]
+    Unreadable(#[from] UnreadableLease),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -138,27 +140,23 @@ impl PrefixScope {
 }
 
 pub struct LeaseManager {
-    store: Store,
-    revoker: Arc<dyn Revoker>,
-    policy: RetryPolicy,
-    wake: Notify,
+    pub(crate) store: Store,
+    pub(crate) revoker: Arc<dyn Revoker>,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) wake: Notify,
     /// When the expiry worker, asleep, next looks for due leases by itself (ms since the
     /// epoch); [`AWAKE`] while it works. A new lease due later needs no wake-up.
-    planned_wake: AtomicI64,
+    pub(crate) planned_wake: AtomicI64,
     /// Whether the last look found automatic revocation paused (to log changes once).
     paused_seen: AtomicBool,
 }
 
 /// How often paused background work looks whether revocation was resumed.
-const PAUSED_POLL: Duration = Duration::from_secs(5);
+pub(crate) const PAUSED_POLL: Duration = Duration::from_secs(5);
 
 /// [`LeaseManager::planned_wake`] while the worker is awake: every new lease wakes it again,
 /// since it may have looked for the next due lease before that lease was committed.
-const AWAKE: i64 = i64::MIN;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub(crate) const AWAKE: i64 = i64::MIN;
 
 impl LeaseManager {
     pub fn new(store: Store, revoker: Arc<dyn Revoker>, policy: RetryPolicy) -> Arc<Self> {
@@ -183,8 +181,8 @@ impl LeaseManager {
         }
     }
 
-    pub async fn lookup(&self, id: &str) -> Result<Option<LeaseRow>, LeaseError> {
-        Ok(leases::get(self.store.pool(), id).await?)
+    pub async fn lookup(&self, id: &str) -> Result<Option<Lease>, LeaseError> {
+        Ok(leases::get(self.store.pool(), id).await?.map(Lease::try_from).transpose()?)
     }
 
     /// Vault's `sys/leases/lookup/<prefix>` listing: the next path segment of every lease under
@@ -213,7 +211,7 @@ impl LeaseManager {
 
     /// Revokes one lease now. `Ok(false)` when there is no such lease (Vault answers 204).
     pub async fn revoke_now(&self, id: &str) -> Result<bool, LeaseError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let claimed =
             leases::claim_one(self.store.pool(), id, now, now + millis(self.policy.claim_for)).await?;
         let Some(lease) = claimed else {
@@ -223,14 +221,15 @@ impl LeaseManager {
             };
         };
         let held = Arc::new(Mutex::new(HashSet::from([lease.id.clone()])));
-        match self.holding(&held, self.revoker.revoke(&lease)).await {
+        let attempts = lease.attempts;
+        match self.holding(&held, self.revoke_row(lease)).await {
             Ok(()) => {
                 leases::delete(self.store.pool(), id).await?;
                 info!(lease.id = id, "lease revoked");
                 Ok(true)
             }
             Err(e) => {
-                self.record_failure(&lease, &e).await?;
+                self.record_failure(id, attempts, &e).await?;
                 Err(LeaseError::Revoke(e))
             }
         }
@@ -238,7 +237,7 @@ impl LeaseManager {
 
     /// Makes a lease due now; the expiry worker revokes it shortly.
     pub async fn revoke_later(&self, id: &str) -> Result<(), LeaseError> {
-        leases::make_due(self.store.pool(), id, now_ms()).await?;
+        leases::make_due(self.store.pool(), id, self.now_ms()).await?;
         self.wake.notify_one();
         Ok(())
     }
@@ -247,7 +246,7 @@ impl LeaseManager {
     /// are made due now and the expiry worker revokes them (with its retries) shortly, as
     /// Vault's token revocation hands leases to its expiration manager. Returns how many.
     pub async fn revoke_for_token(&self, token_accessor: &str) -> Result<u64, LeaseError> {
-        let n = leases::make_due_for_token(self.store.pool(), token_accessor, now_ms()).await?;
+        let n = leases::make_due_for_token(self.store.pool(), token_accessor, self.now_ms()).await?;
         if n > 0 {
             info!(leases = n, "token revoked; its leases are being revoked");
             self.wake.notify_one();
@@ -297,221 +296,39 @@ impl LeaseManager {
         Ok(PrefixScope::Folder { folder, after: String::new() })
     }
 
-    async fn record_failure(&self, lease: &LeaseRow, error: &str) -> Result<(), StoreError> {
-        let attempts = lease.attempts + 1;
+    /// Revokes what a claimed row's lease made. A row that does not read as a lease fails
+    /// like a revocation AWS refused: it is retried and, if it never reads, flagged
+    /// irrevocable, never dropped.
+    pub(crate) async fn revoke_row(&self, row: leases::LeaseRow) -> Result<(), String> {
+        let lease = Lease::try_from(row).map_err(|e| e.to_string())?;
+        self.revoker.revoke(&lease).await
+    }
+
+    /// Records a failed revocation of lease `id`, which had failed `attempts` times before.
+    pub(crate) async fn record_failure(
+        &self,
+        id: &str,
+        attempts: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let attempts = attempts + 1;
         let delay = backoff(&self.policy, attempts, rand::rng().random_range(0.5..=1.0));
         leases::record_failure(
             self.store.pool(),
-            &lease.id,
+            id,
             error,
-            now_ms() + millis(delay),
+            self.now_ms() + millis(delay),
             self.policy.irrevocable_after,
         )
         .await?;
         metrics::counter!("keymint_lease_revocation_failures_total").increment(1);
         if attempts == self.policy.irrevocable_after {
             metrics::counter!("keymint_leases_flagged_irrevocable_total").increment(1);
-            error!(lease.id = %lease.id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
+            error!(lease.id = %id, attempts, error, "lease is irrevocable: keymint keeps retrying, but a person should look");
         } else {
-            warn!(lease.id = %lease.id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
+            warn!(lease.id = %id, attempts, error, retry_in_secs = delay.as_secs(), "revocation failed; will retry");
         }
         Ok(())
-    }
-
-    /// The expiry worker: claims due leases as revocation slots free up (never more than it
-    /// can work on at once, so nothing sits claimed while waiting) and revokes them with
-    /// bounded concurrency; one slow or hung AWS call holds one slot, not the whole worker.
-    /// When nothing is due it sleeps until the next lease falls due, a new lease is created,
-    /// or `idle_poll` passes. A heartbeat renews the claims of the revocations under way.
-    pub async fn run_expiry(self: Arc<Self>, cancel: CancellationToken) {
-        let postgres = self.store.backend() == Backend::Postgres;
-        let slots = self.policy.concurrency.max(1);
-        let permits = Arc::new(Semaphore::new(slots));
-        let held: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let tasks = TaskTracker::new();
-        let abandon = CancellationToken::new();
-        let heartbeat = tokio::spawn({
-            let me = self.clone();
-            let held = held.clone();
-            async move { me.holding(&held, std::future::pending::<()>()).await }
-        });
-        while !cancel.is_cancelled() {
-            if self.revocation_paused().await {
-                self.sleep(&cancel, PAUSED_POLL.min(self.policy.idle_poll)).await;
-                continue;
-            }
-            let first = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit,
-                _ = cancel.cancelled() => break,
-            };
-            let Ok(first) = first else { break };
-            let free = permits.available_permits() + 1;
-            let now = now_ms();
-            let claimed = leases::claim_due(
-                self.store.pool(),
-                postgres,
-                now,
-                now + millis(self.policy.claim_for),
-                i64::try_from(free).unwrap_or(1),
-            )
-            .await;
-            let batch = match claimed {
-                Ok(batch) => batch,
-                Err(e) => {
-                    drop(first);
-                    warn!(error = %e, "could not claim due leases");
-                    self.sleep(&cancel, Duration::from_secs(5)).await;
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                drop(first);
-                let wait = match leases::next_due(self.store.pool()).await {
-                    Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)),
-                    _ => self.policy.idle_poll,
-                };
-                let wait = wait.min(self.policy.idle_poll);
-                // Published after the look-up: a lease committed since then either saw `AWAKE`
-                // and left a wake-up for the sleep below, or sees this time and compares.
-                self.planned_wake.store(now.saturating_add(millis(wait)), Ordering::Release);
-                self.sleep(&cancel, wait).await;
-                self.planned_wake.store(AWAKE, Ordering::Release);
-                continue;
-            }
-            let mut first = Some(first);
-            for lease in batch {
-                // This loop is the only taker of permits, and `free` were free: no wait here.
-                let permit = match first.take() {
-                    Some(p) => p,
-                    None => match permits.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                };
-                lock(&held).insert(lease.id.clone());
-                let me = self.clone();
-                let held = held.clone();
-                let abandon = abandon.clone();
-                tasks.spawn(async move {
-                    let id = lease.id.clone();
-                    tokio::select! {
-                        // Finished: done with its claim either way.
-                        _ = me.expire(lease) => { lock(&held).remove(&id); }
-                        // Abandoned at shutdown: the claim stays in `held`, to be released.
-                        _ = abandon.cancelled() => {}
-                    }
-                    drop(permit);
-                });
-            }
-        }
-        // Revocations under way get the grace period to finish, their claims renewed; those
-        // still running are then dropped mid-way (a revocation is safe to repeat) and their
-        // claims released, so nothing waits out a claim timeout for a replica that is gone.
-        tasks.close();
-        if tokio::time::timeout(self.policy.shutdown_grace, tasks.wait()).await.is_err() {
-            abandon.cancel();
-            tasks.wait().await;
-        }
-        heartbeat.abort();
-        let left: Vec<String> = lock(&held).drain().collect();
-        if !left.is_empty() {
-            match leases::release_claims(self.store.pool(), &left).await {
-                Ok(n) => info!(released = n, "shutdown: released the claims on revocations still under way"),
-                Err(e) => {
-                    warn!(error = %e, "shutdown: could not release lease claims; they lapse after the claim timeout")
-                }
-            }
-        }
-    }
-
-    async fn expire(&self, lease: LeaseRow) {
-        match self.revoker.revoke(&lease).await {
-            Ok(()) => match leases::delete(self.store.pool(), &lease.id).await {
-                Ok(()) => {
-                    metrics::counter!("keymint_leases_expired_revoked_total").increment(1);
-                    // How long after its expiry the lease was gone: pacing, retries and how
-                    // busy the worker was, all in one figure.
-                    let late_ms = (chrono::Utc::now().timestamp_millis() - lease.expire_time).max(0);
-                    metrics::histogram!("keymint_lease_expiry_lateness_seconds")
-                        .record(late_ms as f64 / 1000.0);
-                    info!(lease.id = %lease.id, "expired lease revoked")
-                }
-                Err(e) => {
-                    warn!(lease.id = %lease.id, error = %e, "revoked, but the record remains; it will be revoked again")
-                }
-            },
-            Err(e) => {
-                if let Err(se) = self.record_failure(&lease, &e).await {
-                    warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
-                }
-                // Its retry may fall due before the worker's planned wake-up.
-                self.wake.notify_one();
-            }
-        }
-    }
-
-    /// Undoes the creations of every intent older than the grace period; returns how many were
-    /// cleared. An intent whose undo fails stays for the next sweep.
-    pub async fn sweep_intents(&self) -> Result<usize, LeaseError> {
-        let cutoff = now_ms() - millis(self.policy.intent_grace);
-        let mut cleared = 0;
-        loop {
-            let batch = wal::older_than(self.store.pool(), cutoff, 50).await?;
-            if batch.is_empty() {
-                return Ok(cleared);
-            }
-            let mut progressed = false;
-            for intent in &batch {
-                match self.revoker.undo_intent(intent).await {
-                    Ok(()) => {
-                        wal::delete(self.store.pool(), &intent.id).await?;
-                        info!(intent.id = %intent.id, intent.kind = %intent.kind, "abandoned creation undone");
-                        cleared += 1;
-                        progressed = true;
-                    }
-                    Err(e) => {
-                        warn!(intent.id = %intent.id, error = %e, "could not undo an abandoned creation; will retry")
-                    }
-                }
-            }
-            if !progressed {
-                return Ok(cleared);
-            }
-        }
-    }
-
-    /// The intent sweeper: runs [`LeaseManager::sweep_intents`] every `sweep_interval`.
-    pub async fn run_sweeper(self: Arc<Self>, cancel: CancellationToken) {
-        while !cancel.is_cancelled() {
-            if self.revocation_paused().await {
-                self.sleep(&cancel, PAUSED_POLL).await;
-                continue;
-            }
-            if let Err(e) = self.sweep_intents().await {
-                warn!(error = %e, "intent sweep failed");
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                // A short grace (tests, impatient operators) is honoured by sweeping as often.
-                _ = tokio::time::sleep(self.policy.sweep_interval.min(self.policy.intent_grace.max(Duration::from_secs(1)))) => {}
-            }
-        }
-    }
-
-    /// Runs `work` while renewing the claims on the leases in `held` (the work removes each
-    /// lease as it finishes with it) every third of the claim time.
-    async fn holding<F: Future>(&self, held: &Mutex<HashSet<String>>, work: F) -> F::Output {
-        let every = (self.policy.claim_for / 3).max(Duration::from_millis(10));
-        while_renewing(every, work, || async {
-            let ids: Vec<String> = lock(held).iter().cloned().collect();
-            let until = now_ms() + millis(self.policy.claim_for);
-            for chunk in ids.chunks(500) {
-                if let Err(e) = leases::extend_claims(self.store.pool(), chunk, until).await {
-                    warn!(error = %e, "could not renew lease claims; another replica may take them over");
-                }
-            }
-        })
-        .await
     }
 
     /// Whether automatic revocation is paused store-wide (a restored store starts so); logged
@@ -537,40 +354,18 @@ impl LeaseManager {
         now
     }
 
-    async fn sleep(&self, cancel: &CancellationToken, d: Duration) {
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = self.wake.notified() => {}
-            _ = tokio::time::sleep(d) => {}
-        }
-    }
-}
-
-/// Runs `work` to its end, calling `renew` every `every` meanwhile: how a replica keeps a claim
-/// in the database alive while it works on what it claimed.
-pub async fn while_renewing<F, R, RF>(every: Duration, work: F, mut renew: R) -> F::Output
-where
-    F: Future,
-    R: FnMut() -> RF,
-    RF: Future<Output = ()>,
-{
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => renew().await,
-        }
+    /// Now, by the store's clock, in milliseconds since the epoch.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.store.clock().now_ms()
     }
 }
 
 /// A poisoned set of ids is still a usable set of ids.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -25,6 +25,7 @@ pub mod wal;
 use std::str::FromStr;
 use std::time::Duration;
 
+use keymint_common::clock::Clock;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
@@ -94,6 +95,8 @@ pub struct Store {
     audit_hasher: TokenHasher,
     /// Stable identity of this keymint installation (one per database), created at first start.
     installation_id: String,
+    /// "Now" for everything built on this store: every stored time is compared with it.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,6 +197,7 @@ impl Store {
             hasher: TokenHasher::new(&material),
             audit_hasher: TokenHasher::for_audit(&material),
             installation_id,
+            clock: Clock::system(),
         };
         store.load_seal_keys().await?;
         Ok(store)
@@ -240,7 +244,7 @@ impl Store {
             )
             .bind(i64::from(version))
             .bind(&wrapped)
-            .bind(chrono::Utc::now().timestamp_millis())
+            .bind(self.clock.now_ms())
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -294,6 +298,19 @@ impl Store {
             }
         }
         Ok(rotation)
+    }
+
+    /// The same store read through `clock` (tests: one following paused tokio time). The
+    /// lease manager, the engine and the API take their clock from the store, so one call
+    /// sets "now" for all of them.
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// Where "now" comes from, for every decision that compares a stored time with it.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     pub fn pool(&self) -> &AnyPool {

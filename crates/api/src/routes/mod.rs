@@ -1,78 +1,243 @@
-//! The route table: every path keymint serves, with its operations, parameters and texts. It is
-//! the one description of the API: `?help=1` answers ([`crate::help`]) and the OpenAPI document
-//! of `sys/internal/specs/openapi` ([`crate::openapi`]) are both rendered from it, and the tests
-//! below hold it to what the dispatcher actually serves.
+//! The route table: every path keymint serves, declared once. A row carries its path pattern,
+//! its operations with their handlers and `sudo` flags, its typed field schema, and its flags
+//! (unauthenticated, unaudited, existence check). Everything else is derived from it:
+//! dispatch and the sudo check ([`crate::request`]), field coercion and Vault's
+//! unknown-parameter warnings ([`Fields`], [`crate::dispatch`]), `?help=1` answers
+//! ([`crate::help`]) and the OpenAPI document of `sys/internal/specs/openapi`
+//! ([`crate::openapi`]).
 
 mod aws;
 mod sys;
 mod token;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
 
+use axum::response::Response;
 use regex::Regex;
 
+use crate::envelope::Reply;
+use crate::error::ApiResult;
 use crate::request::Operation;
 
 pub(crate) use self::aws::AWS_ROUTES;
 use self::sys::SYS_ROUTES;
 use self::token::TOKEN_ROUTES;
+use crate::AppState;
+pub(crate) use crate::dispatch::Call;
+use crate::dispatch::Target;
 
-/// Every table, and whether its routes are relative to an AWS mount.
+/// Every table, and whether its routes are relative to an AWS mount (the mount is forwarded
+/// to their handlers) or to the root of the API.
 pub(crate) const TABLES: &[(&[Route], bool)] =
     &[(AWS_ROUTES, true), (SYS_ROUTES, false), (TOKEN_ROUTES, false)];
 
 /// Vault's route names: word characters at both ends, `-`, `.` and `@` inside.
 const NAME: &str = r"(?P<name>\w(([\w\-.@]+)?\w)?)";
 
+/// The type of a field: how its value is coerced (Vault's `framework.FieldType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+    Int,
+    Bool,
+    /// Integer seconds or a Go duration string (`TypeDurationSecond`).
+    Duration,
+    /// A JSON array or one comma-separated string (`TypeCommaStringSlice`).
+    CommaList,
+    /// A JSON object, taken as it is.
+    Map,
+    /// An object or a list of `key=value` strings (`TypeKVPairs`).
+    KvPairs,
+}
+
+impl Kind {
+    /// The type as path help prints it.
+    pub(crate) const fn help(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Int => "int",
+            Kind::Bool => "bool",
+            Kind::Duration => "duration",
+            Kind::CommaList => "comma-separated list",
+            Kind::Map => "map",
+            Kind::KvPairs => "map or list of key=value",
+        }
+    }
+}
+
+/// One field of a route's schema.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Param {
     pub name: &'static str,
-    /// As help prints it: `string`, `int`, `bool`, `duration`, `comma-separated list`, `map`,
-    /// `map or list of key=value`.
-    pub kind: &'static str,
+    pub kind: Kind,
     pub text: &'static str,
     /// Also taken from the query string of a read (`GET creds/<role>?ttl=…`).
     pub query: bool,
+    /// The value a handler reads when the request leaves the field out, coerced like a given
+    /// one (`None`: the field is absent).
+    pub default: Option<&'static str>,
+    /// Other names the field is accepted under (Vault's deprecated spellings); the first
+    /// present wins, the field's own name first.
+    pub aliases: &'static [&'static str],
 }
 
-/// A body parameter.
-pub(crate) const fn p(name: &'static str, kind: &'static str, text: &'static str) -> Param {
-    Param { name, kind, text, query: false }
+/// A body field.
+pub(crate) const fn p(name: &'static str, kind: Kind, text: &'static str) -> Param {
+    Param { name, kind, text, query: false, default: None, aliases: &[] }
 }
 
-/// A parameter a read takes from the query string too.
-pub(crate) const fn q(name: &'static str, kind: &'static str, text: &'static str) -> Param {
-    Param { name, kind, text, query: true }
+/// A field a read takes from the query string too.
+pub(crate) const fn q(name: &'static str, kind: Kind, text: &'static str) -> Param {
+    Param { query: true, ..p(name, kind, text) }
 }
 
-/// One operation a route serves, and whether it needs `sudo` on top of its capability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Param {
+    /// With a default value, written as a client would send it.
+    pub(crate) const fn or(self, default: &'static str) -> Param {
+        Param { default: Some(default), ..self }
+    }
+
+    /// Also accepted under `aliases`.
+    pub(crate) const fn alias(self, aliases: &'static [&'static str]) -> Param {
+        Param { aliases, ..self }
+    }
+}
+
+/// The future a handler returns.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What serves one operation of a route.
+#[derive(Clone, Copy)]
+pub(crate) enum Handler {
+    /// A reply in Vault's envelope, audited and annotated like every other.
+    Reply(fn(Call) -> BoxFuture<ApiResult<Reply>>),
+    /// A whole HTTP response (Vault's bare bodies: `sys/health`, `sys/init`, `sys/metrics`).
+    Raw(fn(Call) -> BoxFuture<Response>),
+}
+
+/// A [`Handler::Reply`] from an expression over the call: `handler!(c => f(&c).await)`.
+macro_rules! handler {
+    ($c:ident => $body:expr) => {{
+        fn serve(
+            $c: $crate::routes::Call,
+        ) -> $crate::routes::BoxFuture<$crate::error::ApiResult<$crate::envelope::Reply>> {
+            Box::pin(async move { $body })
+        }
+        $crate::routes::Handler::Reply(serve)
+    }};
+}
+
+/// A [`Handler::Raw`] from an expression over the call.
+macro_rules! raw_handler {
+    ($c:ident => $body:expr) => {{
+        fn serve($c: $crate::routes::Call) -> $crate::routes::BoxFuture<axum::response::Response> {
+            Box::pin(async move { $body })
+        }
+        $crate::routes::Handler::Raw(serve)
+    }};
+}
+pub(crate) use {handler, raw_handler};
+
+/// One operation a route serves, its handler, and whether it needs `sudo` on top of its
+/// capability (Vault's root paths).
+#[derive(Clone, Copy)]
 pub(crate) struct Op {
     pub op: Operation,
     pub sudo: bool,
+    pub handler: Handler,
 }
 
-pub(crate) const READ: Op = Op { op: Operation::Read, sudo: false };
-pub(crate) const LIST: Op = Op { op: Operation::List, sudo: false };
-pub(crate) const UPDATE: Op = Op { op: Operation::Update, sudo: false };
-pub(crate) const DELETE: Op = Op { op: Operation::Delete, sudo: false };
-pub(crate) const READ_SUDO: Op = Op { op: Operation::Read, sudo: true };
-pub(crate) const LIST_SUDO: Op = Op { op: Operation::List, sudo: true };
-pub(crate) const UPDATE_SUDO: Op = Op { op: Operation::Update, sudo: true };
-pub(crate) const DELETE_SUDO: Op = Op { op: Operation::Delete, sudo: true };
+pub(crate) const fn read(handler: Handler) -> Op {
+    Op { op: Operation::Read, sudo: false, handler }
+}
+pub(crate) const fn list(handler: Handler) -> Op {
+    Op { op: Operation::List, sudo: false, handler }
+}
+pub(crate) const fn update(handler: Handler) -> Op {
+    Op { op: Operation::Update, sudo: false, handler }
+}
+pub(crate) const fn delete(handler: Handler) -> Op {
+    Op { op: Operation::Delete, sudo: false, handler }
+}
 
+impl Op {
+    /// The same operation, needing `sudo`.
+    pub(crate) const fn sudo(self) -> Op {
+        Op { sudo: true, ..self }
+    }
+}
+
+/// Vault's existence check: whether the object a write names exists already (then the write
+/// needs `update`, else `create`).
+pub(crate) type Existence = fn(AppState, Target) -> BoxFuture<ApiResult<bool>>;
+
+#[derive(Clone, Copy)]
 pub(crate) struct Route {
-    /// The route as Vault prints it, `NAME` standing for the name pattern. Routes are tried in
-    /// table order; the first whose pattern matches the whole path is the path's route.
+    /// The route as Vault prints it, `NAME` standing for the name pattern (captured as the
+    /// call's name). Routes are tried in table order; the first whose pattern matches the
+    /// whole path is the path's route.
     pub pattern: &'static str,
     /// The route's paths as OpenAPI writes them (`roles/{name}`): relative to the mount for an
     /// AWS route. A `{placeholder}` that is not a parameter below is a plain path segment.
     pub paths: &'static [&'static str],
     pub ops: &'static [Op],
-    /// Answered without a token (`sys/health` and friends).
+    /// Answered without a token (`sys/health` and friends), before authentication and
+    /// unaudited.
     pub unauthenticated: bool,
+    /// Answered without audit records (scraped often: `sys/metrics`).
+    pub unaudited: bool,
+    /// Vault's existence check, for writes that create (`config/root`, token roles).
+    pub existence: Option<Existence>,
     pub synopsis: &'static str,
     pub params: &'static [Param],
     pub description: &'static str,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route").field("pattern", &self.pattern).finish_non_exhaustive()
+    }
+}
+
+/// The defaults of a row: authenticated, audited, no existence check.
+pub(crate) const ROUTE: Route = Route {
+    pattern: "",
+    paths: &[],
+    ops: &[],
+    unauthenticated: false,
+    unaudited: false,
+    existence: None,
+    synopsis: "",
+    params: &[],
+    description: "",
+};
+
+impl Route {
+    /// The route's entry for `op`.
+    pub(crate) fn op(&self, op: Operation) -> Option<&Op> {
+        self.ops.iter().find(|o| o.op == op)
+    }
+
+    /// Whether `op` needs `sudo` here. An operation the route does not serve is held to the
+    /// route's strictest flag, as Vault guards root paths whatever the operation.
+    pub(crate) fn needs_sudo(&self, op: Operation) -> bool {
+        match self.op(op) {
+            Some(served) => served.sudo,
+            None => self.ops.iter().any(|o| o.sudo),
+        }
+    }
+
+    /// The field `name` of the schema (by its name or an alias).
+    pub(crate) fn param(&self, name: &str) -> Option<&'static Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Every name the route's fields are accepted under.
+    pub(crate) fn known_fields(&self) -> Vec<&'static str> {
+        self.params.iter().flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied())).collect()
+    }
 }
 
 /// A route of the table, compiled.
@@ -81,6 +246,13 @@ pub(crate) struct Compiled {
     pub route: &'static Route,
     /// Matched against the path relative to an AWS mount.
     pub in_mount: bool,
+}
+
+impl Compiled {
+    /// The name the path captures (`roles/<name>`), when the route has one.
+    pub(crate) fn name<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.regex.captures(path)?.name("name").map(|m| m.as_str())
+    }
 }
 
 pub(crate) static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
@@ -101,6 +273,16 @@ pub(crate) fn find(path: &str, rest: Option<&str>) -> Option<&'static Compiled> 
         (false, _) => c.regex.is_match(path),
         (true, None) => false,
     })
+}
+
+/// The route of a path outside any mount (`sys/…`, `auth/token/…`).
+pub(crate) fn find_root(path: &str) -> Option<&'static Compiled> {
+    find(path, None)
+}
+
+/// The route of a path relative to an AWS mount.
+pub(crate) fn find_in_mount(rest: &str) -> Option<&'static Compiled> {
+    COMPILED.iter().find(|c| c.in_mount && c.regex.is_match(rest))
 }
 
 #[cfg(test)]

@@ -120,30 +120,6 @@ pub struct RoleWrite {
     pub token_max_ttl: Option<i64>,
 }
 
-/// The parameters `auth/token/roles/<name>` knows, for Vault's unknown-parameter warning.
-pub const ROLE_FIELDS: &[&str] = &[
-    "role_name",
-    "allowed_policies",
-    "disallowed_policies",
-    "allowed_policies_glob",
-    "disallowed_policies_glob",
-    "allowed_entity_aliases",
-    "orphan",
-    "renewable",
-    "path_suffix",
-    "period",
-    "token_period",
-    "explicit_max_ttl",
-    "token_explicit_max_ttl",
-    "token_type",
-    "bound_cidrs",
-    "token_bound_cidrs",
-    "token_no_default_policy",
-    "token_num_uses",
-    "token_ttl",
-    "token_max_ttl",
-];
-
 fn invalid(msg: impl Into<String>) -> AuthError {
     AuthError::Invalid(msg.into())
 }

@@ -1,0 +1,3 @@
+//! keymint-common: small building blocks every keymint crate shares.
+
+pub mod clock;

@@ -1,0 +1,326 @@
+//! The [`Pacer`]: one mount's buckets, the admission of credential requests, and the loop that
+//! sends an AWS call on its slot and repeats it after throttling or a transient failure.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use rand::Rng;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::bucket::Bucket;
+use super::{Family, Limits, Op, Prepaid, QUEUE_CEILING, lock};
+use crate::aws_error::{AwsCallError, Retry, classify};
+use crate::error::AwsFailure;
+
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(8);
+/// Retries of a transient failure when `max_retries` is the SDK default (-1).
+const DEFAULT_TRANSIENT_RETRIES: u32 = 4;
+
+/// The pacing state of one mount, shared by every client version of it.
+#[derive(Debug)]
+pub struct Pacer {
+    buckets: [Mutex<Bucket>; 3],
+    limits: Mutex<Limits>,
+}
+
+impl Pacer {
+    pub fn new(limits: Limits) -> Pacer {
+        let now = Instant::now();
+        Pacer { buckets: limits.rates.map(|r| Mutex::new(Bucket::new(r, now))), limits: Mutex::new(limits) }
+    }
+
+    /// Applies changed settings (a `config/root` write) without losing the current debt.
+    pub fn set_limits(&self, limits: Limits) {
+        let now = Instant::now();
+        for (bucket, rate) in self.buckets.iter().zip(limits.rates) {
+            lock(bucket).set_rate(rate, now);
+        }
+        *lock(&self.limits) = limits;
+    }
+
+    pub fn limits(&self) -> Limits {
+        *lock(&self.limits)
+    }
+
+    /// The current (possibly cut) rate of a family, in calls per second.
+    pub fn current_rate(&self, family: Family) -> f64 {
+        let mut b = lock(&self.buckets[family.index()]);
+        b.refill(Instant::now());
+        b.rate
+    }
+
+    /// Admits a request that will make `cost` calls of `op`'s family, `op` first: waits until
+    /// all their slots are paid, or refuses at once if that is over `max_queue_wait`.
+    pub async fn admit(&self, op: Op, cost: u32) -> Result<Prepaid, AwsCallError> {
+        let cost = cost.max(1);
+        self.wait_for(op, cost, self.limits().max_queue_wait).await?;
+        Ok(Prepaid { family: op.family, left: std::sync::atomic::AtomicU32::new(cost) })
+    }
+
+    /// Notes a call sent on a reserved slot, so calls without one wait for a gap after it.
+    fn book_send(&self, family: Family) {
+        lock(&self.buckets[family.index()]).book_send(Instant::now());
+    }
+
+    /// Waits for the family's next sending turn at its current rate: how retries and calls
+    /// outside admission (cleanup, reads) keep to the rate AWS has been accepting, between the
+    /// calls sent on reserved slots.
+    async fn send_turn(&self, family: Family) {
+        let wait = lock(&self.buckets[family.index()]).send_wait(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a slot of `family` without waiting for it.
+    fn charge(&self, family: Family) {
+        let mut bucket = lock(&self.buckets[family.index()]);
+        bucket.refill(Instant::now());
+        bucket.tokens -= 1.0;
+    }
+
+    /// Waits for a slot of `op`'s family.
+    async fn slot(&self, op: Op, max_wait: Duration) -> Result<(), AwsCallError> {
+        self.wait_for(op, 1, max_wait).await
+    }
+
+    async fn wait_for(&self, op: Op, n: u32, max_wait: Duration) -> Result<(), AwsCallError> {
+        let reserved = lock(&self.buckets[op.family.index()]).reserve_n(Instant::now(), n, max_wait);
+        match reserved {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                metrics::histogram!("keymint_aws_queue_seconds", "family" => op.family.config_field())
+                    .record(wait.as_secs_f64());
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Err(wait) => Err(AwsCallError {
+                op: op.name,
+                code: None,
+                text: format!(
+                    "keymint's queue for this mount's AWS calls is {:.0}s long, over the {}s allowed \
+                     (max_queue_wait); {} is {:.1} calls per second",
+                    wait.as_secs_f64(),
+                    max_wait.as_secs(),
+                    op.family.config_field(),
+                    self.current_rate(op.family),
+                ),
+                failure: AwsFailure::Unavailable,
+                retry: Retry::Throttled,
+                gave_up: None,
+            }),
+        }
+    }
+
+    /// Runs `call` (which sends one AWS request) under pacing, repeating it as `op` allows.
+    pub async fn run<T, E, F, Fut>(&self, op: Op, call: F) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.run_paid(op, None, call).await
+    }
+
+    /// [`Pacer::run`], the first attempt on a prepaid slot when one is left.
+    pub async fn run_paid<T, E, F, Fut>(
+        &self,
+        op: Op,
+        prepaid: Option<&Prepaid>,
+        mut call: F,
+    ) -> Result<T, AwsCallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let limits = self.limits();
+        let mut first_failure: Option<Instant> = None;
+        let mut retries = 0u32;
+        let max_wait = if op.admission { limits.max_queue_wait } else { QUEUE_CEILING };
+        let mut paid = prepaid.is_some_and(|p| p.take(op.family));
+        loop {
+            if std::mem::take(&mut paid) {
+                // Its turn was reserved at admission, in admission order.
+                self.book_send(op.family);
+            } else if op.admission && retries == 0 {
+                self.slot(op, max_wait).await?;
+                self.book_send(op.family);
+            } else {
+                // Counted against the reservations of requests still to be admitted, without
+                // waiting behind them: a retry or a cleanup call is not sent to the back of the
+                // queue, but it keeps to the rate AWS has been accepting.
+                self.charge(op.family);
+                self.send_turn(op.family).await;
+            }
+            // Boxed: SDK futures are large, and kept inline they would make every caller's
+            // future (and the stack that polls it) larger still.
+            let sent = Instant::now();
+            let outcome = Box::pin(call()).await;
+            let took = sent.elapsed().as_secs_f64();
+            let mut err = match outcome {
+                Ok(v) => {
+                    record_call(op, "ok", took);
+                    return Ok(v);
+                }
+                Err(e) => classify(op.name, &e),
+            };
+            record_call(
+                op,
+                match err.retry {
+                    Retry::Throttled => "throttled",
+                    Retry::Transient => "transient",
+                    Retry::Never => "error",
+                },
+                took,
+            );
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            let repeatable = match err.retry {
+                Retry::Never => false,
+                Retry::Throttled => {
+                    lock(&self.buckets[op.family.index()]).throttled(Instant::now());
+                    metrics::counter!("keymint_aws_throttled_total", "family" => op.family.config_field())
+                        .increment(1);
+                    true
+                }
+                Retry::Transient => op.idempotent,
+            };
+            if !repeatable {
+                return Err(err);
+            }
+            let cap = match (limits.max_retries, err.retry) {
+                (Some(n), _) => n,
+                (None, Retry::Transient) => DEFAULT_TRANSIENT_RETRIES,
+                (None, _) => u32::MAX,
+            };
+            let pause = backoff(retries);
+            let elapsed = since.elapsed();
+            if retries >= cap || elapsed + pause > limits.retry_deadline {
+                err.gave_up = Some(format!(
+                    "gave up after {} attempts over {:.1}s",
+                    retries + 1,
+                    elapsed.as_secs_f64()
+                ));
+                return Err(err);
+            }
+            retries += 1;
+            debug!(aws.op = op.name, attempt = retries, pause_ms = pause.as_millis() as u64, error = %err.text, "retrying AWS call");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// One AWS request sent: counted by service, operation and outcome (`ok`, `throttled`,
+/// `transient` for 5xx and transport failures, `error` for the rest), and timed.
+fn record_call(op: Op, outcome: &'static str, seconds: f64) {
+    let service = op.family.service();
+    metrics::counter!("keymint_aws_requests_total", "service" => service, "operation" => op.name, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("keymint_aws_request_duration_seconds", "service" => service, "operation" => op.name)
+        .record(seconds);
+}
+
+/// Full jitter: a random pause up to an exponentially growing, capped bound.
+fn backoff(retries: u32) -> Duration {
+    let bound = BACKOFF_BASE.saturating_mul(1u32 << retries.min(10)).min(BACKOFF_CAP);
+    let low = bound / 4;
+    rand::rng().random_range(low..=bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pace::DEFAULT_IAM_READ_RATE;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_admitted_request_does_not_queue_again() {
+        let pacer = Pacer::new(Limits { rates: [2.0, 20.0, 50.0], ..Limits::default() });
+        let ticket = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+        // Requests admitted later queue behind the three paid slots...
+        for _ in 0..3 {
+            pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+        }
+        // ...but the first request's own calls go at once, not behind them.
+        let t0 = tokio::time::Instant::now();
+        for op in ["CreateUser", "PutUserPolicy", "CreateAccessKey"] {
+            pacer
+                .run_paid(Op::iam(op), Some(&ticket), || async {
+                    Ok::<_, SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse>>(())
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // Too long a queue is refused before anything is paid.
+        let pacer = Pacer::new(Limits {
+            rates: [1.0, 20.0, 50.0],
+            max_queue_wait: Duration::from_secs(2),
+            ..Limits::default()
+        });
+        assert!(
+            pacer.admit(Op::iam("CreateUser"), 4).await.unwrap_err().to_string().contains("max_queue_wait")
+        );
+        pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for r in 0..20 {
+            let p = backoff(r);
+            assert!(p <= BACKOFF_CAP);
+            assert!(p >= (BACKOFF_BASE.saturating_mul(1 << r.min(10)).min(BACKOFF_CAP)) / 4);
+        }
+    }
+
+    fn throttling() -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
+        use aws_smithy_types::error::ErrorMetadata;
+        let err = aws_sdk_iam::operation::get_user::GetUserError::generic(
+            ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build(),
+        );
+        let raw = HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_calls_are_repeated_until_they_pass_or_the_deadline() {
+        let pacer = Pacer::new(Limits { retry_deadline: Duration::from_secs(5), ..Limits::default() });
+        let mut n = 0;
+        let out = pacer
+            .run(Op::iam("GetUser"), || {
+                n += 1;
+                let fail = n < 4;
+                async move { if fail { Err(throttling()) } else { Ok(n) } }
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, 4);
+        assert!(pacer.current_rate(Family::IamRead) < DEFAULT_IAM_READ_RATE as f64);
+
+        let err = pacer.run(Op::iam("GetUser"), || async { Err::<(), _>(throttling()) }).await.unwrap_err();
+        assert_eq!(err.retry, Retry::Throttled);
+        let text = err.to_string();
+        assert!(text.contains("AWS operation GetUser; gave up after"), "{text}");
+        assert!(text.contains("iam_read_rate"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_retries_caps_the_attempts() {
+        let pacer = Pacer::new(Limits { max_retries: Some(0), ..Limits::default() });
+        let mut n = 0;
+        let _ = pacer
+            .run(Op::iam("GetUser"), || {
+                n += 1;
+                async { Err::<(), _>(throttling()) }
+            })
+            .await;
+        assert_eq!(n, 1);
+    }
+}
