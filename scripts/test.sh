@@ -13,7 +13,9 @@
 #   - scripts/check-deploy.sh: the packaging in deploy/ (hadolint, kubernetes-validate,
 #     check-jsonschema, pinned by deploy/requirements-check.txt, in .venv; systemd-analyze
 #     verify; `keymint server --check-config` on every shipped config);
-#   - cargo test.
+#   - cargo test: the unit tests of each crate, then the three integration test binaries of
+#     tests/ (blackbox: the real binary and moto; it: the store and lease workers in process;
+#     compat: the Vault clients). Filters name modules, e.g. `scripts/test.sh creds::`.
 # Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
 set -euo pipefail
 

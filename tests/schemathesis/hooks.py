@@ -1,4 +1,4 @@
-"""Schemathesis hooks of the OpenAPI fuzz test (tests/tests/openapi.rs), loaded through
+"""Schemathesis hooks of the OpenAPI fuzz test (tests/blackbox/openapi.rs), loaded through
 SCHEMATHESIS_HOOKS. Two checks:
 
 - `vault_error_shape`: every 4xx/5xx answer is Vault's error body, a JSON object whose `errors`

@@ -1,4 +1,4 @@
-//! Fresh databases for tests of crates built on the store (feature `test-support`): a SQLite
+//! Fresh databases for the in-process tests in tests/it (feature `test-support`): a SQLite
 //! file in a temporary directory, or a new database on the PostgreSQL server named by
 //! `KEYMINT_TEST_POSTGRES_URL` (set by scripts/test.sh). Without that variable a PostgreSQL
 //! test fails: it never skips silently.

@@ -1,7 +1,7 @@
 //! The table's own consistency. Dispatch, sudo, coercion, help and OpenAPI all read the table,
 //! so what is left to check is the table itself: every row reachable, Vault's root paths
-//! needing `sudo`, defaults that coerce, names as Vault matches them. (The black-box test
-//! `openapi` checks that every operation of the generated document is served.)
+//! needing `sudo`, defaults that coerce, names as Vault matches them. (The black-box tests in
+//! tests/blackbox/openapi.rs check that every operation of the generated document is served.)
 
 use super::*;
 use crate::fields::RequestData;
