@@ -26,4 +26,5 @@ mod rotation;
 mod secrets;
 mod server;
 mod shutdown;
+mod token_roles;
 mod tokens;
