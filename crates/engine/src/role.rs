@@ -368,6 +368,19 @@ impl Role {
 mod tests {
     use super::*;
 
+    /// Every field a write gives is stored into the role's field of the same name, except the
+    /// three apply_role_write translates: a field added to RoleInput alone would fail here.
+    #[test]
+    fn each_input_field_has_its_stored_field() {
+        let keys = |v: Value| v.as_object().unwrap().keys().cloned().collect::<Vec<String>>();
+        let stored = keys(serde_json::to_value(Role::default()).unwrap());
+        for field in keys(serde_json::to_value(RoleInput::default()).unwrap()) {
+            if !["credential_type", "policy", "arn"].contains(&field.as_str()) {
+                assert!(stored.contains(&field), "RoleInput.{field} has no Role field");
+            }
+        }
+    }
+
     fn write(input: RoleInput) -> Result<RoleWrite> {
         apply_role_write(None, input)
     }

@@ -150,3 +150,23 @@ fn defaults_coerce_as_their_kind_and_names_are_unique() {
         }
     }
 }
+
+/// The writes filled with `Fields::typed` declare exactly the fields of their input struct:
+/// a field added to one and not the other would be dropped or never filled.
+#[test]
+fn typed_writes_declare_exactly_their_input_fields() {
+    use std::collections::BTreeSet;
+    let declared = |rest: &str, apart: &[&str]| -> BTreeSet<String> {
+        let route = find_in_mount(rest).unwrap().route;
+        route.params.iter().map(|p| p.name.to_string()).filter(|n| !apart.contains(&n.as_str())).collect()
+    };
+    let fields = |value: serde_json::Value| -> BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    // The name comes from the path.
+    let role = serde_json::to_value(keymint_engine::RoleInput::default()).unwrap();
+    assert_eq!(declared("roles/x", &["name"]), fields(role));
+    // The secrets are read apart (never serialized), and verify_connection is not stored.
+    let root = serde_json::to_value(keymint_engine::RootConfigInput::default()).unwrap();
+    assert_eq!(declared("config/root", &["secret_key", "session_token", "verify_connection"]), fields(root));
+}
