@@ -92,34 +92,12 @@ fn annotate(mut reply: Reply, data: &RequestData, name: &str, known: &[&str]) ->
 
 /// The fields a write gives, coerced the way Vault's framework does.
 fn role_write(d: &Fields<'_>) -> ApiResult<RoleWrite> {
-    let secs = |key: &str| -> ApiResult<Option<i64>> {
-        Ok(d.duration(key)?.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
-    };
+    let mut write: RoleWrite = d.typed()?;
     // Vault tells a null token_type (back to the default) from an absent one.
-    let token_type = match d.raw("token_type")? {
+    write.token_type = match d.raw("token_type")? {
         None => None,
         Some(Value::Null) => Some(None),
         Some(_) => Some(d.string("token_type")?),
     };
-    Ok(RoleWrite {
-        allowed_policies: d.list("allowed_policies")?,
-        disallowed_policies: d.list("disallowed_policies")?,
-        allowed_policies_glob: d.list("allowed_policies_glob")?,
-        disallowed_policies_glob: d.list("disallowed_policies_glob")?,
-        allowed_entity_aliases: d.list("allowed_entity_aliases")?,
-        orphan: d.bool("orphan")?,
-        renewable: d.bool("renewable")?,
-        path_suffix: d.string("path_suffix")?,
-        period: secs("period")?,
-        token_period: secs("token_period")?,
-        explicit_max_ttl: secs("explicit_max_ttl")?,
-        token_explicit_max_ttl: secs("token_explicit_max_ttl")?,
-        token_type,
-        bound_cidrs: d.list("bound_cidrs")?,
-        token_bound_cidrs: d.list("token_bound_cidrs")?,
-        token_no_default_policy: d.bool("token_no_default_policy")?,
-        token_num_uses: d.int("token_num_uses")?,
-        token_ttl: secs("token_ttl")?,
-        token_max_ttl: secs("token_max_ttl")?,
-    })
+    Ok(write)
 }

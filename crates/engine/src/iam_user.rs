@@ -66,7 +66,7 @@ impl Engine {
         let intent = wal::IntentRow {
             id: uuid::Uuid::new_v4().to_string(),
             mount_id: mount.id.clone(),
-            kind: "iam_user".into(),
+            kind: CredentialKind::IamUser.as_str().into(),
             data: json!({"user_name": user, "lease_id": lease_id}).to_string(),
             created_at: now.timestamp_millis(),
         };

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tracing::instrument;
 
 use crate::error::{EngineError, Result};
-use crate::role::{ASSUMED_ROLE, FEDERATION_TOKEN, IAM_USER, Role, SESSION_TOKEN};
+use crate::role::Role;
 use crate::{Engine, MountCtx, groups};
 
 /// Tag keys keymint puts on every IAM user it creates, so a reconciler can find them.
@@ -88,9 +88,9 @@ pub(crate) fn generate_name(template: &str, kind: Kind, display: &str, role: &st
 }
 
 /// AWS's accepted session lengths per credential type, in seconds.
-fn aws_duration_bounds(kind: &str) -> (u64, u64) {
+fn aws_duration_bounds(kind: CredentialKind) -> (u64, u64) {
     match kind {
-        ASSUMED_ROLE => (900, 43_200),
+        CredentialKind::AssumedRole => (900, 43_200),
         _ => (900, 129_600),
     }
 }
@@ -160,14 +160,12 @@ impl Engine {
             .ok_or_else(|| EngineError::RoleNotFound(req.role_name.clone()))?;
         let kind = role.type_for_path(req.via_sts_path)?;
         let started = std::time::Instant::now();
-        let (label, minted) = match kind.as_str() {
+        let label = kind.as_str();
+        let minted = match kind {
             // Boxed: each is a large state machine, and one inline in the other would overflow
             // a worker thread's stack in debug builds.
-            IAM_USER => (IAM_USER, Box::pin(self.mint_iam_user(mount, &role, &req)).await),
-            ASSUMED_ROLE => (ASSUMED_ROLE, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
-            FEDERATION_TOKEN => (FEDERATION_TOKEN, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
-            SESSION_TOKEN => (SESSION_TOKEN, Box::pin(self.mint_sts(mount, &role, &kind, &req)).await),
-            other => return Err(EngineError::UnknownCredentialType(other.to_string())),
+            CredentialKind::IamUser => Box::pin(self.mint_iam_user(mount, &role, &req)).await,
+            _ => Box::pin(self.mint_sts(mount, &role, kind, &req)).await,
         };
         // Issuance as the caller saw it: AWS calls, pacing and the lease record.
         let outcome = match &minted {
@@ -207,7 +205,7 @@ impl Engine {
         &self,
         mount: &MountCtx,
         role: &Role,
-        kind: &str,
+        kind: CredentialKind,
         req: &CredsRequest,
     ) -> Result<Minted> {
         let mut warnings = Vec::new();
@@ -216,14 +214,15 @@ impl Engine {
         if ttl < low || ttl > high {
             let clamped = ttl.clamp(low, high);
             warnings.push(format!(
-                "ttl of {ttl}s is outside what AWS accepts for {kind} credentials ({low}s to {high}s); using {clamped}s"
+                "ttl of {ttl}s is outside what AWS accepts for {} credentials ({low}s to {high}s); using {clamped}s",
+                kind.as_str()
             ));
             ttl = clamped;
         }
         let (clients, cfg) = self.clients(mount).await?;
         let duration = i32::try_from(ttl).unwrap_or(i32::MAX);
 
-        let (policy, policy_arns) = if kind == SESSION_TOKEN {
+        let (policy, policy_arns) = if kind == CredentialKind::SessionToken {
             (String::new(), Vec::new())
         } else {
             let groups = role.iam_groups.clone().unwrap_or_default();
@@ -240,7 +239,7 @@ impl Engine {
 
         let mut data = Map::new();
         let (creds, internal_user) = match kind {
-            ASSUMED_ROLE => {
+            CredentialKind::AssumedRole => {
                 let arns = role.role_arns.clone().unwrap_or_default();
                 let role_arn = match req.role_arn.as_deref().filter(|a| !a.is_empty()) {
                     Some(asked) => {
@@ -293,7 +292,7 @@ impl Engine {
                 data.insert("arn".into(), json!(arn));
                 (sts_creds(out.credentials)?, session)
             }
-            FEDERATION_TOKEN => {
+            CredentialKind::FederationToken => {
                 let sts = clients.sts().await?;
                 let name =
                     generate_name(&cfg.username_template, Kind::Sts, &req.display_name, &req.role_name)?;
@@ -336,14 +335,13 @@ impl Engine {
         data.insert("access_key".into(), json!(creds.access_key));
         data.insert("secret_key".into(), json!(creds.secret_key.expose_secret()));
         data.insert("session_token".into(), json!(creds.session_token.expose_secret()));
-        if kind != SESSION_TOKEN {
+        if kind != CredentialKind::SessionToken {
             data.insert("security_token".into(), json!(creds.session_token.expose_secret()));
         }
         data.insert("ttl".into(), json!(remaining));
         let data: Map<String, Value> = data.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect();
 
         let lease_id = new_lease_id(&mount.path, &Self::request_path(req));
-        let credential = CredentialKind::parse(kind).unwrap_or(CredentialKind::SessionToken);
         let record = LeaseRecord {
             username: internal_user.to_string(),
             access_key_id: creds.access_key.to_string(),
@@ -352,7 +350,7 @@ impl Engine {
             role_max_ttl: None,
         };
         let times = (now.timestamp_millis(), creds.expiration.timestamp_millis());
-        let lease = new_lease(mount, req, lease_id.clone(), credential, times, record);
+        let lease = new_lease(mount, req, lease_id.clone(), kind, times, record);
         let row = leases::LeaseRow::from(&lease);
         self.commit_lease(&row, None).await?;
         Ok(Minted {
@@ -406,7 +404,7 @@ mod tests {
 
     #[test]
     fn aws_bounds() {
-        assert_eq!(aws_duration_bounds(ASSUMED_ROLE), (900, 43_200));
-        assert_eq!(aws_duration_bounds(FEDERATION_TOKEN), (900, 129_600));
+        assert_eq!(aws_duration_bounds(CredentialKind::AssumedRole), (900, 43_200));
+        assert_eq!(aws_duration_bounds(CredentialKind::FederationToken), (900, 129_600));
     }
 }

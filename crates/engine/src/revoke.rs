@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use keymint_lease::CredentialKind;
 use keymint_store::wal::IntentRow;
 use serde::Deserialize;
 use tracing::warn;
@@ -48,7 +49,7 @@ impl Engine {
 #[async_trait::async_trait]
 impl keymint_lease::Revoker for Engine {
     async fn undo_intent(&self, intent: &IntentRow) -> Result<(), String> {
-        if intent.kind != "iam_user" {
+        if intent.kind != CredentialKind::IamUser.as_str() {
             return Err(format!("unknown type to rollback: {}", intent.kind));
         }
         let data: IntentData =

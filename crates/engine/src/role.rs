@@ -9,12 +9,15 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use keymint_lease::CredentialKind;
+
 use crate::error::{EngineError, Result};
 
-pub const IAM_USER: &str = "iam_user";
-pub const ASSUMED_ROLE: &str = "assumed_role";
-pub const FEDERATION_TOKEN: &str = "federation_token";
-pub const SESSION_TOKEN: &str = "session_token";
+// Credential types as roles store and show them; decisions match on [`CredentialKind`].
+pub const IAM_USER: &str = CredentialKind::IamUser.as_str();
+pub const ASSUMED_ROLE: &str = CredentialKind::AssumedRole.as_str();
+pub const FEDERATION_TOKEN: &str = CredentialKind::FederationToken.as_str();
+pub const SESSION_TOKEN: &str = CredentialKind::SessionToken.as_str();
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -219,14 +222,16 @@ fn validate(role: &Role) -> Vec<String> {
             errors.push("did not supply credential_type".to_string());
             return errors;
         }
-        [one] => one.as_str(),
+        [one] => match CredentialKind::parse(one) {
+            Some(kind) => kind,
+            None => {
+                errors.push(format!("unrecognized credential type: {one}"));
+                return errors;
+            }
+        },
         _ => return errors,
     };
-    if ![IAM_USER, ASSUMED_ROLE, FEDERATION_TOKEN, SESSION_TOKEN].contains(&kind) {
-        errors.push(format!("unrecognized credential type: {kind}"));
-        return errors;
-    }
-    let sts = kind != IAM_USER;
+    let sts = kind.is_sts();
     if role.default_sts_ttl > 0 && !sts {
         errors.push(
             "default_sts_ttl parameter only valid for assumed_role, federation_token, and session_token credential types"
@@ -252,7 +257,7 @@ fn validate(role: &Role) -> Vec<String> {
         errors.push("\"default_ttl\" value must be less than or equal to \"max_ttl\" value".into());
     }
     if !role.user_path.is_empty() {
-        if kind != IAM_USER {
+        if kind != CredentialKind::IamUser {
             errors.push("user_path parameter only valid for iam_user credential type".into());
         }
         if !USER_PATH.is_match(&role.user_path) {
@@ -261,7 +266,7 @@ fn validate(role: &Role) -> Vec<String> {
             ));
         }
     }
-    if (role.wait_until_usable || role.usable_timeout > 0) && kind != IAM_USER {
+    if (role.wait_until_usable || role.usable_timeout > 0) && kind != CredentialKind::IamUser {
         errors.push(
             "wait_until_usable and usable_timeout are for iam_user roles: STS credentials work at once"
                 .into(),
@@ -271,17 +276,19 @@ fn validate(role: &Role) -> Vec<String> {
         errors.push("usable_timeout must be at most 10 minutes".into());
     }
     if !role.permissions_boundary_arn.is_empty() {
-        if kind != IAM_USER {
+        if kind != CredentialKind::IamUser {
             errors.push("cannot supply permissions_boundary_arn when credential_type isn't iam_user".into());
         }
         if let Err(e) = validate_policy_arn(&role.permissions_boundary_arn) {
             errors.push(format!("invalid permissions_boundary_arn parameter: {e}"));
         }
     }
-    if kind == SESSION_TOKEN && (is_nonempty(&role.policy_arns) || !role.policy_document.is_empty()) {
+    if kind == CredentialKind::SessionToken
+        && (is_nonempty(&role.policy_arns) || !role.policy_document.is_empty())
+    {
         errors.push("cannot supply a policy or role when using credential_type session_token".into());
     }
-    if kind != ASSUMED_ROLE {
+    if kind != CredentialKind::AssumedRole {
         if is_nonempty(&role.role_arns) {
             errors.push("cannot supply role_arns when credential_type isn't assumed_role".into());
         }
@@ -330,32 +337,28 @@ impl Role {
     }
 
     /// The credential type a request mints, given the path it came through.
-    pub fn type_for_path(&self, via_sts_path: bool) -> Result<String> {
+    pub fn type_for_path(&self, via_sts_path: bool) -> Result<CredentialKind> {
         match self.credential_types.as_slice() {
             [one] => {
-                if self.prohibit_flexible_cred_path {
-                    if one == IAM_USER && via_sts_path {
-                        return Err(EngineError::LegacyCredentialPath {
-                            credential_type: one.clone(),
-                            via_sts_path,
-                        });
-                    }
-                    if one != IAM_USER && !via_sts_path {
-                        return Err(EngineError::LegacyCredentialPath {
-                            credential_type: one.clone(),
-                            via_sts_path,
-                        });
-                    }
+                let kind = CredentialKind::parse(one)
+                    .ok_or_else(|| EngineError::UnknownCredentialType(one.clone()))?;
+                // Legacy roles mint iam_user through creds/ and STS types through sts/ only.
+                if self.prohibit_flexible_cred_path && kind.is_sts() != via_sts_path {
+                    return Err(EngineError::LegacyCredentialPath {
+                        credential_type: one.clone(),
+                        via_sts_path,
+                    });
                 }
-                Ok(one.clone())
+                Ok(kind)
             }
             many => {
-                let wanted = if via_sts_path { FEDERATION_TOKEN } else { IAM_USER };
-                if many.iter().any(|t| t == wanted) {
-                    Ok(wanted.to_string())
+                let wanted =
+                    if via_sts_path { CredentialKind::FederationToken } else { CredentialKind::IamUser };
+                if many.iter().any(|t| t == wanted.as_str()) {
+                    Ok(wanted)
                 } else {
                     Err(EngineError::CredentialTypeNotAllowed {
-                        wanted: wanted.to_string(),
+                        wanted: wanted.as_str().to_string(),
                         allowed: many.to_vec(),
                     })
                 }
@@ -521,8 +524,8 @@ mod tests {
     fn legacy_parameters() {
         let w = write(RoleInput { legacy_policy: Some("{\"a\": 1}".into()), ..Default::default() }).unwrap();
         assert_eq!(w.role.credential_types, vec![IAM_USER, FEDERATION_TOKEN]);
-        assert_eq!(w.role.type_for_path(false).unwrap(), IAM_USER);
-        assert_eq!(w.role.type_for_path(true).unwrap(), FEDERATION_TOKEN);
+        assert_eq!(w.role.type_for_path(false).unwrap(), CredentialKind::IamUser);
+        assert_eq!(w.role.type_for_path(true).unwrap(), CredentialKind::FederationToken);
         assert_eq!(w.warnings.len(), 1);
         let arn = write(RoleInput { legacy_arn: Some("arn:aws:iam::1:role/r".into()), ..Default::default() })
             .unwrap();

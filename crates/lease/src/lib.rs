@@ -33,7 +33,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             CredentialKind::IamUser => "iam_user",
             CredentialKind::AssumedRole => "assumed_role",

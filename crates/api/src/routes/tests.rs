@@ -169,4 +169,14 @@ fn typed_writes_declare_exactly_their_input_fields() {
     // The secrets are read apart (never serialized), and verify_connection is not stored.
     let root = serde_json::to_value(keymint_engine::RootConfigInput::default()).unwrap();
     assert_eq!(declared("config/root", &["secret_key", "session_token", "verify_connection"]), fields(root));
+    // Token roles: the name comes from the path; token_type is read as sent (null or not).
+    let route = find_root("auth/token/roles/x").unwrap().route;
+    let token_role: BTreeSet<String> = route
+        .params
+        .iter()
+        .map(|p| p.name.to_string())
+        .filter(|n| n != "role_name" && n != "token_type")
+        .collect();
+    let write = serde_json::to_value(keymint_auth::token_role::RoleWrite::default()).unwrap();
+    assert_eq!(token_role, fields(write));
 }

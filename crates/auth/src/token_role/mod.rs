@@ -95,8 +95,9 @@ impl Default for TokenRole {
     }
 }
 
-/// The fields of one write to `auth/token/roles/<name>`; `None`: not given.
-#[derive(Debug, Clone, Default)]
+/// The fields of one write to `auth/token/roles/<name>`; `None`: not given. Named as the API
+/// names them: the api crate fills it from the route's schema.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RoleWrite {
     pub allowed_policies: Option<Vec<String>>,
     pub disallowed_policies: Option<Vec<String>>,
@@ -110,7 +111,9 @@ pub struct RoleWrite {
     pub token_period: Option<i64>,
     pub explicit_max_ttl: Option<i64>,
     pub token_explicit_max_ttl: Option<i64>,
-    /// `Some(None)`: given as JSON null, which Vault refuses.
+    /// `Some(None)`: given as JSON null, which Vault refuses. Set by the caller from the
+    /// request as sent: coercion would read a null as "".
+    #[serde(skip)]
     pub token_type: Option<Option<String>>,
     pub bound_cidrs: Option<Vec<String>>,
     pub token_bound_cidrs: Option<Vec<String>>,
