@@ -25,17 +25,24 @@ pub(crate) struct Target {
     pub mount: Option<MountRow>,
     /// The path relative to the mount, or the whole path outside mounts.
     pub rest: String,
+    /// The name the path captures (`roles/<name>`), or "".
+    name: String,
 }
 
 impl Target {
-    /// The route of a path outside any mount.
-    pub(crate) fn root(path: &str) -> Target {
-        Target { route: routes::find_root(path), mount: None, rest: path.to_string() }
+    fn new(route: Option<&'static Compiled>, mount: Option<MountRow>, rest: String) -> Target {
+        let name = route.and_then(|c| c.name(&rest)).unwrap_or("").to_string();
+        Target { route, mount, rest, name }
+    }
+
+    /// A path outside any mount, with its route as [`routes::find_root`] found it.
+    pub(crate) fn root(path: &str, route: Option<&'static Compiled>) -> Target {
+        Target::new(route, None, path.to_string())
     }
 
     /// The name the path captures (`roles/<name>`), or "".
     pub(crate) fn name(&self) -> &str {
-        self.route.and_then(|c| c.name(&self.rest)).unwrap_or("")
+        &self.name
     }
 
     /// The `mount_type` of the envelope.
@@ -48,18 +55,23 @@ impl Target {
     }
 }
 
-/// The target of `path` (after `/v1/`): `sys/` and `auth/token/` paths by their whole path,
-/// anything else by the mount with the longest matching prefix and the rest of the path.
-pub(crate) async fn resolve(state: &AppState, path: &str) -> ApiResult<Target> {
-    if path.starts_with("sys/") || path.starts_with("auth/token/") {
-        return Ok(Target::root(path));
+/// The target of `path` (after `/v1/`): `sys/` and `auth/token/` paths by their whole path
+/// (`root`: their route, which the caller has looked up already), anything else by the mount
+/// with the longest matching prefix and the rest of the path.
+pub(crate) async fn resolve(
+    state: &AppState,
+    path: &str,
+    root: Option<&'static Compiled>,
+) -> ApiResult<Target> {
+    if routes::is_root_path(path) {
+        return Ok(Target::root(path, root));
     }
     Ok(match sys::resolve_mount(state, path).await? {
         Some((mount, rest)) => {
             let route = (mount.mount_type == "aws").then(|| routes::find_in_mount(&rest)).flatten();
-            Target { route, mount: Some(mount), rest }
+            Target::new(route, Some(mount), rest)
         }
-        None => Target { route: None, mount: None, rest: path.to_string() },
+        None => Target::new(None, None, path.to_string()),
     })
 }
 
@@ -273,7 +285,7 @@ pub(crate) async fn run(mut call: Call) -> ApiResult<Answer> {
                 return Ok(Answer::Reply(Box::new(serve(call).await?), mount_type));
             }
             let data = call.req.data.clone();
-            let name = compiled.name(&call.target.rest).map(str::to_owned);
+            let name = (!call.target.name.is_empty()).then(|| call.target.name.clone());
             let reply = serve(call).await?;
             let reply = annotate(reply, &data, &compiled.route.known_fields(), name.as_deref())?;
             Ok(Answer::Reply(Box::new(reply), mount_type))

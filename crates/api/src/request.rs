@@ -176,7 +176,7 @@ async fn answer(
         && compiled.route.unauthenticated
         && compiled.route.op(served_as(req.op)).is_some()
     {
-        let call = Call { state, identity: None, target: Target::root(&req.path), req };
+        let call = Call { state, identity: None, target: Target::root(&req.path, root), req };
         return render(dispatch::run(call).await, request_id);
     }
     let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
@@ -212,7 +212,7 @@ async fn answer(
         // `keymint_store::cache`): from memory unless it changed since it was cached.
         Ok(identity) => {
             let (outcome, table) = cache::scope(Some(identity.config_generation), async {
-                let outcome = authorized(&state, identity, req).await;
+                let outcome = authorized(&state, identity, req, root).await;
                 (outcome, state.mounts().await.ok())
             })
             .await;
@@ -287,13 +287,15 @@ async fn help(
     Ok(crate::help::answer(&req.path, rest.as_deref()))
 }
 
-/// Resolves the request's route, checks the caller's policies for it, then runs it.
+/// Resolves the request's route (`root`: the route of a path outside mounts, looked up
+/// already), checks the caller's policies for it, then runs it.
 async fn authorized(
     state: &AppState,
     identity: &keymint_auth::Identity,
     req: LogicalRequest,
+    root: Option<&'static routes::Compiled>,
 ) -> ApiResult<Answer> {
-    let target = dispatch::resolve(state, &req.path).await?;
+    let target = dispatch::resolve(state, &req.path, root).await?;
     check_acl(state, identity, &req, &target).await?;
     dispatch::run(Call { state: state.clone(), identity: Some(identity.clone()), req, target }).await
 }

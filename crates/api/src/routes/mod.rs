@@ -275,8 +275,17 @@ pub(crate) fn find(path: &str, rest: Option<&str>) -> Option<&'static Compiled> 
     })
 }
 
-/// The route of a path outside any mount (`sys/…`, `auth/token/…`).
+/// Whether `path` is served by its whole path rather than by a mount.
+pub(crate) fn is_root_path(path: &str) -> bool {
+    path.starts_with("sys/") || path.starts_with("auth/token/")
+}
+
+/// The route of a path outside any mount (`sys/…`, `auth/token/…`); `None` at once for any
+/// other path, so a mount request does not try every root pattern.
 pub(crate) fn find_root(path: &str) -> Option<&'static Compiled> {
+    if !is_root_path(path) {
+        return None;
+    }
     find(path, None)
 }
 

@@ -123,6 +123,8 @@ fn names_match_vaults_pattern() {
         assert!(find_in_mount(&format!("roles/{bad}")).is_none(), "{bad}");
     }
     assert!(find("aws/nothing/here", Some("nothing/here")).is_none());
+    // Mount paths never try the root patterns.
+    assert!(find_root("aws/creds/deploy").is_none() && find_root("sys/mounts").is_some());
 }
 
 #[test]
