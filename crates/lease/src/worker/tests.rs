@@ -156,3 +156,22 @@ async fn leases_are_revoked_in_expiry_order_at_their_expiry() {
     cancel.cancel();
     worker.await.unwrap();
 }
+
+/// A stored row that does not read as a lease is a failed revocation: kept, counted and
+/// retried later, never dropped and never handed to the revoker half-read.
+#[tokio::test]
+async fn an_unreadable_lease_is_kept_as_a_failed_revocation() {
+    let time = ManualTime::start();
+    let (_db, store, recorder, manager) = started(&time).await;
+    let broken = LeaseRow {
+        credential_type: "no-such-type".into(),
+        ..issue(&store, "aws/creds/r/broken", Duration::from_secs(60))
+    };
+    leases::insert(store.pool(), &broken).await.unwrap();
+    let err = manager.revoke_now(&broken.id).await.unwrap_err();
+    assert!(err.to_string().contains("unreadable"), "{err}");
+    assert!(recorder.revoked().is_empty());
+    let kept = leases::get(store.pool(), &broken.id).await.unwrap().expect("the row is kept");
+    assert_eq!(kept.attempts, 1);
+    assert!(kept.last_error.unwrap_or_default().contains("unknown credential type"));
+}
