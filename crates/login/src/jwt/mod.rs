@@ -1,0 +1,1 @@
+//! JWT validation (being written).
