@@ -3,5 +3,6 @@
 //! server and no AWS. One binary for all of them, so they link once. Each test opens its own
 //! `TestDb`: tests run concurrently in this one process and share nothing.
 
+mod auth_store;
 mod store;
 mod worker;

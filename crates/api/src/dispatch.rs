@@ -68,7 +68,7 @@ pub(crate) async fn resolve(
     }
     Ok(match sys::resolve_mount(state, path).await? {
         Some((mount, rest)) => {
-            let route = (mount.mount_type == "aws").then(|| routes::find_in_mount(&rest)).flatten();
+            let route = routes::find_in_mount(&mount.mount_type, &rest);
             Target::new(route, Some(mount), rest)
         }
         None => Target::new(None, None, path.to_string()),

@@ -51,7 +51,19 @@ fn wrapped(msg: &str) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, errors): (StatusCode, Vec<String>) = match &self {
+        let (status, errors) = self.parts();
+        (status, axum::Json(json!({ "errors": errors }))).into_response()
+    }
+}
+
+impl ApiError {
+    /// The status Vault answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn parts(&self) -> (StatusCode, Vec<String>) {
+        match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
             ApiError::PermissionDenied => (StatusCode::FORBIDDEN, vec![wrapped("permission denied")]),
             ApiError::Denied(m) => (StatusCode::FORBIDDEN, vec![m.clone()]),
@@ -67,12 +79,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Upstream(m) => (StatusCode::BAD_GATEWAY, vec![m.clone()]),
             ApiError::Internal { public } => (StatusCode::INTERNAL_SERVER_ERROR, vec![wrapped(public)]),
-        };
-        (status, axum::Json(json!({ "errors": errors }))).into_response()
+        }
     }
-}
 
-impl ApiError {
     /// A 500 saying `public` (Vault's text, or "internal error"); `detail` goes to the log,
     /// once, here.
     pub(crate) fn internal(public: impl Into<String>, detail: &dyn std::fmt::Display) -> Self {
@@ -82,7 +91,7 @@ impl ApiError {
 
     /// The 500 Vault answers to some requests that are the caller's mistake (parity): not
     /// keymint's failure, so not logged as an error.
-    fn vaults_500(text: &str) -> Self {
+    pub(crate) fn vaults_500(text: &str) -> Self {
         tracing::info!(error = text, "refused as Vault does, with a 500");
         ApiError::Internal { public: text.into() }
     }
@@ -234,6 +243,7 @@ impl From<keymint_auth::AuthError> for ApiError {
             keymint_auth::AuthError::TokenRoleGone(name) => ApiError::vaults_500(&format!(
                 "original token role {name:?} could not be found, not renewing"
             )),
+            e @ keymint_auth::AuthError::LoginRoleGone(_) => ApiError::BadRequest(e.to_string()),
             e @ keymint_auth::AuthError::Encode { .. } => ApiError::hidden(&e),
             keymint_auth::AuthError::Store(s) => ApiError::from(s),
         }

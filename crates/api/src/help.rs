@@ -8,10 +8,15 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::routes::{self, Route};
 
-/// The help for `path` (full, after `/v1/`): `rest` is the mount-relative part when the path
-/// falls in an AWS mount.
-pub fn answer(path: &str, rest: Option<&str>) -> Response {
-    let Some(found) = routes::find(path, rest) else {
+/// The help for `path` (full, after `/v1/`): `mount` is the type of the mount the path falls
+/// in and the mount-relative part.
+pub fn answer(path: &str, mount: Option<(&str, &str)>) -> Response {
+    let found = match mount {
+        Some((kind, rest)) => routes::find_in_mount(kind, rest),
+        None => routes::find(path),
+    };
+    let rest = mount.map(|(_, rest)| rest);
+    let Some(found) = found else {
         return ApiError::UnsupportedPath.into_response();
     };
     let request = if found.in_mount { rest.unwrap_or(path) } else { path };

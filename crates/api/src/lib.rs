@@ -8,6 +8,7 @@
 pub mod fields;
 
 mod audit;
+mod auth_methods;
 mod aws;
 mod dispatch;
 mod envelope;

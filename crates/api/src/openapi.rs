@@ -10,15 +10,19 @@ use crate::VERSION;
 use crate::request::Operation;
 use crate::routes::{Kind, Param, Route, TABLES};
 
-/// The document, with AWS routes under each of `aws_mounts` (mount paths, `aws/`).
-pub(crate) fn document(aws_mounts: &[&str]) -> Value {
+/// The document, with each mount's routes under each of `mounts` (mount path and type:
+/// `aws/`, `aws`; `auth/approle/`, `approle`).
+pub(crate) fn document(mounts: &[(&str, &str)]) -> Value {
     let mut paths = Map::new();
-    for (routes, in_mount) in TABLES {
-        let prefixes: Vec<&str> = if *in_mount { aws_mounts.to_vec() } else { vec![""] };
+    for (routes, kind) in TABLES {
+        let prefixes: Vec<&str> = match kind {
+            Some(kind) => mounts.iter().filter(|(_, k)| k == kind).map(|(path, _)| *path).collect(),
+            None => vec![""],
+        };
         for prefix in prefixes {
             for route in routes.iter() {
                 for template in route.paths {
-                    add_route(&mut paths, &format!("/{prefix}{template}"), route, *in_mount);
+                    add_route(&mut paths, &format!("/{prefix}{template}"), route, kind.is_some());
                 }
             }
         }
@@ -114,7 +118,7 @@ fn add_route(paths: &mut Map<String, Value>, key: &str, route: &Route, in_mount:
             "summary": route.synopsis,
             "description": route.description,
             "operationId": operation_id(&op_key, name),
-            "tags": [if in_mount { "secrets" } else if key.starts_with("/auth/") { "auth" } else { "system" }],
+            "tags": [if key.starts_with("/auth/") { "auth" } else if in_mount { "secrets" } else { "system" }],
             "parameters": parameters,
             "responses": responses(op.op),
         });
@@ -192,7 +196,7 @@ mod tests {
 
     #[test]
     fn aws_routes_appear_under_each_mount_and_lists_follow_vaults_convention() {
-        let doc = document(&["aws/", "aws-prod/"]);
+        let doc = document(&[("aws/", "aws"), ("aws-prod/", "aws")]);
         let paths = doc["paths"].as_object().unwrap();
         for mount in ["/aws", "/aws-prod"] {
             let creds = &paths[&format!("{mount}/creds/{{name}}")];
@@ -214,7 +218,7 @@ mod tests {
 
     #[test]
     fn operation_ids_are_unique() {
-        let doc = document(&["aws/"]);
+        let doc = document(&[("aws/", "aws")]);
         let mut seen = std::collections::HashSet::new();
         for item in doc["paths"].as_object().unwrap().values() {
             for op in item.as_object().unwrap().values() {

@@ -36,6 +36,8 @@ pub struct LogicalRequest {
     pub path: String,
     pub data: RequestData,
     pub token: Option<String>,
+    /// The caller's address, when the listener knows it (CIDR checks of logins).
+    pub remote: Option<std::net::IpAddr>,
     /// The route serving the request, once resolved: its schema types the fields.
     pub route: Option<&'static crate::routes::Route>,
 }
@@ -108,7 +110,7 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
-    Ok(LogicalRequest { op, path, data, token: token_of(headers), route: None })
+    Ok(LogicalRequest { op, path, data, token: token_of(headers), remote: None, route: None })
 }
 
 /// The single entry point of `/v1/*`: every request gets an id (in its log span, its audit
@@ -180,13 +182,26 @@ async fn answer(
         return render(dispatch::run(call).await, request_id);
     }
     let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
-    let authenticated = authenticate(&state, &req, peer).await;
+    let mut req = req;
+    req.remote = peer;
+    // Logins (`auth/<mount>/login`) need no token, as in Vault, but are audited like any
+    // request: a failed login leaves a record.
+    let login = match unauthenticated_mount_route(&state, &req, root).await {
+        Ok(target) => target,
+        Err(e) => return e.into_response(),
+    };
+    let authenticated = match &login {
+        Some(_) => Ok(None),
+        None => authenticate(&state, &req, peer).await.map(Some),
+    };
     if req.op == Operation::Help {
         return match &authenticated {
-            Ok(identity) => cache::scope(Some(identity.config_generation), help(&state, identity, &req))
-                .await
-                .unwrap_or_else(IntoResponse::into_response),
-            Err(_) => ApiError::PermissionDenied.into_response(),
+            Ok(Some(identity)) => {
+                cache::scope(Some(identity.config_generation), help(&state, identity, &req))
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+            _ => ApiError::PermissionDenied.into_response(),
         };
     }
     // Scraped every few seconds (`sys/metrics`): unaudited, as `sys/health` is.
@@ -195,7 +210,7 @@ async fn answer(
     let audited = !unaudited && !devices.is_empty();
     let token = req.token.clone();
     let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
-    let identity = authenticated.as_ref().ok();
+    let identity = authenticated.as_ref().ok().and_then(Option::as_ref);
     let caller = audit::Caller { token: token.as_deref(), identity, remote };
     let mut request_part = serde_json::Value::Null;
     if audited {
@@ -208,9 +223,16 @@ async fn answer(
     }
 
     let outcome = match &authenticated {
+        Ok(None) => match login {
+            Some(target) => {
+                *mounts = state.mounts().await.ok();
+                dispatch::run(Call { state: state.clone(), identity: None, req, target }).await
+            }
+            None => Err(ApiError::PermissionDenied),
+        },
         // Configuration is read as of the generation read with the token (see
         // `keymint_store::cache`): from memory unless it changed since it was cached.
-        Ok(identity) => {
+        Ok(Some(identity)) => {
             let (outcome, table) = cache::scope(Some(identity.config_generation), async {
                 let outcome = authorized(&state, identity, req, root).await;
                 (outcome, state.mounts().await.ok())
@@ -238,7 +260,7 @@ async fn answer(
             return e.into_response();
         }
     }
-    if let Ok(identity) = &authenticated
+    if let Ok(Some(identity)) = &authenticated
         && identity.last_use
     {
         // The request that spent a token's last use is answered; then the token goes, as in
@@ -252,6 +274,21 @@ async fn answer(
         });
     }
     render(outcome, request_id)
+}
+
+/// The target of a request to an unauthenticated route of a mount (an auth method's login),
+/// resolved before any token is looked at; `None` for every other request.
+async fn unauthenticated_mount_route(
+    state: &AppState,
+    req: &LogicalRequest,
+    root: Option<&'static routes::Compiled>,
+) -> ApiResult<Option<Target>> {
+    if root.is_some() || !req.path.starts_with("auth/") || req.op == Operation::Help {
+        return Ok(None);
+    }
+    let target = dispatch::resolve(state, &req.path, None).await?;
+    let open = target.route.is_some_and(|c| c.route.unauthenticated && c.route.op(req.op).is_some());
+    Ok(open.then_some(target))
 }
 
 /// The operation whose handler serves `op`: HEAD is served as a read (unauthenticated routes
@@ -280,11 +317,11 @@ async fn help(
             return Err(ApiError::PermissionDenied);
         }
     }
-    let rest = match sys::resolve_mount(state, &req.path).await? {
-        Some((mount, rest)) if mount.mount_type == "aws" => Some(rest),
-        _ => None,
-    };
-    Ok(crate::help::answer(&req.path, rest.as_deref()))
+    if routes::is_root_path(&req.path) {
+        return Ok(crate::help::answer(&req.path, None));
+    }
+    let mount = sys::resolve_mount(state, &req.path).await?;
+    Ok(crate::help::answer(&req.path, mount.as_ref().map(|(m, rest)| (m.mount_type.as_str(), rest.as_str()))))
 }
 
 /// Resolves the request's route (`root`: the route of a path outside mounts, looked up

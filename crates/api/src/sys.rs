@@ -66,7 +66,7 @@ pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn normalize_mount_path(raw: &str) -> ApiResult<String> {
+pub(crate) fn normalize_mount_path(raw: &str) -> ApiResult<String> {
     let trimmed = raw.trim_matches('/');
     if trimmed.is_empty() {
         return Err(ApiError::BadRequest("path cannot be empty".into()));
@@ -92,7 +92,7 @@ pub async fn resolve_mount(state: &AppState, path: &str) -> ApiResult<Option<(Mo
     }))
 }
 
-fn mount_json(m: &MountRow) -> Value {
+pub(crate) fn mount_json(m: &MountRow) -> Value {
     json!({
         "type": m.mount_type,
         "description": m.description,
@@ -125,7 +125,7 @@ pub async fn ensure_mount(state: &AppState, path: &str, kind: &str, description:
     })
 }
 
-async fn enable(
+pub(crate) async fn enable(
     state: &AppState,
     path: &str,
     kind: &str,
@@ -134,23 +134,41 @@ async fn enable(
     max_ttl: i64,
     options: String,
 ) -> ApiResult<()> {
-    if let Some(r) = RESERVED.iter().find(|r| path.starts_with(*r)) {
-        return Err(ApiError::BadRequest(format!("cannot mount under reserved path {r:?}")));
+    // Auth methods live under `auth/` (enabled through `sys/auth`); secrets engines anywhere
+    // else.
+    let auth = path.starts_with("auth/");
+    if auth {
+        if !crate::auth_methods::METHOD_TYPES.contains(&kind) {
+            return Err(ApiError::BadRequest(if kind == "token" {
+                "token credential backend cannot be instantiated".into()
+            } else {
+                format!("plugin not found in the catalog: {kind}")
+            }));
+        }
+    } else {
+        if let Some(r) = RESERVED.iter().find(|r| path.starts_with(*r)) {
+            return Err(ApiError::BadRequest(format!("cannot mount under reserved path {r:?}")));
+        }
+        if !MOUNT_TYPES.contains(&kind) {
+            return Err(ApiError::BadRequest(format!("plugin not found in the catalog: {kind}")));
+        }
     }
-    if !MOUNT_TYPES.contains(&kind) {
-        return Err(ApiError::BadRequest(format!("plugin not found in the catalog: {kind}")));
+    if auth && path == "auth/token/" {
+        return Err(ApiError::BadRequest("path is already in use at token/".into()));
     }
     for existing in mounts::list(state.store().pool()).await? {
         if path.starts_with(&existing.path) || existing.path.starts_with(path) {
-            return Err(ApiError::BadRequest(format!("path is already in use at {}", existing.path)));
+            let shown = existing.path.strip_prefix("auth/").filter(|_| auth).unwrap_or(&existing.path);
+            return Err(ApiError::BadRequest(format!("path is already in use at {shown}")));
         }
     }
+    let accessor_kind = if auth { format!("auth_{kind}") } else { kind.to_string() };
     let row = MountRow {
         id: uuid::Uuid::new_v4().to_string(),
         path: path.to_string(),
         mount_type: kind.to_string(),
         description: description.to_string(),
-        accessor: format!("{kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        accessor: format!("{accessor_kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         default_lease_ttl: default_ttl,
         max_lease_ttl: max_ttl,
         options,
@@ -164,7 +182,7 @@ async fn enable(
 
 /// A TTL in a mount config: a duration string or integer seconds; `""`, `"0"`, `"system"` and
 /// null mean the system default (0).
-fn config_ttl(config: Option<&Value>, key: &str) -> ApiResult<Option<i64>> {
+pub(crate) fn config_ttl(config: Option<&Value>, key: &str) -> ApiResult<Option<i64>> {
     let Some(v) = config.and_then(|c| c.get(key)) else { return Ok(None) };
     let secs = match v {
         Value::Null => 0,
@@ -178,7 +196,7 @@ fn config_ttl(config: Option<&Value>, key: &str) -> ApiResult<Option<i64>> {
     Ok(Some(i64::try_from(secs).unwrap_or(i64::MAX)))
 }
 
-fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
+pub(crate) fn check_ttls(default_ttl: i64, max_ttl: i64) -> ApiResult<()> {
     let eff_default = if default_ttl > 0 { default_ttl } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
     let eff_max = if max_ttl > 0 { max_ttl } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
     if eff_default > eff_max {
@@ -200,8 +218,8 @@ pub(crate) async fn metrics(c: &Call) -> Response {
 /// `sys/internal/specs/openapi`, with the AWS routes under each AWS mount.
 pub(crate) async fn openapi(state: &AppState) -> ApiResult<Reply> {
     let mounts = state.mounts().await?;
-    let aws: Vec<&str> = mounts.iter().filter(|m| m.mount_type == "aws").map(|m| m.path.as_str()).collect();
-    Ok(Reply { raw: Some(crate::openapi::document(&aws)), ..Default::default() })
+    let all: Vec<(&str, &str)> = mounts.iter().map(|m| (m.path.as_str(), m.mount_type.as_str())).collect();
+    Ok(Reply { raw: Some(crate::openapi::document(&all)), ..Default::default() })
 }
 
 /// `sys/init`: keymint is initialised from its first start, so a read says so (Vault's bare
@@ -244,7 +262,8 @@ pub(crate) fn seal_status(state: &AppState) -> Reply {
 
 pub(crate) async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
     let mut data = Map::new();
-    for m in mounts::list(state.store().pool()).await? {
+    // Auth methods are listed by `sys/auth`.
+    for m in mounts::list(state.store().pool()).await?.into_iter().filter(|m| !m.path.starts_with("auth/")) {
         data.insert(m.path.clone(), mount_json(&m));
     }
     Ok(Reply { top_level: Some(data.clone()), data: Some(Value::Object(data)), ..Default::default() })
@@ -253,6 +272,9 @@ pub(crate) async fn list_mounts(state: &AppState) -> ApiResult<Reply> {
 /// `sys/mounts/<path>`: enable, read or disable a mount.
 pub(crate) async fn mount_op(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     let path = &normalize_mount_path(req.path.strip_prefix("sys/mounts/").unwrap_or_default())?;
+    if path.starts_with("auth/") && req.op != Operation::Update {
+        return Err(ApiError::BadRequest("auth methods are read and disabled through sys/auth".into()));
+    }
     match req.op {
         Operation::Update => {
             let kind = req.fields().string("type")?.unwrap_or_default();
@@ -324,11 +346,16 @@ pub(crate) async fn mount_op(state: &AppState, req: LogicalRequest) -> ApiResult
     }
 }
 
-/// `sys/mounts/<path>/tune`.
+/// `sys/mounts/<path>/tune` (`sys/mounts/auth/<path>/tune` for an auth method).
 pub(crate) async fn tune(state: &AppState, req: LogicalRequest) -> ApiResult<Reply> {
     let mount =
         req.path.strip_prefix("sys/mounts/").and_then(|p| p.strip_suffix("/tune")).unwrap_or_default();
-    let path = &normalize_mount_path(mount)?;
+    let path = normalize_mount_path(mount)?;
+    tune_mount(state, req, &path).await
+}
+
+/// Reads or tunes the mount at `path` (with its trailing `/`).
+pub(crate) async fn tune_mount(state: &AppState, req: LogicalRequest, path: &str) -> ApiResult<Reply> {
     let m = mounts::get_by_path(state.store().pool(), path)
         .await?
         .ok_or_else(|| ApiError::BadRequest(format!("cannot fetch sysview for path {path:?}")))?;
@@ -340,6 +367,7 @@ pub(crate) async fn tune(state: &AppState, req: LogicalRequest) -> ApiResult<Rep
             "force_no_cache": false,
             "description": m.description,
             "options": serde_json::from_str::<Value>(&m.options).unwrap_or(Value::Null),
+            "token_type": if m.path.starts_with("auth/") { "default-service" } else { "" },
         }))),
         Operation::Update => {
             let body = Value::Object(

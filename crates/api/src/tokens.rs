@@ -221,7 +221,8 @@ async fn create(
 
 async fn renew(state: &AppState, row: &TokenRow, req: &LogicalRequest, token: &str) -> ApiResult<Reply> {
     let increment = req.fields().duration("increment")?.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let renewed = token::renew(state.store(), row, increment, state.now_ms()).await?;
+    let limits = crate::auth_methods::renew_limits(state, row).await?;
+    let renewed = token::renew(state.store(), row, increment, state.now_ms(), limits.as_ref()).await?;
     let mut reply = Reply { auth: Some(auth_block(row, token, renewed.ttl)?), ..Default::default() };
     reply.warnings.extend(renewed.warning);
     Ok(reply)

@@ -45,6 +45,15 @@ impl Cidr {
     }
 }
 
+/// Whether every block of `inner` lies within some block of `outer` (an AppRole secret id's
+/// CIDRs within its role's). Blocks that do not parse are in nothing.
+pub fn subset(inner: &[String], outer: &[String]) -> bool {
+    let outer: Vec<Cidr> = outer.iter().filter_map(|b| Cidr::parse(b).ok()).collect();
+    inner.iter().all(|b| {
+        Cidr::parse(b).is_ok_and(|b| outer.iter().any(|o| o.prefix <= b.prefix && o.contains(b.addr)))
+    })
+}
+
 fn same_prefix(a: u128, b: u128, prefix: u8) -> bool {
     let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
     a & mask == b & mask
@@ -78,6 +87,16 @@ pub fn allows(blocks: &[String], remote: Option<IpAddr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subsets_are_blocks_within_blocks() {
+        let outer = ["10.0.0.0/8".to_string(), "192.168.1.5".to_string()];
+        assert!(subset(&["10.1.0.0/16".into(), "192.168.1.5/32".into()], &outer));
+        assert!(!subset(&["10.0.0.0/7".into()], &outer));
+        assert!(!subset(&["11.0.0.0/16".into()], &outer));
+        assert!(!subset(&["nonsense".into()], &outer));
+        assert!(subset(&[], &outer));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

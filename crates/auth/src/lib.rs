@@ -6,8 +6,10 @@
 //! and evaluates ACL policies: pure logic, bar the store lookups.
 
 pub mod cidr;
+pub mod login;
 pub mod policy;
 pub mod token;
+pub mod token_fields;
 pub mod token_role;
 
 use std::net::IpAddr;
@@ -62,6 +64,9 @@ pub enum AuthError {
     /// A renewal of a token whose token role was deleted (Vault answers a 500).
     #[error("token role {0:?} of the token is gone")]
     TokenRoleGone(String),
+    /// A renewal of a login's token whose auth role was deleted (Vault answers a 400).
+    #[error("role {0:?} does not exist during renewal")]
+    LoginRoleGone(String),
     /// A value of ours that does not serialize.
     #[error("cannot encode {what}: {source}")]
     Encode { what: &'static str, source: serde_json::Error },

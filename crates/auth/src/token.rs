@@ -291,6 +291,7 @@ pub async fn create(
         role: role.map(|r| r.name.clone()),
         bound_cidrs: serde_json::to_string(bound_cidrs)
             .map_err(|source| AuthError::Encode { what: "token bound_cidrs", source })?,
+        ..TokenRow::default()
     };
     tokens::insert(store.pool(), &row, true).await?;
     // With a given id, an existing token of that id is not replaced.
@@ -316,16 +317,37 @@ pub struct Renewed {
 
 /// Renews a token by `increment` seconds (0: its original TTL), within its maximum: the
 /// explicit max TTL or the mount's, counted from creation. Periodic tokens get their period.
-pub async fn renew(store: &Store, row: &TokenRow, increment: i64, now_ms: i64) -> Result<Renewed, AuthError> {
+///
+/// A login's token renews by `login`: its auth role's settings and its mount's tuning as they
+/// are now (the caller reads them; a token whose role is gone is not renewed).
+pub async fn renew(
+    store: &Store,
+    row: &TokenRow,
+    increment: i64,
+    now_ms: i64,
+    login: Option<&crate::login::RenewLimits>,
+) -> Result<Renewed, AuthError> {
     if row.renewable == 0 || row.expire_at.is_none() {
         return Err(invalid("lease is not renewable"));
+    }
+    if row.auth_mount.is_some() && login.is_none() {
+        return Err(AuthError::LoginRoleGone(row.auth_role.clone().unwrap_or_default()));
     }
     // A role's token renews by the role as it is now (its period may have changed since), and
     // not at all once the role is gone, as in Vault. Its explicit max TTL stays a hard cap:
     // a role's later, longer one does not lift it (Vault's would), a shorter one lowers it.
-    let (period, explicit_max_ttl, max_ttl) = match &row.role {
-        None => (row.period, row.explicit_max_ttl, MAX_TTL_SECS),
-        Some(name) => {
+    let (period, explicit_max_ttl, max_ttl) = match (&row.role, login) {
+        (_, Some(limits)) => {
+            let f = &limits.fields;
+            let explicit = match (row.explicit_max_ttl, f.token_explicit_max_ttl) {
+                (0, max) | (max, 0) => max,
+                (token, role) => token.min(role),
+            };
+            let (_, max, _) = crate::login::ttls(f, limits.mount_default_ttl, limits.mount_max_ttl);
+            (f.token_period, explicit, max)
+        }
+        (None, None) => (row.period, row.explicit_max_ttl, MAX_TTL_SECS),
+        (Some(name), None) => {
             let role = load_role(store, name).await?.ok_or_else(|| AuthError::TokenRoleGone(name.clone()))?;
             let explicit = match (row.explicit_max_ttl, role.token_explicit_max_ttl) {
                 (0, max) | (max, 0) => max,

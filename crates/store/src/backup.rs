@@ -30,6 +30,8 @@ pub const TABLES: &[&str] = &[
     "meta",
     "seal_keys",
     "mounts",
+    "auth_entries",
+    "approle_secret_ids",
     "aws_config",
     "aws_roles",
     "aws_static_roles",

@@ -7,6 +7,7 @@
 //! SQL.
 
 pub mod audit;
+pub mod auth_methods;
 pub mod aws;
 pub mod backup;
 pub mod cache;

@@ -36,10 +36,17 @@ pub struct TokenRow {
     pub role: Option<String>,
     /// JSON array of the CIDRs it may be used from; `[]`: anywhere.
     pub bound_cidrs: String,
+    /// The id of the auth mount whose login issued it (disabling the mount revokes it).
+    pub auth_mount: Option<String>,
+    /// The auth method's role it logged in with: renewals follow the role's TTLs.
+    pub auth_role: Option<String>,
+    /// The maximum TTL its login settled on, seconds from creation (0: the token store's).
+    pub max_ttl: i64,
 }
 
 const COLUMNS: &str = "hash, accessor, policies, display_name, meta, created_at, expire_at, parent, orphan, \
-     ttl, explicit_max_ttl, period, num_uses, renewable, path, last_renewal, role, bound_cidrs";
+     ttl, explicit_max_ttl, period, num_uses, renewable, path, last_renewal, role, bound_cidrs, \
+     auth_mount, auth_role, max_ttl";
 
 /// Inserts a token; with `if_absent`, a token with the same hash is left as it is (the dev
 /// root token given again at the next start is the same token).
@@ -50,7 +57,8 @@ pub async fn insert<'e>(
 ) -> Result<()> {
     let conflict = if if_absent { " ON CONFLICT (hash) DO NOTHING" } else { "" };
     sqlx::query(&format!(
-        "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18){conflict}"
+        "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21){conflict}"
     ))
     .bind(&row.hash)
     .bind(&row.accessor)
@@ -70,6 +78,9 @@ pub async fn insert<'e>(
     .bind(row.last_renewal)
     .bind(row.role.as_deref())
     .bind(&row.bound_cidrs)
+    .bind(row.auth_mount.as_deref())
+    .bind(row.auth_role.as_deref())
+    .bind(row.max_ttl)
     .execute(exec)
     .await?;
     Ok(())
@@ -187,6 +198,17 @@ pub async fn expired<'e>(
     .bind(limit)
     .fetch_all(exec)
     .await?)
+}
+
+/// Accessors of the tokens an auth mount's logins issued.
+pub async fn issued_by_mount<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    mount_id: &str,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar::<_, String>("SELECT accessor FROM tokens WHERE auth_mount = $1 ORDER BY accessor")
+        .bind(mount_id)
+        .fetch_all(exec)
+        .await?)
 }
 
 pub async fn count<'e>(exec: impl Executor<'e, Database = Any>) -> Result<i64> {

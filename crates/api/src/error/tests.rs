@@ -269,6 +269,7 @@ async fn each_auth_failure_has_its_status_and_text() {
                 "1 error occurred:\n\t* original token role \"periodic\" could not be found, not renewing\n\n"
             ]),
         ),
+        (A::LoginRoleGone("ci".into()), 400, json!(["role \"ci\" does not exist during renewal"])),
         (
             A::Encode { what: "token policies", source: serde_failure },
             500,

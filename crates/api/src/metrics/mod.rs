@@ -104,6 +104,10 @@ fn describe() {
         "keymint_leases_flagged_irrevocable_total",
         "Leases flagged irrevocable after repeated revocation failures"
     );
+    describe_counter!(
+        "keymint_logins_total",
+        "Logins through auth methods, by method (approle, jwt, kubernetes) and outcome (ok, refused, error)"
+    );
     describe_histogram!(
         "keymint_iam_key_usable_seconds",
         "Time until a new IAM access key was seen working (iam_user issuance)"
@@ -173,6 +177,20 @@ const ROUTE_WORDS: &[&str] = &[
     "static-creds",
     "reconcile",
     "revocation",
+    "login",
+    "role",
+    "role-id",
+    "secret-id",
+    "custom-secret-id",
+    "secret-id-accessor",
+    "lookup",
+    "destroy",
+    "tidy",
+    "tune",
+    "wrapping",
+    "unwrap",
+    "rewrap",
+    "wrap",
 ];
 
 /// The route label of `path`: the mount's own path kept (the mount table bounds it), every
@@ -198,6 +216,12 @@ pub(crate) fn route_label(path: &str, mounts: &[MountRow]) -> String {
         out.push_str(if ROUTE_WORDS.contains(&segment) { segment } else { ":name" });
     }
     if out.is_empty() { "/".into() } else { out }
+}
+
+/// Counts one login by its method and outcome (`ok`, `refused`, `error`).
+pub(crate) fn record_login(method: &str, outcome: &'static str) {
+    metrics::counter!("keymint_logins_total", "method" => method.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// Counts and times one answered request.

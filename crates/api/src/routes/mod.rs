@@ -6,7 +6,11 @@
 //! ([`crate::help`]) and the OpenAPI document of `sys/internal/specs/openapi`
 //! ([`crate::openapi`]).
 
+mod approle;
+mod auth;
 mod aws;
+mod jwt;
+mod kubernetes;
 mod sys;
 mod token;
 
@@ -21,17 +25,28 @@ use crate::envelope::Reply;
 use crate::error::ApiResult;
 use crate::request::Operation;
 
+use self::approle::APPROLE_ROUTES;
+use self::auth::AUTH_SYS_ROUTES;
 pub(crate) use self::aws::AWS_ROUTES;
+use self::jwt::JWT_ROUTES;
+use self::kubernetes::KUBERNETES_ROUTES;
 use self::sys::SYS_ROUTES;
 use self::token::TOKEN_ROUTES;
 use crate::AppState;
 pub(crate) use crate::dispatch::Call;
 use crate::dispatch::Target;
 
-/// Every table, and whether its routes are relative to an AWS mount (the mount is forwarded
-/// to their handlers) or to the root of the API.
-pub(crate) const TABLES: &[(&[Route], bool)] =
-    &[(AWS_ROUTES, true), (SYS_ROUTES, false), (TOKEN_ROUTES, false)];
+/// Every table, and the type of mount its routes are relative to (the mount is forwarded to
+/// their handlers), or `None` for routes relative to the root of the API.
+pub(crate) const TABLES: &[(&[Route], Option<&str>)] = &[
+    (AWS_ROUTES, Some("aws")),
+    (APPROLE_ROUTES, Some("approle")),
+    (JWT_ROUTES, Some("jwt")),
+    (KUBERNETES_ROUTES, Some("kubernetes")),
+    (SYS_ROUTES, None),
+    (AUTH_SYS_ROUTES, None),
+    (TOKEN_ROUTES, None),
+];
 
 /// Vault's route names: word characters at both ends, `-`, `.` and `@` inside.
 const NAME: &str = r"(?P<name>\w(([\w\-.@]+)?\w)?)";
@@ -244,7 +259,9 @@ impl Route {
 pub(crate) struct Compiled {
     pub regex: Regex,
     pub route: &'static Route,
-    /// Matched against the path relative to an AWS mount.
+    /// Matched against the path relative to a mount of this type (`None`: the whole path).
+    pub mount_type: Option<&'static str>,
+    /// Whether it is a mount's route (`mount_type` is set).
     pub in_mount: bool,
 }
 
@@ -256,23 +273,18 @@ impl Compiled {
 }
 
 pub(crate) static COMPILED: LazyLock<Vec<Compiled>> = LazyLock::new(|| {
-    let compile = |route: &'static Route, in_mount: bool| {
+    let compile = |route: &'static Route, mount_type: Option<&'static str>| {
         let pattern = format!("^{}$", route.pattern.trim_end_matches('$').replace("NAME", NAME));
         // Invariant: the patterns of the tables are literals that compile (tested below).
         let regex = Regex::new(&pattern).unwrap_or_else(|_| unreachable!());
-        Compiled { regex, route, in_mount }
+        Compiled { regex, route, mount_type, in_mount: mount_type.is_some() }
     };
-    TABLES.iter().flat_map(|(routes, in_mount)| routes.iter().map(|r| compile(r, *in_mount))).collect()
+    TABLES.iter().flat_map(|(routes, kind)| routes.iter().map(|r| compile(r, *kind))).collect()
 });
 
-/// The route of `path` (full, after `/v1/`); `rest` is the mount-relative part when the path
-/// falls in an AWS mount.
-pub(crate) fn find(path: &str, rest: Option<&str>) -> Option<&'static Compiled> {
-    COMPILED.iter().find(|c| match (c.in_mount, rest) {
-        (true, Some(rest)) => c.regex.is_match(rest),
-        (false, _) => c.regex.is_match(path),
-        (true, None) => false,
-    })
+/// The route of `path` (full, after `/v1/`) outside mounts.
+pub(crate) fn find(path: &str) -> Option<&'static Compiled> {
+    COMPILED.iter().find(|c| !c.in_mount && c.regex.is_match(path))
 }
 
 /// Whether `path` is served by its whole path rather than by a mount.
@@ -286,12 +298,12 @@ pub(crate) fn find_root(path: &str) -> Option<&'static Compiled> {
     if !is_root_path(path) {
         return None;
     }
-    find(path, None)
+    find(path)
 }
 
-/// The route of a path relative to an AWS mount.
-pub(crate) fn find_in_mount(rest: &str) -> Option<&'static Compiled> {
-    COMPILED.iter().find(|c| c.in_mount && c.regex.is_match(rest))
+/// The route of a path relative to a mount of type `mount_type`.
+pub(crate) fn find_in_mount(mount_type: &str, rest: &str) -> Option<&'static Compiled> {
+    COMPILED.iter().find(|c| c.mount_type == Some(mount_type) && c.regex.is_match(rest))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::fields::RequestData;
 use crate::request::Operation::{Delete as D, List as L, Read as R, Update as U};
 
 /// The full path of a row's OpenAPI path, with each placeholder filled in.
-fn example(template: &str, in_mount: bool) -> (String, Option<String>) {
+fn example(template: &str, mount_type: Option<&str>) -> (String, Option<String>) {
     let mut filled = String::new();
     for (i, part) in template.split('{').enumerate() {
         match part.split_once('}') {
@@ -19,7 +19,26 @@ fn example(template: &str, in_mount: bool) -> (String, Option<String>) {
             _ => filled.push_str(part),
         }
     }
-    if in_mount { (format!("aws/{filled}"), Some(filled)) } else { (filled, None) }
+    match mount_type {
+        Some(kind) => (format!("{kind}/{filled}"), Some(filled)),
+        None => (filled, None),
+    }
+}
+
+/// The route of a full path, with the default mount paths of each mount type.
+fn locate(path: &str) -> Option<&'static Compiled> {
+    let mounts = [
+        ("aws/", "aws"),
+        ("auth/approle/", "approle"),
+        ("auth/jwt/", "jwt"),
+        ("auth/kubernetes/", "kubernetes"),
+    ];
+    for (prefix, kind) in mounts {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return find_in_mount(kind, rest);
+        }
+    }
+    find(path)
 }
 
 #[test]
@@ -28,8 +47,12 @@ fn every_row_is_reached_by_its_own_paths() {
     for compiled in COMPILED.iter() {
         assert!(!compiled.route.ops.is_empty(), "{}: no operation", compiled.route.pattern);
         for template in compiled.route.paths {
-            let (path, rest) = example(template, compiled.in_mount);
-            let found = find(&path, rest.as_deref()).unwrap_or_else(|| panic!("{path}: no route"));
+            let (path, rest) = example(template, compiled.mount_type);
+            let found = match (compiled.mount_type, rest.as_deref()) {
+                (Some(kind), Some(rest)) => find_in_mount(kind, rest),
+                _ => find(&path),
+            };
+            let found = found.unwrap_or_else(|| panic!("{path}: no route"));
             assert_eq!(found.route.pattern, compiled.route.pattern, "{path} is shadowed by another row");
         }
     }
@@ -70,8 +93,7 @@ fn vaults_root_paths_need_sudo() {
     ];
     for (expected, cases) in [(true, &sudo[..]), (false, &plain[..])] {
         for (op, path) in cases {
-            let rest = path.strip_prefix("aws/");
-            let found = find(path, rest).unwrap_or_else(|| panic!("{path}: no route"));
+            let found = locate(path).unwrap_or_else(|| panic!("{path}: no route"));
             assert_eq!(found.route.needs_sudo(*op), expected, "{op:?} {path}");
         }
     }
@@ -93,7 +115,7 @@ fn rows_are_where_vault_puts_them() {
         ("aws/sts/deploy", "(creds|sts)/NAME"),
     ];
     for (path, pattern) in cases {
-        let found = find(path, path.strip_prefix("aws/")).unwrap_or_else(|| panic!("{path}: no route"));
+        let found = locate(path).unwrap_or_else(|| panic!("{path}: no route"));
         assert_eq!(found.route.pattern, pattern, "{path}");
     }
     let unauthenticated: Vec<&str> =
@@ -113,16 +135,16 @@ fn rows_are_where_vault_puts_them() {
 
 #[test]
 fn names_match_vaults_pattern() {
-    let creds = find("aws/creds/team@prod", Some("creds/team@prod")).unwrap();
+    let creds = find_in_mount("aws", "creds/team@prod").unwrap();
     assert_eq!(creds.route.pattern, "(creds|sts)/NAME");
     assert_eq!(creds.name("creds/team@prod"), Some("team@prod"));
     for ok in ["deploy", "a", "team.deploy@prod", "ci-role_1"] {
-        assert!(find_in_mount(&format!("roles/{ok}")).is_some(), "{ok}");
+        assert!(find_in_mount("aws", &format!("roles/{ok}")).is_some(), "{ok}");
     }
     for bad in ["-x", "x-", "a/b", "a b"] {
-        assert!(find_in_mount(&format!("roles/{bad}")).is_none(), "{bad}");
+        assert!(find_in_mount("aws", &format!("roles/{bad}")).is_none(), "{bad}");
     }
-    assert!(find("aws/nothing/here", Some("nothing/here")).is_none());
+    assert!(find_in_mount("aws", "nothing/here").is_none());
     // Mount paths never try the root patterns.
     assert!(find_root("aws/creds/deploy").is_none() && find_root("sys/mounts").is_some());
 }
@@ -159,7 +181,7 @@ fn defaults_coerce_as_their_kind_and_names_are_unique() {
 fn typed_writes_declare_exactly_their_input_fields() {
     use std::collections::BTreeSet;
     let declared = |rest: &str, apart: &[&str]| -> BTreeSet<String> {
-        let route = find_in_mount(rest).unwrap().route;
+        let route = find_in_mount("aws", rest).unwrap().route;
         route.params.iter().map(|p| p.name.to_string()).filter(|n| !apart.contains(&n.as_str())).collect()
     };
     let fields = |value: serde_json::Value| -> BTreeSet<String> {

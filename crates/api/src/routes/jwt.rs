@@ -1,0 +1,5 @@
+//! JWT/OIDC routes, relative to a JWT mount (`auth/jwt/`).
+
+use super::Route;
+
+pub(crate) const JWT_ROUTES: &[Route] = &[];
