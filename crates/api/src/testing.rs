@@ -44,8 +44,13 @@ impl TestApp {
     /// A server with the `aws/` mount enabled and its `config/root` written (through the API)
     /// with keys the fake AWS accepts; calls are retried at most twice and never paced.
     pub async fn new() -> TestApp {
+        TestApp::with_clock(keymint_common::clock::Clock::system()).await
+    }
+
+    /// [`TestApp::new`] on `clock` (a `ManualTime`'s, to move time in a test).
+    pub async fn with_clock(clock: keymint_common::clock::Clock) -> TestApp {
         let db = TestDb::new(false).await;
-        let store = db.open(KeySource::DevStored).await.unwrap();
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(clock);
         let fake = FakeAws::default();
         fake.put_user(ROOT_USER, User { path: "/".into(), ..User::default() }, store.clock().now());
         fake.put_key(ROOT_USER, ROOT_KEY, ROOT_SECRET);
@@ -71,7 +76,23 @@ impl TestApp {
 
     /// `method` on `/v1/<path>` with `token` and a JSON `body`.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        self.call_from(None, method, path, token, body).await
+    }
+
+    /// [`TestApp::call`] from the address `remote` (as the listener would tell it).
+    pub async fn call_from(
+        &self,
+        remote: Option<std::net::IpAddr>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(format!("/v1/{path}"));
+        if let Some(ip) = remote {
+            let peer = crate::tls::Peer(std::net::SocketAddr::new(ip, 40000));
+            request = request.extension(axum::extract::ConnectInfo(peer));
+        }
         if let Some(token) = token {
             request = request.header("x-vault-token", token);
         }

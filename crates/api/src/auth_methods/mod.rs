@@ -10,6 +10,8 @@ pub(crate) mod approle;
 pub(crate) mod jwt;
 pub(crate) mod kubernetes;
 pub(crate) mod mounts;
+#[cfg(test)]
+mod tests;
 
 use keymint_auth::login::{Grant, Issued, RenewLimits};
 use keymint_auth::token_fields::{LEGACY_NAMES, TokenFields};
