@@ -135,12 +135,14 @@ async fn an_approle_login_issues_a_token_of_the_role() {
     assert!(renewed.body["auth"]["lease_duration"].as_i64().unwrap() <= 3600);
 
     // The secret id itself is nowhere in the database: only its keyed hash.
-    let mount = keymint_store::mounts::get_by_path(app.state.store().pool(), "auth/approle/").await.unwrap().unwrap();
+    let mount =
+        keymint_store::mounts::get_by_path(app.state.store().pool(), "auth/approle/").await.unwrap().unwrap();
     let accessor = sid["secret_id_accessor"].as_str().unwrap();
-    let row = keymint_store::auth_methods::secret_id_by_accessor(app.state.store().pool(), &mount.id, accessor)
-        .await
-        .unwrap()
-        .unwrap();
+    let row =
+        keymint_store::auth_methods::secret_id_by_accessor(app.state.store().pool(), &mount.id, accessor)
+            .await
+            .unwrap()
+            .unwrap();
     let secret = sid["secret_id"].as_str().unwrap();
     assert!(!row.hash.contains(secret) && !row.body.contains(secret), "{row:?}");
 }

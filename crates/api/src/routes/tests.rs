@@ -118,11 +118,8 @@ fn rows_are_where_vault_puts_them() {
         let found = locate(path).unwrap_or_else(|| panic!("{path}: no route"));
         assert_eq!(found.route.pattern, pattern, "{path}");
     }
-    let unauthenticated: Vec<&str> = COMPILED
-        .iter()
-        .filter(|c| c.route.unauthenticated && !c.in_mount)
-        .map(|c| c.route.pattern)
-        .collect();
+    let unauthenticated: Vec<&str> =
+        COMPILED.iter().filter(|c| c.route.unauthenticated && !c.in_mount).map(|c| c.route.pattern).collect();
     assert_eq!(unauthenticated, ["sys/health", "sys/seal-status", "sys/leader", "sys/init"]);
     // In mounts, only the auth methods' logins need no token.
     for c in COMPILED.iter().filter(|c| c.route.unauthenticated && c.in_mount) {
