@@ -8,6 +8,8 @@
 
 pub(crate) mod approle;
 pub(crate) mod jwt;
+#[cfg(test)]
+mod jwt_tests;
 pub(crate) mod kubernetes;
 pub(crate) mod mounts;
 #[cfg(test)]
