@@ -52,7 +52,7 @@ echo "    ok"
 step "kubernetes-validate --strict (Kubernetes 1.30 and 1.37) on deploy/kubernetes"
 # kustomization.yaml is kustomize's, not the API's: scripts/check_deploy.py checks it.
 manifests=()
-for f in deploy/kubernetes/*.yaml; do
+for f in deploy/kubernetes/*.yaml deploy/kubernetes/examples/*.yaml; do
   [ "$(basename "$f")" = kustomization.yaml ] || manifests+=("$f")
 done
 # A resource with no schema (an unknown kind or apiVersion) is only a WARN with exit 0 to
