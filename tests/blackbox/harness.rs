@@ -3,6 +3,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod k8s;
+mod oidc;
+
 use keymint_tests::*;
 
 #[tokio::test]

@@ -5,22 +5,35 @@
 //! and a failing test prints the server output it captured. The suite is meant to be run through
 //! `scripts/test.sh`, which provides moto (`MOTO_SERVER`) and PostgreSQL
 //! (`KEYMINT_TEST_POSTGRES_URL`).
+//!
+//! For the auth methods it also stands in for the identity providers: a local OIDC issuer
+//! ([`Issuer`], with claim builders for GitHub, GitLab and Kubernetes tokens) and a fake
+//! Kubernetes API answering TokenReviews ([`TokenReviewServer`]).
 
 // A test harness fails by panicking: `expect` with a message is the error handling here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod client;
 mod iam;
+mod k8s;
 mod keymint;
 mod moto;
+mod oidc;
 mod process;
 mod proxy;
+mod serve;
 mod storage;
 
 pub use client::{Auth, Client, Resp};
 pub use iam::IamUser;
+pub use k8s::{RecordedReview, TokenReviewServer};
 pub use keymint::{Keymint, ROOT_TOKEN, dev_server_command, keymint_binary};
 pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto, aws_cli, python};
+pub use oidc::claims::{
+    DEFAULT_LIFETIME_SECS, github_claims, gitlab_claims, kubernetes_claims, unix_now,
+    with_github_environment, with_times, without_claims,
+};
+pub use oidc::{Alg, Issuer, decode_json};
 pub use process::{
     ADDRESS_MARKER, OutputLog, STARTUP_DEADLINE, announced_address, each_line, eventually, free_port,
     local_http, poll, workspace_root,
