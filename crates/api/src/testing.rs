@@ -44,8 +44,13 @@ impl TestApp {
     /// A server with the `aws/` mount enabled and its `config/root` written (through the API)
     /// with keys the fake AWS accepts; calls are retried at most twice and never paced.
     pub async fn new() -> TestApp {
+        TestApp::with_clock(keymint_common::clock::Clock::system()).await
+    }
+
+    /// [`TestApp::new`] reading "now" from `clock` (a test's `ManualTime`).
+    pub async fn with_clock(clock: keymint_common::clock::Clock) -> TestApp {
         let db = TestDb::new(false).await;
-        let store = db.open(KeySource::DevStored).await.unwrap();
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(clock);
         let fake = FakeAws::default();
         fake.put_user(ROOT_USER, User { path: "/".into(), ..User::default() }, store.clock().now());
         fake.put_key(ROOT_USER, ROOT_KEY, ROOT_SECRET);
@@ -71,7 +76,22 @@ impl TestApp {
 
     /// `method` on `/v1/<path>` with `token` and a JSON `body`.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// [`TestApp::call`] with extra request headers (`X-Vault-Wrap-TTL`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(format!("/v1/{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.header("x-vault-token", token);
         }
