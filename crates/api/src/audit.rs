@@ -313,6 +313,15 @@ pub fn response_record(
             if !reply.warnings.is_empty() {
                 response.insert("warnings".into(), json!(reply.warnings));
             }
+            if let Some(wrap_info) = &reply.wrap_info {
+                let mut wrap_info = wrap_info.clone();
+                for key in ["token", "accessor", "wrapped_accessor"] {
+                    if let Some(v) = wrap_info.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                        wrap_info[key] = json!(broker.hash(v));
+                    }
+                }
+                response.insert("wrap_info".into(), wrap_info);
+            }
             (Value::Object(response), String::new())
         }
         Err(e) => (json!({}), e.to_string()),

@@ -22,6 +22,8 @@ pub struct Reply {
     pub auth: Option<Value>,
     /// The whole body instead of the envelope (Vault's raw responses: the OpenAPI document).
     pub raw: Option<Value>,
+    /// Vault's `wrap_info`: the response went into a wrapping token (see [`crate::wrapping`]).
+    pub wrap_info: Option<Value>,
 }
 
 impl Reply {
@@ -47,6 +49,12 @@ impl Reply {
         if let Some(raw) = self.raw {
             return (self.status.unwrap_or(StatusCode::OK), axum::Json(raw)).into_response();
         }
+        let status = self.status.unwrap_or(StatusCode::OK);
+        (status, axum::Json(self.body(mount_type, request_id))).into_response()
+    }
+
+    /// The envelope as JSON (what [`Reply::render`] writes for a reply with a body).
+    pub fn body(self, mount_type: &str, request_id: &str) -> Value {
         let mut body = Map::new();
         if let Some(extra) = self.top_level {
             body.extend(extra);
@@ -56,13 +64,13 @@ impl Reply {
         body.insert("renewable".into(), json!(self.renewable));
         body.insert("lease_duration".into(), json!(self.lease_duration));
         body.insert("data".into(), self.data.unwrap_or(Value::Null));
-        body.insert("wrap_info".into(), Value::Null);
+        body.insert("wrap_info".into(), self.wrap_info.unwrap_or(Value::Null));
         body.insert(
             "warnings".into(),
             if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) },
         );
         body.insert("auth".into(), self.auth.unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(mount_type));
-        (self.status.unwrap_or(StatusCode::OK), axum::Json(Value::Object(body))).into_response()
+        Value::Object(body)
     }
 }

@@ -29,6 +29,7 @@ mod tests;
 pub mod tls;
 mod token_roles;
 mod tokens;
+mod wrapping;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -67,8 +67,8 @@ async fn one_policy(state: &AppState, req: &LogicalRequest, name: &str, legacy: 
             Ok(reply)
         }
         Operation::Update => {
-            if name == ROOT_POLICY {
-                return Err(ApiError::BadRequest("cannot update \"root\" policy".into()));
+            if name == ROOT_POLICY || name == keymint_auth::RESPONSE_WRAPPING_POLICY_NAME {
+                return Err(ApiError::BadRequest(format!("cannot update {name:?} policy")));
             }
             let mut warnings = Vec::new();
             let mut text = req.fields().string("policy")?.unwrap_or_default();

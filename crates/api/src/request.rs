@@ -40,6 +40,8 @@ pub struct LogicalRequest {
     pub remote: Option<std::net::IpAddr>,
     /// The route serving the request, once resolved: its schema types the fields.
     pub route: Option<&'static crate::routes::Route>,
+    /// The wrap TTL asked for with `X-Vault-Wrap-TTL`, seconds (see [`crate::wrapping`]).
+    pub wrap_ttl: Option<u64>,
 }
 
 impl LogicalRequest {
@@ -110,7 +112,8 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
-    Ok(LogicalRequest { op, path, data, token: token_of(headers), remote: None, route: None })
+    let wrap_ttl = crate::wrapping::requested_ttl(headers)?;
+    Ok(LogicalRequest { op, path, data, token: token_of(headers), remote: None, route: None, wrap_ttl })
 }
 
 /// The single entry point of `/v1/*`: every request gets an id (in its log span, its audit
@@ -209,6 +212,8 @@ async fn answer(
     let devices = state.audit().snapshot();
     let audited = !unaudited && !devices.is_empty();
     let token = req.token.clone();
+    // The path a wrapped response was created at, kept for after the request is run.
+    let wrapping = req.wrap_ttl.map(|ttl| (ttl, req.path.clone()));
     let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
     let identity = authenticated.as_ref().ok().and_then(Option::as_ref);
     let caller = audit::Caller { token: token.as_deref(), identity, remote };
@@ -241,12 +246,22 @@ async fn answer(
             *mounts = table;
             outcome
         }
+        Err(_) if crate::wrapping::unwrap_by_own_token(&req) => Err(crate::wrapping::invalid_token()),
         Err(e) => Err(match e {
             ApiError::PermissionDenied => ApiError::PermissionDenied,
             // Already logged where it was made; its text is safe to show.
             ApiError::Internal { public } => ApiError::Internal { public: public.clone() },
             other => ApiError::hidden(other),
         }),
+    };
+    // Wrapped before the response is audited: the audit shows the wrap_info, not the response.
+    let outcome = match (outcome, wrapping) {
+        (Ok(Answer::Reply(reply, mount_type)), Some((ttl, path))) => {
+            crate::wrapping::wrap(&state, *reply, &mount_type, &path, ttl, request_id)
+                .await
+                .map(|wrapped| Answer::Reply(Box::new(wrapped), mount_type))
+        }
+        (outcome, _) => outcome,
     };
     if audited {
         let empty = Reply::default();

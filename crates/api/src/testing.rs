@@ -76,7 +76,19 @@ impl TestApp {
 
     /// `method` on `/v1/<path>` with `token` and a JSON `body`.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        self.call_from(None, method, path, token, body).await
+        self.send(None, method, path, token, body, &[]).await
+    }
+
+    /// [`TestApp::call`] with extra request headers (`X-Vault-Wrap-TTL`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.send(None, method, path, token, body, headers).await
     }
 
     /// [`TestApp::call`] from the address `remote` (as the listener would tell it).
@@ -88,10 +100,25 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        self.send(remote, method, path, token, body, &[]).await
+    }
+
+    async fn send(
+        &self,
+        remote: Option<std::net::IpAddr>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(format!("/v1/{path}"));
         if let Some(ip) = remote {
             let peer = crate::tls::Peer(std::net::SocketAddr::new(ip, 40000));
             request = request.extension(axum::extract::ConnectInfo(peer));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(token) = token {
             request = request.header("x-vault-token", token);

@@ -113,3 +113,5 @@ async fn unrouted_paths_and_operations_answer_as_vault_does() {
     let wrong_op = app.root("DELETE", "aws/creds/deploy", None).await;
     assert_eq!(wrong_op.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+mod wrapping;

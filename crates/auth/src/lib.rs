@@ -176,8 +176,14 @@ pub async fn acl_for(store: &Store, names: &[String]) -> Result<policy::Acl, Aut
     }
     let mut policies = Vec::with_capacity(names.len());
     for name in names {
-        let text = match tokens::get_policy(store.pool(), name).await? {
+        // The response-wrapping policy is built in and cannot be written over, as in Vault.
+        let stored = match name.as_str() {
+            RESPONSE_WRAPPING_POLICY_NAME => None,
+            _ => tokens::get_policy(store.pool(), name).await?,
+        };
+        let text = match stored {
             Some(row) => row.body,
+            None if name == RESPONSE_WRAPPING_POLICY_NAME => policy::RESPONSE_WRAPPING_POLICY.to_string(),
             None if name == DEFAULT_POLICY_NAME => policy::DEFAULT_POLICY.to_string(),
             None => continue,
         };
@@ -192,6 +198,9 @@ pub async fn acl_for(store: &Store, names: &[String]) -> Result<policy::Acl, Aut
 
 /// The policy every token gets unless created with `no_default_policy`.
 pub const DEFAULT_POLICY_NAME: &str = "default";
+
+/// The one policy of response-wrapping tokens (built in: see [`policy::RESPONSE_WRAPPING_POLICY`]).
+pub const RESPONSE_WRAPPING_POLICY_NAME: &str = "response-wrapping";
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,7 @@ pub const TABLES: &[&str] = &[
     "policies",
     "token_roles",
     "tokens",
+    "wrapped_responses",
     "audit_devices",
     "leases",
     "wal_intents",

@@ -17,11 +17,12 @@ pub mod mounts;
 pub mod revocation;
 pub mod rotation;
 pub mod static_roles;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod token_roles;
 pub mod tokens;
 pub mod wal;
+pub mod wrapping;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -13,6 +13,7 @@ mod jwt;
 mod kubernetes;
 mod sys;
 mod token;
+mod wrapping;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +33,7 @@ use self::jwt::JWT_ROUTES;
 use self::kubernetes::KUBERNETES_ROUTES;
 use self::sys::SYS_ROUTES;
 use self::token::TOKEN_ROUTES;
+use self::wrapping::WRAPPING_ROUTES;
 use crate::AppState;
 pub(crate) use crate::dispatch::Call;
 use crate::dispatch::Target;
@@ -46,6 +48,7 @@ pub(crate) const TABLES: &[(&[Route], Option<&str>)] = &[
     (SYS_ROUTES, None),
     (AUTH_SYS_ROUTES, None),
     (TOKEN_ROUTES, None),
+    (WRAPPING_ROUTES, None),
 ];
 
 /// Vault's route names: word characters at both ends, `-`, `.` and `@` inside.

@@ -134,6 +134,28 @@ path "sys/leases/renew" {
 path "sys/leases/lookup" {
     capabilities = ["update"]
 }
+
+# Wrap values in a response-wrapping token, look one up, and unwrap one handed over.
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+"#;
+
+/// The built-in policy of response-wrapping tokens, which cannot be written over: the token can
+/// unwrap its response (presenting itself) or look it up, and nothing else.
+pub const RESPONSE_WRAPPING_POLICY: &str = r#"
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
 "#;
 
 #[cfg(test)]
@@ -202,5 +224,16 @@ mod tests {
         assert_eq!(a.capabilities("auth/token/lookup-self"), ["read"]);
         assert_eq!(a.capabilities("sys/leases/renew"), ["update"]);
         assert_eq!(a.capabilities("aws/creds/x"), ["deny"]);
+        assert_eq!(a.capabilities("sys/wrapping/unwrap"), ["update"]);
+    }
+
+    #[test]
+    fn the_response_wrapping_policy_allows_unwrap_and_lookup_only() {
+        let a = Acl::new(&[parse("response-wrapping", RESPONSE_WRAPPING_POLICY).unwrap()], false);
+        assert_eq!(a.capabilities("sys/wrapping/unwrap"), ["update"]);
+        assert_eq!(a.capabilities("sys/wrapping/lookup"), ["update"]);
+        for path in ["sys/wrapping/rewrap", "sys/wrapping/wrap", "auth/token/lookup-self", "aws/creds/x"] {
+            assert_eq!(a.capabilities(path), ["deny"], "{path}");
+        }
     }
 }
