@@ -73,8 +73,14 @@ pub(crate) async fn wrap(
     if !has_body || reply.status.is_some_and(|s| s != axum::http::StatusCode::OK) {
         return Ok(reply);
     }
-    let wrapped_accessor =
-        reply.auth.as_ref().and_then(|a| a["accessor"].as_str()).unwrap_or_default().to_string();
+    // The accessor of what is wrapped: a token's, or an AppRole secret id's (Vault's).
+    let wrapped_accessor = reply
+        .auth
+        .as_ref()
+        .and_then(|a| a["accessor"].as_str())
+        .or_else(|| reply.data.as_ref().and_then(|d| d["secret_id_accessor"].as_str()))
+        .unwrap_or_default()
+        .to_string();
     let body = reply.body(mount_type, request_id);
     let plain = serde_json::to_vec(&body).map_err(|e| ApiError::hidden(&e))?;
     let new = NewWrapping::build(state, &plain, path, ttl, &wrapped_accessor);
@@ -133,7 +139,12 @@ pub(crate) async fn rewrap(c: &Call) -> ApiResult<Reply> {
     let plain = store.open_sealed(&wrapping::identity(&held.accessor), &old.response).await?;
     let wrapped_accessor = serde_json::from_slice::<Value>(&plain)
         .ok()
-        .and_then(|body| body["auth"]["accessor"].as_str().map(str::to_string))
+        .and_then(|body| {
+            body["auth"]["accessor"]
+                .as_str()
+                .or_else(|| body["data"]["secret_id_accessor"].as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let ttl = u64::try_from(old.ttl).unwrap_or(0);
     let new = NewWrapping::build(&c.state, &plain, &old.creation_path, ttl, &wrapped_accessor);

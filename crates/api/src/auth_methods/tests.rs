@@ -424,3 +424,39 @@ async fn writes_need_capabilities_and_login_needs_none() {
     let logged = app.call("PUT", "auth/approle/login", Some("not-a-token"), Some(body)).await;
     assert_eq!(logged.status, StatusCode::OK, "{:?}", logged.body);
 }
+
+#[tokio::test]
+async fn a_wrapped_secret_id_is_unwrapped_once_by_the_job() {
+    let app = TestApp::new().await;
+    enabled(&app, "approle", "approle").await;
+    approle_role(&app, "jenkins", json!({"secret_id_num_uses": 1})).await;
+    let rid = role_id(&app, "jenkins").await;
+    let wrapped = app
+        .call_with(
+            "POST",
+            "auth/approle/role/jenkins/secret-id",
+            Some(ROOT_TOKEN),
+            None,
+            &[("X-Vault-Wrap-TTL", "60s")],
+        )
+        .await;
+    assert_eq!(wrapped.status, StatusCode::OK, "{:?}", wrapped.body);
+    assert!(wrapped.body["data"].is_null(), "the secret id is not in the answer");
+    let info = &wrapped.body["wrap_info"];
+    assert_eq!(info["creation_path"], "auth/approle/role/jenkins/secret-id");
+    let listed = app.root("LIST", "auth/approle/role/jenkins/secret-id", None).await;
+    assert_eq!(
+        listed.body["data"]["keys"],
+        json!([info["wrapped_accessor"]]),
+        "wrapped_accessor names the secret id"
+    );
+
+    let wrapping_token = info["token"].as_str().unwrap();
+    let unwrapped = app.call("POST", "sys/wrapping/unwrap", Some(wrapping_token), None).await;
+    assert_eq!(unwrapped.status, StatusCode::OK, "{:?}", unwrapped.body);
+    let secret = unwrapped.body["data"]["secret_id"].as_str().unwrap();
+    let again = app.call("POST", "sys/wrapping/unwrap", Some(wrapping_token), None).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "an unwrap happens once");
+    assert_eq!(login(&app, &rid, secret).await.status, StatusCode::OK);
+    assert_eq!(login(&app, &rid, secret).await.status, StatusCode::BAD_REQUEST, "single use");
+}
