@@ -77,6 +77,8 @@ struct Inner {
     mounts: Cache<(), Arc<Vec<MountRow>>>,
     /// ACLs by the list of policy names they are made of.
     acls: Cache<Vec<String>, Arc<Acl>>,
+    /// The least time between two fetches of one JWT issuer's keys.
+    jwks_refetch_interval: Duration,
 }
 
 impl AppState {
@@ -113,6 +115,7 @@ impl AppState {
                 audit,
                 mounts: Cache::new(1),
                 acls: Cache::new(10_000),
+                jwks_refetch_interval: keymint_login::jwt::DEFAULT_REFETCH_INTERVAL,
             }),
         }
     }
@@ -172,6 +175,22 @@ impl AppState {
             // Shared already: keep it as it is (only ever called right after construction).
             Err(inner) => AppState { inner },
         }
+    }
+
+    /// Fetches a JWT issuer's keys at most once per `interval` (an unknown key in a token asks
+    /// for a fetch). Call before serving.
+    pub fn with_jwks_refetch_interval(self, interval: Duration) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.jwks_refetch_interval = interval;
+                AppState { inner: Arc::new(inner) }
+            }
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    pub(crate) fn jwks_refetch_interval(&self) -> Duration {
+        self.inner.jwks_refetch_interval
     }
 
     /// Opens the audit devices; a configured device that cannot be opened is an error.

@@ -148,6 +148,10 @@ struct ServerArgs {
     /// Revocations one replica runs at once (overrides `[leases] revocation_concurrency`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     revocation_concurrency: Option<u16>,
+    /// The least time between two fetches of a JWT issuer's keys (overrides `[auth]
+    /// jwks_refetch_interval`), e.g. `1m`.
+    #[arg(long, value_parser = config::parse_duration)]
+    jwks_refetch_interval: Option<Duration>,
     /// Production mode: the TOML config file (see config/keymint.example.toml).
     #[arg(long, conflicts_with = "dev", required_unless_present_any = ["dev", "check_config"])]
     config: Option<PathBuf>,
@@ -218,6 +222,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     // Keeps a dev server's throwaway database alive until the process ends.
     let mut _scratch: Option<tempfile::TempDir> = None;
     let timing;
+    let jwks_refetch_interval;
     let mut audit_file: Option<String> = None;
     let mut tls_files: Option<config::TlsFiles> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
@@ -233,6 +238,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         let token = args.dev_root_token_id.unwrap_or_else(keymint_auth::generate_token);
         // Dev mode has no config file; its flag problems stop the start as they always have.
         timing = flags.over_defaults().map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+        jwks_refetch_interval = args.jwks_refetch_interval.unwrap_or(config::JWKS_REFETCH_INTERVAL);
         (
             args.dev_listen_address,
             StoreOptions::new(url),
@@ -246,6 +252,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         let options =
             StoreOptions { url: cfg.storage_url.as_str().to_string(), max_connections: cfg.max_connections };
         timing = cfg.leases;
+        jwks_refetch_interval = args.jwks_refetch_interval.unwrap_or(cfg.jwks_refetch_interval);
         audit_file = cfg.audit_file.clone();
         tls_files = cfg.tls.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
@@ -260,7 +267,8 @@ async fn server(args: ServerArgs) -> Result<()> {
         ..Default::default()
     };
     let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window)
-        .with_audit_file(audit_file);
+        .with_audit_file(audit_file)
+        .with_jwks_refetch_interval(jwks_refetch_interval.max(Duration::from_secs(1)));
     state.start_audit().await.map_err(|e| anyhow::anyhow!("audit: {e}"))?;
     let now = chrono_now_ms();
     let mut stdout = std::io::stdout().lock();

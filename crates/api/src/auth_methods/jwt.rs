@@ -69,9 +69,10 @@ pub(crate) struct Role {
     pub max_age: i64,
 }
 
-/// Key sets by mount, each with the config version it was built from.
+/// Key sets by mount, each with the config version it was built from. One per process: a
+/// mount id is unique to its mount, and a config write gives a new version.
 #[derive(Default)]
-pub(crate) struct KeyCache {
+struct KeyCache {
     sets: Mutex<HashMap<String, (i64, Arc<KeySet>)>>,
 }
 
@@ -338,7 +339,12 @@ async fn write_role(c: &Call, mount: &MountRow, name: &str, mut role: Role) -> A
 
 /// The mount's key set: cached for its config version, built (and for a discovery URL,
 /// discovered) otherwise.
-async fn key_set(mount: &MountRow, config: &Config, version: i64) -> Result<Arc<KeySet>, String> {
+async fn key_set(
+    mount: &MountRow,
+    config: &Config,
+    version: i64,
+    refetch: std::time::Duration,
+) -> Result<Arc<KeySet>, String> {
     if let Ok(sets) = cache().sets.lock()
         && let Some((v, set)) = sets.get(&mount.id)
         && *v == version
@@ -361,7 +367,7 @@ async fn key_set(mount: &MountRow, config: &Config, version: i64) -> Result<Arc<
     } else {
         let client = jwt::http_client(Some(&config.oidc_discovery_ca_pem)).map_err(|e| e.to_string())?;
         let jwks_uri = jwt::discover(&client, &config.oidc_discovery_url).await.map_err(|e| e.to_string())?;
-        KeySet::Remote(Arc::new(RemoteKeySet::new(client, jwks_uri, jwt::DEFAULT_REFETCH_INTERVAL)))
+        KeySet::Remote(Arc::new(RemoteKeySet::new(client, jwks_uri, refetch)))
     };
     let set = Arc::new(set);
     if let Ok(mut sets) = cache().sets.lock() {
@@ -396,7 +402,7 @@ pub(crate) async fn login(c: &Call) -> ApiResult<Reply> {
     if !keymint_auth::cidr::allows(&role.tokens.token_bound_cidrs, c.req.remote) {
         return Err(ApiError::Denied("permission denied".into()));
     }
-    let keys = key_set(mount, &config, entry.updated_at)
+    let keys = key_set(mount, &config, entry.updated_at, c.state.jwks_refetch_interval())
         .await
         .map_err(|e| bad(format!("error configuring token validator: {e}")))?;
     let claims = verify(&keys, &config, &role, token.trim(), c.state.now().timestamp()).await?;

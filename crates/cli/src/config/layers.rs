@@ -32,6 +32,7 @@ pub struct Settings {
     pub log: Log,
     pub leases: Leases,
     pub audit: Audit,
+    pub auth: Auth,
 }
 
 /// `[listener]`: where to listen, and with which certificate.
@@ -86,8 +87,15 @@ pub struct Audit {
     pub file_path: Option<Text>,
 }
 
+/// `[auth]`: the auth methods.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub jwks_refetch_interval: Option<GoDuration>,
+}
+
 /// Each section with its keys, as the structs above declare them.
-pub fn sections() -> [(&'static str, &'static [&'static str]); 6] {
+pub fn sections() -> [(&'static str, &'static [&'static str]); 7] {
     [
         ("listener", keys::<Listener>()),
         ("storage", keys::<Storage>()),
@@ -95,6 +103,7 @@ pub fn sections() -> [(&'static str, &'static [&'static str]); 6] {
         ("log", keys::<Log>()),
         ("leases", keys::<Leases>()),
         ("audit", keys::<Audit>()),
+        ("auth", keys::<Auth>()),
     ]
 }
 

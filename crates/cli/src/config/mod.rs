@@ -35,7 +35,13 @@ pub struct Config {
     pub audit_file: Option<String>,
     /// TLS certificate chain and private key (PEM files); `None` only with `tls_disable`.
     pub tls: Option<TlsFiles>,
+    /// `[auth] jwks_refetch_interval`: the least time between two fetches of one JWT issuer's
+    /// keys.
+    pub jwks_refetch_interval: Duration,
 }
+
+/// The default of `[auth] jwks_refetch_interval`.
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -148,6 +154,10 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
     let leases = leases(&settings.leases, flags, &mut problems);
 
     let audit_file = settings.audit.file_path.map(|t| t.0).filter(|p| !p.is_empty());
+    let jwks_refetch_interval = settings.auth.jwks_refetch_interval.map_or(JWKS_REFETCH_INTERVAL, |d| d.0);
+    if jwks_refetch_interval < Duration::from_secs(1) {
+        problems.push("auth.jwks_refetch_interval must be at least 1s".into());
+    }
 
     // Plain HTTP only when asked for: a secrets server answers with secrets.
     let tls_disable = settings.listener.tls_disable.is_some_and(|s| s.0);
@@ -171,9 +181,17 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
     };
 
     match (storage_url, seal_key) {
-        (Some(storage_url), Some(seal_key)) if problems.is_empty() => {
-            Ok(Config { listen, storage_url, max_connections, seal_key, log, leases, audit_file, tls })
-        }
+        (Some(storage_url), Some(seal_key)) if problems.is_empty() => Ok(Config {
+            listen,
+            storage_url,
+            max_connections,
+            seal_key,
+            log,
+            leases,
+            audit_file,
+            tls,
+            jwks_refetch_interval,
+        }),
         _ => Err(problems),
     }
 }

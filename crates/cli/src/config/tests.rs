@@ -302,3 +302,14 @@ fn invalid_toml_is_one_problem() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].starts_with("invalid TOML: "), "{errors:?}");
 }
+
+#[test]
+fn the_jwks_refetch_interval_has_a_floor() {
+    let cfg =
+        parse(&format!("{BASE}[auth]\njwks_refetch_interval = \"5m\"\n"), &with_key(), &no_flags()).unwrap();
+    assert_eq!(cfg.jwks_refetch_interval, Duration::from_secs(300));
+    let default = parse(BASE, &with_key(), &no_flags()).unwrap();
+    assert_eq!(default.jwks_refetch_interval, JWKS_REFETCH_INTERVAL);
+    let errors = problems(&format!("{BASE}[auth]\njwks_refetch_interval = \"0s\"\n"), &with_key());
+    assert!(errors.contains("auth.jwks_refetch_interval must be at least 1s"), "{errors}");
+}
