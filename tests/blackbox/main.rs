@@ -8,6 +8,9 @@
 
 mod agent;
 mod audit;
+mod auth_approle;
+mod auth_jwt;
+mod auth_kubernetes;
 mod authorization;
 mod aws_faults;
 mod cli;
