@@ -37,6 +37,12 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
     km.put("sys/policies/acl/existing", json!({"policy": "path \"x\" {\n capabilities = [\"read\"]\n}\n"}))
         .await
         .expect(204);
+    km.put("sys/auth/approle", json!({"type": "approle"})).await.expect(204);
+    km.put("sys/auth/jwt", json!({"type": "jwt"})).await.expect(204);
+    km.put("sys/auth/kubernetes", json!({"type": "kubernetes"})).await.expect(204);
+    km.post("auth/approle/role/ci", json!({"token_policies": "default"})).await.expect(204);
+    let issuer = Issuer::start().await;
+    let pems = issuer.public_pems();
 
     let cases = vec![
         case("GET", "aws/config/root", r#"path "aws/config/root" { capabilities = ["read"] }"#, 200),
@@ -182,6 +188,78 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
             short: Some(r#"path "sys/audit" { capabilities = ["read"] }"#),
             ..case("GET", "sys/audit", r#"path "sys/audit" { capabilities = ["read", "sudo"] }"#, 200)
         },
+        // Auth methods: enabling and reading one is a root path, as in Vault.
+        case("GET", "sys/auth", r#"path "sys/auth" { capabilities = ["read"] }"#, 200),
+        Case {
+            body: json!({"type": "approle"}),
+            short: Some(r#"path "sys/auth/*" { capabilities = ["update"] }"#),
+            ..case(
+                "POST",
+                "sys/auth/approle2",
+                r#"path "sys/auth/*" { capabilities = ["update", "sudo"] }"#,
+                204,
+            )
+        },
+        Case {
+            short: Some(r#"path "sys/auth/*" { capabilities = ["read"] }"#),
+            ..case("GET", "sys/auth/approle", r#"path "sys/auth/*" { capabilities = ["read", "sudo"] }"#, 200)
+        },
+        Case {
+            body: json!({"default_lease_ttl": "1h"}),
+            ..case(
+                "POST",
+                "sys/auth/approle/tune",
+                r#"path "sys/auth/approle/tune" { capabilities = ["update"] }"#,
+                204,
+            )
+        },
+        // Role writes have Vault's existence check: a new role needs `create`.
+        Case {
+            body: json!({"token_policies": "default"}),
+            short: Some(r#"path "auth/approle/role/*" { capabilities = ["update"] }"#),
+            ..case(
+                "POST",
+                "auth/approle/role/new",
+                r#"path "auth/approle/role/*" { capabilities = ["create"] }"#,
+                204,
+            )
+        },
+        Case {
+            body: json!({"token_ttl": "5m"}),
+            short: Some(r#"path "auth/approle/role/*" { capabilities = ["create"] }"#),
+            ..case(
+                "POST",
+                "auth/approle/role/ci",
+                r#"path "auth/approle/role/*" { capabilities = ["update"] }"#,
+                204,
+            )
+        },
+        case(
+            "GET",
+            "auth/approle/role/ci/role-id",
+            r#"path "auth/approle/role/+/role-id" { capabilities = ["read"] }"#,
+            200,
+        ),
+        case(
+            "POST",
+            "auth/approle/role/ci/secret-id",
+            r#"path "auth/approle/role/+/secret-id" { capabilities = ["update"] }"#,
+            200,
+        ),
+        Case {
+            body: json!({"jwt_validation_pubkeys": pems.clone()}),
+            short: Some(r#"path "auth/jwt/config" { capabilities = ["read"] }"#),
+            ..case("POST", "auth/jwt/config", r#"path "auth/jwt/config" { capabilities = ["update"] }"#, 204)
+        },
+        Case {
+            body: json!({"kubernetes_host": "https://127.0.0.1:1"}),
+            ..case(
+                "POST",
+                "auth/kubernetes/config",
+                r#"path "auth/kubernetes/config" { capabilities = ["update"] }"#,
+                204,
+            )
+        },
     ];
 
     for (i, c) in cases.into_iter().enumerate() {
@@ -199,6 +277,22 @@ async fn every_endpoint_checks_its_capability(backend: Backend) {
         let resp = send(&km.with_token(&token), c.method, c.path, &c.body).await;
         assert_eq!(resp.status, c.status, "{what} with {:?}: {resp}", c.grant);
     }
+
+    // A login needs no capability, nor any token at all.
+    let rid = km.get("auth/approle/role/ci/role-id").await.expect(200).data()["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sid = km.post("auth/approle/role/ci/secret-id", json!({})).await.expect(200).data()["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let none = mint_token(km, 999, "none", None).await;
+    km.with_token(&none)
+        .post("auth/approle/login", json!({"role_id": rid, "secret_id": sid}))
+        .await
+        .expect(200);
+    km.anonymous().post("auth/approle/login", json!({"role_id": rid, "secret_id": sid})).await.expect(200);
 }
 
 /// A token holding only a policy made of `rule` (one-line HCL blocks are spread over lines,
