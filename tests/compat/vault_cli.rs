@@ -3,6 +3,7 @@
 //! (see `go_client`), and checks the answers for what the CLI relies on when it parses and
 //! prints them.
 
+mod auth;
 mod go_client;
 
 pub(crate) use go_client::{

@@ -21,16 +21,23 @@ pub(crate) struct Cli {
     /// Sends nothing by itself: the token goes in the headers below, as Go sends it.
     client: Client,
     token: Option<String>,
+    /// `-wrap-ttl`: sent as `X-Vault-Wrap-TTL`.
+    wrap_ttl: Option<String>,
 }
 
 impl Cli {
     /// `VAULT_ADDR` at `km`, `VAULT_TOKEN=root`.
     pub(crate) fn new(km: &Keymint) -> Cli {
-        Cli { client: km.anonymous(), token: Some(ROOT_TOKEN.to_owned()) }
+        Cli { client: km.anonymous(), token: Some(ROOT_TOKEN.to_owned()), wrap_ttl: None }
     }
 
     pub(crate) fn with_token(&self, token: &str) -> Cli {
         Cli { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    /// `-wrap-ttl=<ttl>` on the command.
+    pub(crate) fn with_wrap_ttl(&self, ttl: &str) -> Cli {
+        Cli { wrap_ttl: Some(ttl.to_owned()), ..self.clone() }
     }
 
     /// No `VAULT_TOKEN` and no token file.
@@ -63,6 +70,9 @@ impl Cli {
         ];
         if let Some(token) = &self.token {
             headers.push(("X-Vault-Token", token.as_str()));
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            headers.push(("X-Vault-Wrap-TTL", ttl.as_str()));
         }
         // Go sends `Content-Length: 0` on a PUT or POST without a body; an empty body does that.
         let body = match body {
