@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{load, mount_of, save, secret_of, token_fields};
-use crate::AppState;
 use crate::dispatch::Call;
 use crate::envelope::Reply;
 use crate::error::{ApiError, ApiResult};
@@ -121,21 +120,6 @@ pub(crate) async fn config(c: &Call) -> ApiResult<Reply> {
         }
         _ => Err(ApiError::UnsupportedOperation),
     }
-}
-
-/// `role/<name>`: existence check of a write.
-pub(crate) async fn exists(state: AppState, target: crate::dispatch::Target) -> ApiResult<bool> {
-    let Some(mount) = target.mount.as_ref() else { return Ok(false) };
-    Ok(rows::get(state.store().pool(), &mount.id, ROLE, &target.name().to_lowercase()).await?.is_some())
-}
-
-/// `LIST role`.
-pub(crate) async fn list(c: &Call) -> ApiResult<Reply> {
-    let keys = rows::names(c.state.store().pool(), &mount_of(c)?.id, ROLE).await?;
-    if keys.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Reply::data(json!({ "keys": keys })))
 }
 
 /// `role/<name>`: create or merge-update, read, delete.

@@ -175,6 +175,22 @@ pub(crate) async fn renew_limits(state: &AppState, row: &TokenRow) -> ApiResult<
     }))
 }
 
+/// `role/<name>` of any method: the existence check of a write (role names are lowercased).
+pub(crate) async fn role_exists(state: AppState, target: crate::dispatch::Target) -> ApiResult<bool> {
+    let Some(mount) = target.mount.as_ref() else { return Ok(false) };
+    let name = target.name().to_lowercase();
+    Ok(rows::get(state.store().pool(), &mount.id, rows::ROLE, &name).await?.is_some())
+}
+
+/// `LIST role` of any method: 404 when there are none, as in Vault.
+pub(crate) async fn list_roles(c: &Call) -> ApiResult<Reply> {
+    let keys = rows::names(c.state.store().pool(), &mount_of(c)?.id, rows::ROLE).await?;
+    if keys.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Reply::data(json!({ "keys": keys })))
+}
+
 /// The mount a method's route serves.
 pub(crate) fn mount_of(c: &Call) -> ApiResult<&MountRow> {
     c.target.mount.as_ref().ok_or(ApiError::UnsupportedPath)

@@ -46,7 +46,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
     Route {
         pattern: "role/?$",
         paths: &["role"],
-        ops: &[list(handler!(c => approle::list(&c).await))],
+        ops: &[list(handler!(c => crate::auth_methods::list_roles(&c).await))],
         synopsis: "List the roles.",
         params: &[],
         description: "404 when there are none.",
@@ -60,7 +60,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
             update(handler!(c => approle::role(&c).await)),
             delete(handler!(c => approle::role(&c).await)),
         ],
-        existence: Some(|state, target| Box::pin(approle::exists(state, target))),
+        existence: Some(|state, target| Box::pin(crate::auth_methods::role_exists(state, target))),
         synopsis: "Create, update, read or delete a role.",
         params: ROLE_PARAMS,
         description: "Writes merge: fields left out keep their value. Deleting a role destroys its secret ids.",

@@ -81,7 +81,7 @@ pub(crate) const JWT_ROUTES: &[Route] = &[
     Route {
         pattern: "role/?$",
         paths: &["role"],
-        ops: &[list(handler!(c => jwt::list(&c).await))],
+        ops: &[list(handler!(c => crate::auth_methods::list_roles(&c).await))],
         synopsis: "List the roles.",
         params: &[],
         description: "404 when there are none.",
@@ -95,7 +95,7 @@ pub(crate) const JWT_ROUTES: &[Route] = &[
             update(handler!(c => jwt::role(&c).await)),
             delete(handler!(c => jwt::role(&c).await)),
         ],
-        existence: Some(|state, target| Box::pin(jwt::exists(state, target))),
+        existence: Some(|state, target| Box::pin(crate::auth_methods::role_exists(state, target))),
         synopsis: "Create, update, read or delete a role.",
         params: ROLE_PARAMS,
         description: "Writes merge, except role_type and bound_claims_type, which Vault resets when left out.",

@@ -80,21 +80,6 @@ fn secret_hash(c: &Call, mount: &MountRow, role: &str, secret_id: &str) -> Strin
     c.state.store().hasher().hash(&format!("approle/{}/{role}/{secret_id}", mount.id))
 }
 
-/// `role/<name>`: existence check of a write.
-pub(crate) async fn exists(state: crate::AppState, target: crate::dispatch::Target) -> ApiResult<bool> {
-    let Some(mount) = target.mount.as_ref() else { return Ok(false) };
-    Ok(rows::get(state.store().pool(), &mount.id, ROLE, &target.name().to_lowercase()).await?.is_some())
-}
-
-/// `LIST role`.
-pub(crate) async fn list(c: &Call) -> ApiResult<Reply> {
-    let keys = rows::names(c.state.store().pool(), &mount_of(c)?.id, ROLE).await?;
-    if keys.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Reply::data(json!({ "keys": keys })))
-}
-
 /// `role/<name>`: create or merge-update, read, delete.
 pub(crate) async fn role(c: &Call) -> ApiResult<Reply> {
     let mount = mount_of(c)?;
