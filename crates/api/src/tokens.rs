@@ -343,6 +343,10 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
             }
             Err(e) => warn!(error = %e, "could not look for expired tokens"),
         }
+        // Expired AppRole secret ids are refused at login already; this keeps their table small.
+        if let Err(e) = crate::auth_methods::approle::tidy_expired(&state).await {
+            warn!(error = %e, "could not remove expired secret ids; will retry");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}

@@ -225,7 +225,7 @@ pub(crate) async fn role_id(c: &Call) -> ApiResult<Reply> {
 pub(crate) mod fields;
 mod secret_ids;
 pub(crate) use fields::one_field;
-pub(crate) use secret_ids::{destroy, local_secret_ids, lookup, secret_id, tidy};
+pub(crate) use secret_ids::{destroy, local_secret_ids, lookup, secret_id, tidy, tidy_expired};
 
 /// `login`: `role_id` and `secret_id`.
 pub(crate) async fn login(c: &Call) -> ApiResult<Reply> {
