@@ -2,6 +2,7 @@
 //! library crates. Everything it does is reachable from tests through those crates too.
 
 mod agent;
+mod auto_auth;
 mod client;
 mod commands;
 mod config;
