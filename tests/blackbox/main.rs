@@ -18,6 +18,7 @@ mod creds;
 mod enforcement;
 mod harness;
 mod leases;
+mod login;
 mod logs;
 mod metrics;
 mod openapi;
