@@ -21,6 +21,7 @@ mod creds;
 mod enforcement;
 mod harness;
 mod leases;
+mod login;
 mod logs;
 mod metrics;
 mod openapi;

@@ -7,6 +7,10 @@
 //! Callers never get keys with less than `--min-ttl` left: they wait for the refresh, and
 //! concurrent callers share it. When keymint cannot be reached, still-valid keys keep being
 //! served while the keeper retries with backoff. On SIGTERM the agent revokes what it holds.
+//!
+//! With `--auth-method` the agent logs in itself (see [`crate::auto_auth`]) and holds no
+//! stored token: a lease dies with the token that fetched it, so after each new login every
+//! keeper fetches anew under the new token.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,11 +28,12 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Conn, Env, Exit};
+use crate::auto_auth::{AutoAuth, AutoAuthArgs, Tokens};
+use crate::client::{Answer, Conn, Env, Exit};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  keymint agent --path aws/sts/deploy --listen 127.0.0.1:8100 --auth-token-file /run/agent-token\n  # in the application's environment:\n  AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:8100/creds\n  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/agent-token"
+    after_help = "Example:\n  keymint agent --path aws/sts/deploy --listen 127.0.0.1:8100 --auth-token-file /run/agent-token\n  # in the application's environment:\n  AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:8100/creds\n  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/agent-token\n\nLogging in itself (no stored token):\n  keymint agent --path aws/sts/deploy --auth-token-file /run/agent-token \\\n    --auth-method approle --role-id-file /etc/keymint/role-id --secret-id-file /etc/keymint/secret-id\n  keymint agent --path aws/sts/deploy --auth-token-file /run/agent-token \\\n    --auth-method kubernetes --auth-role deploy"
 )]
 pub struct AgentArgs {
     /// A path to keep credentials for: `aws/sts/ROLE` (served at /creds) or `NAME=aws/sts/ROLE`
@@ -54,6 +59,8 @@ pub struct AgentArgs {
     /// Also write the credentials here, in ~/.aws/credentials format (a profile per name).
     #[arg(long)]
     pub credentials_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AutoAuthArgs,
 }
 
 /// Credentials held for one path.
@@ -79,7 +86,10 @@ struct Slot {
 
 struct Agent {
     conn: Conn,
+    /// The keymint token: the environment's, or auto-auth's current one.
+    tokens: Tokens,
     slots: BTreeMap<String, Arc<Slot>>,
+    /// What callers must send in `Authorization`.
     token: String,
     min_ttl: chrono::Duration,
     refresh_at: f64,
@@ -121,8 +131,28 @@ pub async fn run(env: &Env, args: AgentArgs) -> Result<(), Exit> {
             return Err(Exit::local(format!("two --path share the name {name:?}")));
         }
     }
+    let conn = Conn::new(env, args.address.as_deref())?;
+    let auto = match args.auth.config()? {
+        Some(config) => {
+            let auth = Arc::new(AutoAuth::new(Conn::new(env, args.address.as_deref())?, config));
+            match auth.login().await {
+                Ok(_) => {}
+                // Refused: the role or its secret is wrong, and waiting will not fix it.
+                Err(e) if e.code == 2 => return Err(e),
+                // Unreachable: keep trying in the background, as the keepers do.
+                Err(e) => eprintln!("keymint agent: first login failed, retrying: {}", e.message),
+            }
+            Some(auth)
+        }
+        None => None,
+    };
+    let tokens = match &auto {
+        Some(auth) => Tokens::Auto(auth.clone()),
+        None => Tokens::Fixed(conn.token().map(str::to_owned)),
+    };
     let agent = Arc::new(Agent {
-        conn: Conn::new(env, args.address.as_deref())?,
+        conn,
+        tokens,
         slots,
         token,
         min_ttl: chrono::Duration::seconds(i64::try_from(args.min_ttl).unwrap_or(i64::MAX)),
@@ -135,8 +165,13 @@ pub async fn run(env: &Env, args: AgentArgs) -> Result<(), Exit> {
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::watch_signals(shutdown.clone()));
     let mut keepers = Vec::new();
+    if let Some(auth) = &auto {
+        let (auth, stop) = (auth.clone(), shutdown.clone());
+        keepers.push(tokio::spawn(async move { auth.maintain(stop).await }));
+    }
     for slot in agent.slots.values() {
-        keepers.push(tokio::spawn(keep(agent.clone(), slot.clone(), shutdown.clone())));
+        let logins = auto.as_ref().map(|a| a.logins());
+        keepers.push(tokio::spawn(keep(agent.clone(), slot.clone(), logins, shutdown.clone())));
     }
     let app = axum::Router::new()
         .route("/creds", get(default_creds))
@@ -155,19 +190,39 @@ pub async fn run(env: &Env, args: AgentArgs) -> Result<(), Exit> {
     // What the agent held dies with it: its IAM users are deleted now, not at lease end.
     for slot in agent.slots.values() {
         if let Some(h) = slot.held.read().await.as_ref() {
-            let _ = agent.conn.call("PUT", "sys/leases/revoke", Some(&json!({"lease_id": h.lease_id}))).await;
+            let _ = agent.call("PUT", "sys/leases/revoke", Some(&json!({"lease_id": h.lease_id}))).await;
         }
+    }
+    if let Some(auth) = &auto {
+        auth.revoke().await;
     }
     Ok(())
 }
 
-/// Keeps one slot fresh until shutdown.
-async fn keep(agent: Arc<Agent>, slot: Arc<Slot>, shutdown: CancellationToken) {
+impl Agent {
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, Exit> {
+        self.tokens.call(&self.conn, method, path, body).await
+    }
+}
+
+/// Keeps one slot fresh until shutdown; with auto-auth, fetches anew after each new login
+/// (`logins` changes), since what the old token fetched is revoked with it.
+async fn keep(
+    agent: Arc<Agent>,
+    slot: Arc<Slot>,
+    mut logins: Option<tokio::sync::watch::Receiver<u64>>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_secs(1);
+    let mut renew = true;
+    if let Some(l) = logins.as_mut() {
+        l.mark_unchanged();
+    }
     loop {
-        let next = match refresh(&agent, &slot).await {
+        let next = match refresh(&agent, &slot, renew).await {
             Ok(h) => {
                 backoff = Duration::from_secs(1);
+                renew = true;
                 let lifetime = (h.expires - h.issued).num_milliseconds().max(0) as f64;
                 let jitter = 1.0 + (rand::random::<f64>() - 0.5) * 0.1;
                 let at =
@@ -181,20 +236,32 @@ async fn keep(agent: Arc<Agent>, slot: Arc<Slot>, shutdown: CancellationToken) {
                 wait
             }
         };
+        let new_login = async {
+            match logins.as_mut() {
+                Some(l) => l.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(next) => {}
+            changed = new_login => {
+                if !changed {
+                    logins = None;
+                }
+                renew = false;
+            }
         }
     }
 }
 
-/// Renews the held lease when it can, else fetches anew (revoking the replaced lease).
-async fn refresh(agent: &Agent, slot: &Slot) -> Result<Held, String> {
+/// Renews the held lease when it can (and `renew` allows), else fetches anew (revoking the
+/// replaced lease).
+async fn refresh(agent: &Agent, slot: &Slot, renew: bool) -> Result<Held, String> {
     let _one = slot.fetching.lock().await;
     let current = slot.held.read().await.clone();
-    if let Some(h) = current.as_ref().filter(|h| h.renewable)
-        && let Ok(a) =
-            agent.conn.call("PUT", "sys/leases/renew", Some(&json!({"lease_id": h.lease_id}))).await
+    if let Some(h) = current.as_ref().filter(|h| h.renewable && renew)
+        && let Ok(a) = agent.call("PUT", "sys/leases/renew", Some(&json!({"lease_id": h.lease_id}))).await
         && a.status == 200
     {
         let secs = a.body["lease_duration"].as_i64().unwrap_or(0);
@@ -212,13 +279,13 @@ async fn refresh(agent: &Agent, slot: &Slot) -> Result<Held, String> {
     *slot.last_error.write().await = None;
     write_credentials_file(agent).await;
     if let Some(old) = current.filter(|o| !o.lease_id.is_empty() && o.lease_id != fresh.lease_id) {
-        let _ = agent.conn.call("PUT", "sys/leases/revoke", Some(&json!({"lease_id": old.lease_id}))).await;
+        let _ = agent.call("PUT", "sys/leases/revoke", Some(&json!({"lease_id": old.lease_id}))).await;
     }
     Ok(fresh)
 }
 
 async fn fetch(agent: &Agent, slot: &Slot) -> Result<Held, String> {
-    let a = agent.conn.call("GET", &slot.path, None).await.map_err(|e| e.message)?;
+    let a = agent.call("GET", &slot.path, None).await.map_err(|e| e.message)?;
     if a.status != 200 {
         return Err(format!("reading {}: {} {}", slot.path, a.status, a.errors().join("; ")));
     }
@@ -249,7 +316,7 @@ async fn usable(agent: &Agent, slot: &Slot) -> Result<Held, String> {
         return Ok(h);
     }
     drop(waited);
-    match refresh(agent, slot).await {
+    match refresh(agent, slot, true).await {
         Ok(h) if fresh_enough(&h) => Ok(h),
         Ok(_) => Err("the credentials keymint issues live shorter than --min-ttl".into()),
         Err(e) => {

@@ -129,11 +129,22 @@ impl Conn {
 
     /// Sends one request to `/v1/<path>`; a body is sent as JSON.
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, Exit> {
+        self.call_as(self.token.as_deref(), method, path, body).await
+    }
+
+    /// [`Conn::call`] with another token (or none): auto-auth's tokens change over time.
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, Exit> {
         let path = path.trim_start_matches('/');
         let url = format!("{}/v1/{path}", self.addr);
         let method = Method::from_bytes(method.as_bytes()).map_err(Exit::local)?;
         let mut req = self.http.request(method.clone(), &url);
-        if let Some(t) = &self.token {
+        if let Some(t) = token {
             req = req.header("X-Vault-Token", t);
         }
         if let Some(b) = body {

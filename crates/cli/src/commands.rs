@@ -1,4 +1,4 @@
-//! The client commands: `read`, `write`, `list`, `delete`, `status`, `login`, `lease ...` and
+//! The client commands: `read`, `write`, `list`, `delete`, `status`, `lease ...` and
 //! `token ...`, with the Vault CLI's arguments, output and exit codes.
 
 use clap::{Args, Subcommand};
@@ -59,15 +59,6 @@ pub struct PathArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub common: Common,
-}
-
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  keymint login s.XXXX\n  echo \"$TOKEN\" | keymint login -")]
-pub struct LoginArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// The token; `-` reads it from standard input.
-    pub token: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,11 +143,11 @@ pub enum TokenCommand {
     },
 }
 
-fn conn(env: &Env, common: &Common) -> Result<Conn, Exit> {
+pub(crate) fn conn(env: &Env, common: &Common) -> Result<Conn, Exit> {
     Conn::new(env, common.address.as_deref()).map_err(Exit::from)
 }
 
-fn url(c: &Conn, path: &str) -> String {
+pub(crate) fn url(c: &Conn, path: &str) -> String {
     format!("{}/v1/{}", c.addr(), path.trim_start_matches('/'))
 }
 
@@ -254,31 +245,6 @@ pub async fn status(env: &Env, args: StatusArgs) -> Result<(), Exit> {
         }
     }
     Ok(())
-}
-
-pub async fn login(env: &Env, args: LoginArgs) -> Result<(), Exit> {
-    let token = if args.token == "-" {
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(Exit::local)?;
-        t.trim().to_owned()
-    } else {
-        args.token.clone()
-    };
-    let c = conn(env, &args.common)?.with_token(&token);
-    let answer = c.expect_ok("GET", "auth/token/lookup-self", None, "Error looking up token").await?;
-    let file = env.token_file().ok_or_else(|| Exit::local("HOME is not set: nowhere to keep the token"))?;
-    write_private(&file, &token)?;
-    let d = answer.body.get("data").cloned().unwrap_or(Value::Null);
-    let auth = json!({"auth": {"client_token": token, "accessor": d["accessor"], "lease_duration": d["ttl"],
-        "renewable": d["renewable"], "token_policies": d["policies"], "identity_policies": [], "policies": d["policies"]}});
-    if args.common.field.is_none() && args.common.format == Format::Table {
-        println!(
-            "Success! You are now authenticated. The token information displayed below is already stored in the \
-             token helper ({}). You do NOT need to run \"keymint login\" again.\n",
-            file.display()
-        );
-    }
-    output::print(&auth, args.common.format, args.common.field.as_deref())
 }
 
 /// Writes `contents` to `path`, readable by its owner only, replacing it atomically.

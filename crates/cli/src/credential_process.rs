@@ -2,6 +2,10 @@
 //! `credential_process` command, with a local cache. The AWS CLI runs the command for every
 //! call and caches nothing, and every `iam_user` read makes a new IAM user; so the answer is
 //! kept in a file readable by its owner only and reused until it comes close to expiry.
+//!
+//! With `--auth-method` it logs in itself, only when the cache misses; the cache is then keyed
+//! on who logs in (method, mount, role), and the credentials are taken to expire with the
+//! login's token, which revokes their lease when it runs out.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,12 +15,13 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::auto_auth::{AutoAuth, AutoAuthArgs, Tokens};
 use crate::client::{Conn, Env, Exit, api_error};
 use crate::config::parse_duration;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "In ~/.aws/config:\n  [profile deploy]\n  credential_process = keymint credential-process aws/sts/deploy"
+    after_help = "In ~/.aws/config:\n  [profile deploy]\n  credential_process = keymint credential-process aws/sts/deploy\n\nLogging in with AppRole when the cache misses (no stored token):\n  credential_process = keymint credential-process --auth-method approle --role-id-file /etc/keymint/role-id --secret-id-file /etc/keymint/secret-id aws/sts/deploy"
 )]
 pub struct CredentialProcessArgs {
     /// The path to read, e.g. aws/creds/deploy or aws/sts/deploy.
@@ -33,6 +38,8 @@ pub struct CredentialProcessArgs {
     /// Always fetch, and do not keep the answer.
     #[arg(long)]
     pub no_cache: bool,
+    #[command(flatten)]
+    pub auth: AutoAuthArgs,
 }
 
 /// What `credential_process` prints (the AWS CLI's field names).
@@ -57,10 +64,12 @@ impl ProcessCredentials {
     }
 }
 
-/// The cache file for one address, path and token: the token is part of the name (hashed), so
-/// another identity never reads these credentials.
-fn cache_file(dir: &Path, addr: &str, path: &str, token: &str) -> PathBuf {
-    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{addr}\n{path}\n{token}").as_bytes());
+/// The cache file for one address, path and identity (the token, or auto-auth's method, mount
+/// and role): the identity is part of the name (hashed), so another one never reads these
+/// credentials.
+fn cache_file(dir: &Path, addr: &str, path: &str, identity: &str) -> PathBuf {
+    let digest =
+        ring::digest::digest(&ring::digest::SHA256, format!("{addr}\n{path}\n{identity}").as_bytes());
     let hex: String = digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{hex}.json"))
 }
@@ -76,9 +85,13 @@ fn default_cache_dir(env: &Env) -> Option<PathBuf> {
 pub async fn run(env: &Env, args: CredentialProcessArgs) -> Result<(), Exit> {
     let conn = Conn::new(env, args.address.as_deref())?;
     let path = args.path.trim_matches('/').to_owned();
-    let token = conn.token().unwrap_or_default().to_owned();
+    let auto = args.auth.config()?;
+    let identity = match &auto {
+        Some(config) => config.identity()?,
+        None => conn.token().unwrap_or_default().to_owned(),
+    };
     let cache = match (args.no_cache, args.cache_dir.clone().or_else(|| default_cache_dir(env))) {
-        (false, Some(dir)) => Some(cache_file(&dir, conn.addr(), &path, &token)),
+        (false, Some(dir)) => Some(cache_file(&dir, conn.addr(), &path, &identity)),
         _ => None,
     };
     let now = Utc::now();
@@ -91,7 +104,17 @@ pub async fn run(env: &Env, args: CredentialProcessArgs) -> Result<(), Exit> {
         println!("{}", serde_json::to_string(&cached).map_err(Exit::local)?);
         return Ok(());
     }
-    let answer = conn.call("GET", &path, None).await?;
+    // Logged in only now that the cache missed: the login's token is not kept anywhere.
+    let (tokens, token_life) = match auto {
+        Some(config) => {
+            let auth = AutoAuth::new(Conn::new(env, args.address.as_deref())?, config);
+            auth.login().await?;
+            let life = auth.lease_secs().await;
+            (Tokens::Auto(std::sync::Arc::new(auth)), life)
+        }
+        None => (Tokens::Fixed(conn.token().map(str::to_owned)), None),
+    };
+    let answer = tokens.call(&conn, "GET", &path, None).await?;
     if answer.status >= 400 {
         return Err(api_error(
             &format!("Error reading {path}"),
@@ -100,7 +123,7 @@ pub async fn run(env: &Env, args: CredentialProcessArgs) -> Result<(), Exit> {
             &answer,
         ));
     }
-    let fresh = from_answer(&answer.body, now)?;
+    let fresh = from_answer(&answer.body, now, token_life)?;
     if let Some(file) = &cache {
         // A cache that cannot be written costs a new credential next time, nothing more.
         if let Err(e) = write_cache(file, &fresh) {
@@ -111,14 +134,23 @@ pub async fn run(env: &Env, args: CredentialProcessArgs) -> Result<(), Exit> {
     Ok(())
 }
 
-fn from_answer(body: &Value, now: DateTime<Utc>) -> Result<ProcessCredentials, Exit> {
+/// The credentials of an answer, expiring with their lease, or with `token_life` (seconds) when
+/// the token that fetched them (and revokes them when it ends) runs out first.
+fn from_answer(
+    body: &Value,
+    now: DateTime<Utc>,
+    token_life: Option<u64>,
+) -> Result<ProcessCredentials, Exit> {
     let data =
         body.get("data").filter(|d| d.is_object()).ok_or_else(|| Exit::local("the answer holds no data"))?;
     let text = |k: &str| data.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let access_key_id = text("access_key").ok_or_else(|| Exit::local("the answer holds no access_key"))?;
     let secret_access_key =
         text("secret_key").ok_or_else(|| Exit::local("the answer holds no secret_key"))?;
-    let lifetime = body.get("lease_duration").and_then(Value::as_i64).unwrap_or(0);
+    let mut lifetime = body.get("lease_duration").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(t) = token_life.filter(|t| *t > 0) {
+        lifetime = lifetime.min(i64::try_from(t).unwrap_or(i64::MAX));
+    }
     Ok(ProcessCredentials {
         version: 1,
         access_key_id,
@@ -173,7 +205,7 @@ mod tests {
     fn sts_and_iam_answers_become_process_credentials() {
         let now = Utc::now();
         let sts = json!({"lease_duration": 900, "data": {"access_key": "AK", "secret_key": "SK", "session_token": "ST"}});
-        let c = from_answer(&sts, now).unwrap();
+        let c = from_answer(&sts, now, None).unwrap();
         let printed: Value = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(printed["Version"], 1);
         assert_eq!(printed["SessionToken"], "ST");
@@ -181,9 +213,14 @@ mod tests {
         assert_eq!(c.expires().unwrap().timestamp(), expected.timestamp());
         assert!(c.expiration.ends_with('Z'), "{}", c.expiration);
         let iam = json!({"lease_duration": 3600, "data": {"access_key": "AK", "secret_key": "SK", "session_token": null}});
-        let printed: Value = serde_json::to_value(from_answer(&iam, now).unwrap()).unwrap();
+        let printed: Value = serde_json::to_value(from_answer(&iam, now, None).unwrap()).unwrap();
         assert!(printed.get("SessionToken").is_none(), "{printed}");
-        assert!(from_answer(&json!({"data": {}}), now).is_err());
+        assert!(from_answer(&json!({"data": {}}), now, None).is_err());
+        // Fetched by a login token that ends sooner: they end with it.
+        let short = from_answer(&iam, now, Some(600)).unwrap();
+        assert_eq!(short.expires().unwrap().timestamp(), (now + chrono::Duration::seconds(600)).timestamp());
+        let long = from_answer(&iam, now, Some(7200)).unwrap();
+        assert_eq!(long.expires().unwrap().timestamp(), (now + chrono::Duration::seconds(3600)).timestamp());
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! library crates. Everything it does is reachable from tests through those crates too.
 
 mod agent;
+mod auto_auth;
 mod client;
 mod commands;
 mod config;
 mod credential_process;
+mod login;
 mod output;
 
 use std::io::Write;
@@ -48,8 +50,9 @@ enum Command {
     Delete(commands::PathArgs),
     /// Show the server's status.
     Status(commands::StatusArgs),
-    /// Check a token and keep it in ~/.keymint-token for the commands that follow.
-    Login(commands::LoginArgs),
+    /// Log in (with a token, or -method=approle|jwt|kubernetes) and keep the token in
+    /// ~/.keymint-token for the commands that follow.
+    Login(login::LoginArgs),
     /// Renew, revoke or look up leases.
     #[command(subcommand)]
     Lease(commands::LeaseCommand),
@@ -196,7 +199,7 @@ fn main() -> Result<()> {
         Command::List(args) => runtime.block_on(commands::list(&env, args)),
         Command::Delete(args) => runtime.block_on(commands::delete(&env, args)),
         Command::Status(args) => runtime.block_on(commands::status(&env, args)),
-        Command::Login(args) => runtime.block_on(commands::login(&env, args)),
+        Command::Login(args) => runtime.block_on(login::login(&env, args)),
         Command::Lease(cmd) => runtime.block_on(commands::lease(&env, cmd)),
         Command::Token(cmd) => runtime.block_on(commands::token(&env, cmd)),
         Command::Agent(args) => runtime.block_on(agent::run(&env, args)),

@@ -60,6 +60,14 @@ pub fn rows(body: &Value) -> Vec<(String, String)> {
         rows.push(("token_policies".into(), show(&a("token_policies"))));
         rows.push(("identity_policies".into(), show(&a("identity_policies"))));
         rows.push(("policies".into(), show(&a("policies"))));
+        // As the Vault CLI: the token's metadata, a row per key.
+        if let Some(meta) = auth.get("metadata").and_then(Value::as_object) {
+            let mut keys: Vec<&String> = meta.keys().collect();
+            keys.sort();
+            for k in keys {
+                rows.push((format!("token_meta_{k}"), show(&meta[k])));
+            }
+        }
     }
     if get("lease_id").as_str().is_some_and(|l| !l.is_empty()) {
         rows.push(("lease_id".into(), show(&get("lease_id"))));
