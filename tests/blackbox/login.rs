@@ -5,8 +5,7 @@
 //! TTL) and keeps serving keys that work; credential-process logs in only when its cache misses.
 //!
 //! SQLite only: what is tested is the client, and the server's AppRole is the same code on both
-//! stores (its storage is tested on both in it/). JWT and Kubernetes auto-auth need a local
-//! OIDC issuer; their client side is unit-tested in the cli crate.
+//! stores (its storage is tested on both in it/). JWT and Kubernetes auto-auth: login_jwt.rs.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use keymint_tests::*;
 use tokio::io::AsyncWriteExt;
 
-const CALLER_TOKEN: &str = "login-agent-token-0123456789";
+pub(crate) const CALLER_TOKEN: &str = "login-agent-token-0123456789";
 
 const DEPLOY_POLICY: &str = r#"
 path "aws/creds/deploy" { capabilities = ["read"] }
@@ -93,7 +92,7 @@ async fn secret_id(km: &Keymint, mount: &str, body: Value) -> String {
 }
 
 /// Whether `key` is an access key of a user that still exists under `path`.
-async fn live_key(moto: &Moto, path: &str, key: &str) -> bool {
+pub(crate) async fn live_key(moto: &Moto, path: &str, key: &str) -> bool {
     for name in moto.user_names(path).await {
         if moto.user(&name).await.access_keys.iter().any(|k| k == key) {
             return true;
@@ -210,9 +209,33 @@ async fn approle_login_keeps_a_token_the_next_commands_use() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), ROOT_TOKEN);
 }
 
-struct Agent {
+pub(crate) struct Agent {
     child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
+}
+
+/// `keymint agent` keeping `aws/creds/deploy` with the auto-auth flags `auth`, with no
+/// KEYMINT_TOKEN, no VAULT_TOKEN and a HOME (`dir`) without a token file.
+pub(crate) fn spawn_agent(
+    km: &Keymint,
+    dir: &Path,
+    caller_file: &Path,
+    auth: &[std::ffi::OsString],
+) -> Agent {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = tokio::process::Command::new(keymint_binary())
+        .args(["agent", "--path", "aws/creds/deploy", "--listen", &listen, "--auth-token-file"])
+        .arg(caller_file)
+        .args(auth)
+        .env_clear()
+        .env("KEYMINT_ADDR", km.url())
+        .env("HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    Agent { child, url: format!("http://{listen}") }
 }
 
 impl Drop for Agent {
@@ -222,13 +245,13 @@ impl Drop for Agent {
 }
 
 /// The agent's answer; `None` while it does not listen yet.
-async fn try_creds(url: &str) -> Option<(u16, Value)> {
+pub(crate) async fn try_creds(url: &str) -> Option<(u16, Value)> {
     let req = reqwest::Client::new().get(format!("{url}/creds")).header("Authorization", CALLER_TOKEN);
     let resp = req.send().await.ok()?;
     Some((resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null)))
 }
 
-async fn get_creds(url: &str) -> (u16, Value) {
+pub(crate) async fn get_creds(url: &str) -> (u16, Value) {
     try_creds(url).await.expect("the agent answers")
 }
 
@@ -249,25 +272,16 @@ async fn the_agent_logs_in_itself_and_outlives_its_tokens() {
     std::fs::write(&secret_file, &secret).unwrap();
     std::fs::write(&caller_file, CALLER_TOKEN).unwrap();
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = tokio::process::Command::new(keymint_binary())
-        .args(["agent", "--path", "aws/creds/deploy", "--listen", &listen, "--auth-token-file"])
-        .arg(&caller_file)
-        .args(["--auth-method", "approle", "--role-id-file"])
-        .arg(&role_file)
-        .arg("--secret-id-file")
-        .arg(&secret_file)
-        // No KEYMINT_TOKEN, no VAULT_TOKEN, and a HOME without a token file.
-        .env_clear()
-        .env("KEYMINT_ADDR", km.url())
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let auth: Vec<std::ffi::OsString> = vec![
+        "--auth-method".into(),
+        "approle".into(),
+        "--role-id-file".into(),
+        role_file.into(),
+        "--secret-id-file".into(),
+        secret_file.into(),
+    ];
     let started = Instant::now();
-    let agent = Agent { child, url: format!("http://{listen}") };
+    let agent = spawn_agent(km, dir.path(), &caller_file, &auth);
     let first = eventually("the agent to serve keys", Duration::from_secs(20), async || {
         let (status, body) = try_creds(&agent.url).await?;
         (status == 200).then_some(body)

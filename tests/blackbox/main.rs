@@ -22,6 +22,7 @@ mod enforcement;
 mod harness;
 mod leases;
 mod login;
+mod login_jwt;
 mod logs;
 mod metrics;
 mod openapi;
