@@ -462,21 +462,23 @@ async fn unknown_mounts_and_paths_are_404() {
     assert_error_body(km.post("nope/x", json!({"a": 1})).await, 404);
 }
 
-/// `X-Vault-Wrap-TTL` (response wrapping) is out of scope: the answer is the normal response or
-/// a 400, never a half-wrapped one (§1.1).
+/// `X-Vault-Wrap-TTL`: the answer is wrapped (data null, `wrap_info` with a single-use token),
+/// and `sys/wrapping/unwrap` with that token gives the original answer once (§1.1).
 #[tokio::test]
-async fn wrap_ttl_header_gets_a_plain_answer_or_a_400() {
+async fn wrap_ttl_header_wraps_the_answer_for_one_unwrap() {
     let km = Keymint::start_on(Backend::Sqlite).await;
     assert_written(km.post("aws/config/lease", json!({"lease": "1h", "lease_max": "2h"})).await);
     let resp = km
         .client()
         .send_with_headers(Method::GET, "aws/config/lease", &[("X-Vault-Wrap-TTL", "5m")], None)
         .await;
-    if resp.status == StatusCode::BAD_REQUEST {
-        assert_error_body(resp, 400);
-    } else {
-        let resp = assert_secret(resp, 200);
-        assert_eq!(resp.json()["wrap_info"], Value::Null, "{resp}");
-        assert_eq!(resp.data()["lease"], "1h0m0s", "{resp}");
-    }
+    let resp = assert_secret(resp, 200);
+    assert_eq!(resp.json()["data"], Value::Null, "{resp}");
+    let info = &resp.json()["wrap_info"];
+    assert_eq!((info["ttl"].clone(), info["creation_path"].clone()), (json!(300), json!("aws/config/lease")));
+    let token = info["token"].as_str().unwrap();
+    let unwrapped = assert_secret(km.with_token(token).post("sys/wrapping/unwrap", json!({})).await, 200);
+    assert_eq!(unwrapped.data()["lease"], "1h0m0s", "{unwrapped}");
+    let again = km.post("sys/wrapping/unwrap", json!({"token": token})).await;
+    assert_error_body(again, 400);
 }
