@@ -49,3 +49,35 @@ pip_install_stamped() {
     cp "$requirements" "$stamp"
   fi
 }
+
+# npm ci in directory $1 unless node_modules/.keymint-package-lock.json, the stamp, says its
+# package-lock.json is installed already. npm ci installs exactly the lock file.
+npm_ci_stamped() {
+  local dir=$1
+  local stamp=$dir/node_modules/.keymint-package-lock.json
+  if cmp -s "$dir/package-lock.json" "$stamp"; then
+    echo "    up to date with $dir/package-lock.json ($(node --version))"
+  else
+    echo "    npm ci in $dir ($(node --version))"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$stamp"
+  fi
+}
+
+# Node.js and npm, Debian's, when either is missing.
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "    node or npm not found; installing Debian's nodejs and npm"
+    apt_install nodejs npm
+  fi
+}
+
+# Debian's Chromium and its WebDriver, the browser of the UI tests, when missing. Playwright
+# drives this one: it never downloads a browser of its own.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "    /usr/bin/chromium not found; installing Debian's chromium and chromium-driver"
+    apt_install chromium chromium-driver
+  fi
+  echo "    $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium (version unknown)')"
+}

@@ -8,6 +8,9 @@
 #     virtualenv .venv;
 #   - Node.js and npm (Debian's, when missing) and node-vault pinned by
 #     tests/compat/node-vault/package-lock.json, in its node_modules;
+#   - Chromium and chromium-driver (Debian's, when missing), Playwright (tests/requirements.txt,
+#     in .venv; it drives that Chromium and never downloads one) and axe-core pinned by
+#     tests/ui/package-lock.json, in its node_modules: the web UI's browser tests;
 #   - a throwaway PostgreSQL cluster on 127.0.0.1 (KEYMINT_TEST_POSTGRES_URL), removed on exit;
 #   - cargo fmt --check, clippy with -D warnings, build of the binaries;
 #   - scripts/check-deploy.sh: the packaging in deploy/ (hadolint, kubernetes-validate,
@@ -15,7 +18,8 @@
 #     verify; `keymint server --check-config` on every shipped config);
 #   - cargo test: the unit tests of each crate, then the three integration test binaries of
 #     tests/ (blackbox: the real binary and moto; it: the store and lease workers in process;
-#     compat: the Vault clients). Filters name modules, e.g. `scripts/test.sh creds::`.
+#     compat: the Vault clients and the web UI in Chromium). Filters name modules, e.g.
+#     `scripts/test.sh creds::`.
 # Re-runnable: every step checks before it installs; the cluster is removed however the run ends.
 set -euo pipefail
 
@@ -60,31 +64,24 @@ echo "    $pg_bin"
 # The harness runs psql to create one database per test; use the one matching the server.
 export PATH="$pg_bin:$PATH"
 
-step "moto[server], the AWS CLI and the Vault clients' Python packages in .venv"
+step "moto[server], the AWS CLI, the Vault clients' and the browser tests' Python packages in .venv"
 requirements=tests/requirements.txt
 grep -q '^moto\[server\]==' "$requirements" || die "$requirements must pin moto[server]==<version>"
 ensure_venv
 # The stamp holds the requirements file the virtualenv was last filled from.
-pip_install_stamped "$requirements" .venv/keymint-requirements.txt moto_server aws
+pip_install_stamped "$requirements" .venv/keymint-requirements.txt moto_server aws playwright
 export MOTO_SERVER="$repo/.venv/bin/moto_server"
 
 step "Node.js and node-vault in tests/compat/node-vault"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "    node or npm not found; installing Debian's nodejs and npm"
-  apt_install nodejs npm
-fi
-node_dir=tests/compat/node-vault
-# npm ci installs exactly the lock file; the stamp records which lock file that was.
-node_stamp=$node_dir/node_modules/.keymint-package-lock.json
-if cmp -s "$node_dir/package-lock.json" "$node_stamp"; then
-  echo "    up to date with $node_dir/package-lock.json ($(node --version))"
-else
-  echo "    npm ci ($(node --version))"
-  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$node_dir/package-lock.json" "$node_stamp"
-fi
+ensure_node
+npm_ci_stamped tests/compat/node-vault
 export KEYMINT_NODE
 KEYMINT_NODE=$(command -v node)
+
+step "Chromium and axe-core in tests/ui for the web UI's browser tests"
+ensure_chromium
+npm_ci_stamped tests/ui
+export KEYMINT_UI_CHROMIUM=/usr/bin/chromium
 
 # --- static checks and build --------------------------------------------------------------------
 

@@ -22,32 +22,13 @@ fn s3(moto: &Moto, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Within moto's first unauthenticated calls: an administrator whose keys keymint will use.
-async fn bootstrap_admin(moto: &Moto) -> (String, String) {
-    let iam = moto.iam();
-    iam.create_user().user_name("keymint-admin").send().await.unwrap();
-    iam.put_user_policy()
-        .user_name("keymint-admin")
-        .policy_name("everything")
-        .policy_document(
-            json!({"Version": "2012-10-17",
-                   "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let key = iam.create_access_key().user_name("keymint-admin").send().await.unwrap().access_key.unwrap();
-    (key.access_key_id, key.secret_access_key)
-}
-
 async fn minted_keys_grant_only_the_roles_policy(backend: Backend) {
     let storage = Storage::new(backend);
     let (moto, km) = tokio::join!(
-        Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]),
+        Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", ADMIN_BOOTSTRAP_CALLS)]),
         Keymint::start(storage.url())
     );
-    let (admin_key, admin_secret) = bootstrap_admin(&moto).await;
+    let (admin_key, admin_secret) = moto.bootstrap_admin("keymint-admin").await;
 
     // Enforcement is on now: the harness's dummy keys are refused...
     assert!(moto.iam().list_users().send().await.is_err(), "moto should enforce IAM auth by now");

@@ -3,16 +3,19 @@
 //! - `hvac`: the Python client's suite (`hvac/`, pytest) on both storage backends;
 //! - `node_vault`: node-vault's suite (`node-vault/`, `node --test`);
 //! - `vault_cli`: the requests the `vault` CLI sends, replayed byte for byte, with the
-//!   CLI's expectations on the answers, and the protocol quirks clients depend on.
+//!   CLI's expectations on the answers, and the protocol quirks clients depend on;
+//! - `ui`: the operator web UI in Chromium (`tests/ui`, pytest and Playwright).
 //!
-//! The clients and their versions are pinned by `tests/requirements.txt` and
-//! `node-vault/package-lock.json`; `scripts/test.sh` installs them.
+//! The clients and their versions are pinned by `tests/requirements.txt`,
+//! `node-vault/package-lock.json` and `tests/ui/package-lock.json`; `scripts/test.sh` installs
+//! them, and Debian's Chromium.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod hvac;
 mod node_vault;
 mod quirks;
+mod ui;
 mod vault_cli;
 
 use std::path::{Path, PathBuf};

@@ -28,7 +28,10 @@ pub use client::{Auth, Client, Resp};
 pub use iam::IamUser;
 pub use k8s::{RecordedReview, TokenReviewServer};
 pub use keymint::{Keymint, ROOT_TOKEN, dev_server_command, keymint_binary};
-pub use moto::{AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto, aws_cli, python};
+pub use moto::{
+    ADMIN_BOOTSTRAP_CALLS, AwsCall, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MOTO_ACCOUNT_ID, Moto, aws_cli,
+    python,
+};
 pub use oidc::claims::{
     DEFAULT_LIFETIME_SECS, github_claims, gitlab_claims, kubernetes_claims, unix_now,
     with_github_environment, with_times, without_claims,

@@ -17,6 +17,10 @@ use crate::process::{OutputLog, STARTUP_DEADLINE, eventually, free_port, local_h
 /// The account moto reports for everything unless told otherwise.
 pub const MOTO_ACCOUNT_ID: &str = "123456789012";
 
+/// How many calls [`Moto::bootstrap_admin`] makes: the `INITIAL_NO_AUTH_ACTION_COUNT` that
+/// switches moto's IAM enforcement on right after it.
+pub const ADMIN_BOOTSTRAP_CALLS: &str = "3";
+
 /// Dummy root credentials for the harness's own SDK clients. moto accepts any key unless auth
 /// is switched on; these are obviously not real AWS keys.
 pub const DUMMY_ACCESS_KEY: &str = "testing";
@@ -148,6 +152,27 @@ impl Moto {
     /// What moto logged so far (one line per request).
     pub fn logs(&self) -> String {
         self.log.text()
+    }
+
+    /// Makes IAM user `user`, allowed everything, and returns an access key of it: (key id,
+    /// secret). Exactly [`ADMIN_BOOTSTRAP_CALLS`] calls with the dummy keys, so on a moto started
+    /// with `INITIAL_NO_AUTH_ACTION_COUNT` set to that number, enforcement starts right after
+    /// and this user is the only one who can act.
+    pub async fn bootstrap_admin(&self, user: &str) -> (String, String) {
+        let iam = self.iam();
+        iam.create_user().user_name(user).send().await.expect("CreateUser for the administrator");
+        let everything = serde_json::json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+        iam.put_user_policy()
+            .user_name(user)
+            .policy_name("everything")
+            .policy_document(everything.to_string())
+            .send()
+            .await
+            .expect("PutUserPolicy for the administrator");
+        let out = iam.create_access_key().user_name(user).send().await.expect("CreateAccessKey");
+        let key = out.access_key.expect("CreateAccessKey returns a key");
+        (key.access_key_id, key.secret_access_key)
     }
 
     /// An IAM client with the harness's dummy credentials.
