@@ -46,7 +46,7 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// Tables that exist in the schema but are deliberately not backed up.
-pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations"];
+pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations", "ui_sessions"];
 
 const FORMAT: u64 = 1;
 /// Rows per INSERT on restore; also kept under both backends' limits on bound parameters.
