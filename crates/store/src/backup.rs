@@ -45,7 +45,8 @@ pub const TABLES: &[&str] = &[
     "wal_intents",
 ];
 
-/// Tables that exist in the schema but are deliberately not backed up.
+/// Tables that exist in the schema but are deliberately not backed up (web UI sessions: a
+/// restored store starts with nobody signed in).
 pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations", "ui_sessions"];
 
 const FORMAT: u64 = 1;
