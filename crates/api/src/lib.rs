@@ -231,23 +231,19 @@ pub fn spawn_background(state: &AppState, tasks: &TaskTracker, shutdown: Cancell
     tasks.spawn(metrics::run_upkeep(shutdown));
 }
 
-/// Serves the API over TLS on `listener` until `shutdown` fires, then drains in-flight
-/// requests.
+/// Serves `app` (the API, with the web UI merged in when it is enabled) over TLS on `listener`
+/// until `shutdown` fires, then drains in-flight requests.
 pub async fn serve_tls(
     listener: tls::TlsListener,
-    state: AppState,
+    app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    let app = app.into_make_service_with_connect_info::<tls::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
-/// Serves the API on `listener` until `shutdown` fires, then drains in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+/// Serves `app` on `listener` until `shutdown` fires, then drains in-flight requests.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<tls::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -226,6 +226,8 @@ async fn server(args: ServerArgs) -> Result<()> {
     let mut _scratch: Option<tempfile::TempDir> = None;
     let timing;
     let jwks_refetch_interval;
+    // Dev mode always serves the web UI; a config file may turn it off.
+    let mut ui_enabled = true;
     let mut audit_file: Option<String> = None;
     let mut tls_files: Option<config::TlsFiles> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
@@ -256,6 +258,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             StoreOptions { url: cfg.storage_url.as_str().to_string(), max_connections: cfg.max_connections };
         timing = cfg.leases;
         jwks_refetch_interval = args.jwks_refetch_interval.unwrap_or(cfg.jwks_refetch_interval);
+        ui_enabled = cfg.ui_enabled;
         audit_file = cfg.audit_file.clone();
         tls_files = cfg.tls.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
@@ -310,6 +313,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         writeln!(stdout, "      expired leases are kept until: keymint operator resume-revocation")?;
     }
     writeln!(stdout, "    Api Address: {scheme}://{bound}")?;
+    if ui_enabled {
+        writeln!(stdout, "    Web UI: {scheme}://{bound}/ui/")?;
+    }
     if let Some(token) = &dev_token {
         writeln!(stdout, "    Root Token: {token}")?;
         writeln!(stdout, "    Storage: {}", options.url)?;
@@ -322,12 +328,16 @@ async fn server(args: ServerArgs) -> Result<()> {
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     keymint_api::spawn_background(&state, &tasks, shutdown.clone());
+    let mut app = keymint_api::router(state.clone());
+    if ui_enabled {
+        app = app.merge(keymint_ui::router(state.clone(), keymint_ui::UiOptions { tls: tls.is_some() }));
+    }
     match tls {
         Some(config) => {
             let listener = keymint_api::tls::TlsListener::new(listener, config)?;
-            keymint_api::serve_tls(listener, state, shutdown.clone()).await?;
+            keymint_api::serve_tls(listener, app, shutdown.clone()).await?;
         }
-        None => keymint_api::serve(listener, state, shutdown.clone()).await?,
+        None => keymint_api::serve(listener, app, shutdown.clone()).await?,
     }
     shutdown.cancel();
     tasks.close();

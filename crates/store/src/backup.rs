@@ -45,8 +45,9 @@ pub const TABLES: &[&str] = &[
     "wal_intents",
 ];
 
-/// Tables that exist in the schema but are deliberately not backed up.
-pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations"];
+/// Tables that exist in the schema but are deliberately not backed up (web UI sessions: a
+/// restored store starts with nobody signed in).
+pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations", "ui_sessions"];
 
 const FORMAT: u64 = 1;
 /// Rows per INSERT on restore; also kept under both backends' limits on bound parameters.

@@ -21,6 +21,7 @@ pub mod static_roles;
 pub mod testing;
 pub mod token_roles;
 pub mod tokens;
+pub mod ui_sessions;
 pub mod wal;
 pub mod wrapping;
 

@@ -33,6 +33,7 @@ pub struct Settings {
     pub leases: Leases,
     pub audit: Audit,
     pub auth: Auth,
+    pub ui: Ui,
 }
 
 /// `[listener]`: where to listen, and with which certificate.
@@ -94,8 +95,15 @@ pub struct Auth {
     pub jwks_refetch_interval: Option<GoDuration>,
 }
 
+/// `[ui]`: the web UI at `/ui/`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ui {
+    pub enabled: Option<Switch>,
+}
+
 /// Each section with its keys, as the structs above declare them.
-pub fn sections() -> [(&'static str, &'static [&'static str]); 7] {
+pub fn sections() -> [(&'static str, &'static [&'static str]); 8] {
     [
         ("listener", keys::<Listener>()),
         ("storage", keys::<Storage>()),
@@ -104,6 +112,7 @@ pub fn sections() -> [(&'static str, &'static [&'static str]); 7] {
         ("leases", keys::<Leases>()),
         ("audit", keys::<Audit>()),
         ("auth", keys::<Auth>()),
+        ("ui", keys::<Ui>()),
     ]
 }
 

@@ -38,6 +38,8 @@ pub struct Config {
     /// `[auth] jwks_refetch_interval`: the least time between two fetches of one JWT issuer's
     /// keys.
     pub jwks_refetch_interval: Duration,
+    /// `[ui] enabled`: serve the web UI at `/ui/` (the default).
+    pub ui_enabled: bool,
 }
 
 /// The default of `[auth] jwks_refetch_interval`.
@@ -191,6 +193,7 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
             audit_file,
             tls,
             jwks_refetch_interval,
+            ui_enabled: settings.ui.enabled.is_none_or(|s| s.0),
         }),
         _ => Err(problems),
     }

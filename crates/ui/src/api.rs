@@ -1,0 +1,86 @@
+//! The `/v1` API, called in process: the UI's every read and write goes through the same
+//! router, authentication, ACL and audit as a client's request.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use keymint_api::AppState;
+use keymint_api::tls::Peer;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The API as one signed-in token sees it.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub state: AppState,
+    pub token: Option<String>,
+    /// The browser's address: tokens bound to CIDRs are checked against it.
+    pub peer: Option<Peer>,
+}
+
+/// An answer: its status and its JSON body (`Value::Null` when it has none).
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The errors the API gave, one line each.
+    pub fn error(&self) -> String {
+        let errors: Vec<String> = self.body["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        let text = errors.join("; ");
+        let text = text.strip_prefix("1 error occurred:\n\t* ").map(str::trim).unwrap_or(&text).to_string();
+        if text.is_empty() { format!("the server answered {}", self.status) } else { text }
+    }
+}
+
+impl Api {
+    /// `method` on `/v1/<path>`, with a JSON `body`.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        let mut request = Request::builder().method(method).uri(format!("/v1/{path}"));
+        if let Some(token) = &self.token {
+            request = request.header("x-vault-token", token);
+        }
+        if let Some(peer) = self.peer {
+            request = request.extension(axum::extract::ConnectInfo(peer));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let Ok(request) = request.body(body) else {
+            return Answer { status: StatusCode::BAD_REQUEST, body: Value::Null };
+        };
+        let Ok(response) = keymint_api::router(self.state.clone()).oneshot(request).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.call("POST", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call("DELETE", path, None).await
+    }
+}

@@ -1,0 +1,191 @@
+//! The UI in process, over the real API ([`keymint_api::testing::TestApp`]): headers, sessions,
+//! CSRF, and pages holding a token to its policies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use keymint_api::testing::{ROOT_TOKEN, TestApp};
+use keymint_common::clock::ManualTime;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::{CSP, UiOptions, router};
+
+const HOST: &str = "keymint.test";
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn send(app: &TestApp, options: UiOptions, request: Request<Body>) -> Page {
+    let response = router(app.state.clone(), options).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Page { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+    let mut request = Request::get(path).header(header::HOST, HOST);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    send(app, UiOptions::default(), request.body(Body::empty()).unwrap()).await
+}
+
+async fn post(app: &TestApp, path: &str, cookie: Option<&str>, origin: Option<&str>, form: &str) -> Page {
+    let mut request = Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    send(app, UiOptions::default(), request.body(Body::from(form.to_string())).unwrap()).await
+}
+
+const SAME: Option<&str> = Some("http://keymint.test");
+
+/// Signs in with `token`; returns the cookie to send back.
+async fn sign_in(app: &TestApp, token: &str) -> String {
+    let page = post(app, "/ui/sign-in", None, SAME, &format!("method=token&token={token}")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let set = page.headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn pages_are_sent_with_strict_headers_and_sessions_in_strict_cookies() {
+    let app = TestApp::new().await;
+    let page = get(&app, "/ui/sign-in", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers[header::CONTENT_SECURITY_POLICY], CSP);
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(page.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(page.body.contains(r#"<label for="token">Token</label>"#));
+    assert!(!page.body.contains("<script") && !page.body.contains("style="), "nothing inline");
+    assert_eq!(get(&app, "/ui/", None).await.headers[header::LOCATION], "/ui/sign-in");
+    assert_eq!(get(&app, "/ui/overview", None).await.headers[header::LOCATION], "/ui/sign-in");
+    assert_eq!(get(&app, "/ui/nowhere", None).await.status, StatusCode::NOT_FOUND);
+    let css = get(&app, "/ui/static/ui.css", None).await;
+    assert!(css.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+
+    let signed = post(&app, "/ui/sign-in", None, SAME, &format!("method=token&token={ROOT_TOKEN}")).await;
+    let cookie = signed.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"));
+    // Under TLS the cookie is Secure too.
+    let request = Request::post("/ui/sign-in")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, "https://keymint.test")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("method=token&token={ROOT_TOKEN}")))
+        .unwrap();
+    let tls = send(&app, UiOptions { tls: true }, request).await;
+    assert!(tls.headers[header::SET_COOKIE].to_str().unwrap().contains("; Secure"));
+    let bad = post(&app, "/ui/sign-in", None, SAME, "method=token&token=hvs.not-a-token").await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.body.contains(r#"class="error" role="alert""#), "{}", bad.body);
+}
+
+#[tokio::test]
+async fn cross_origin_writes_are_refused() {
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    for origin in [Some("https://evil.example"), Some("http://keymint.test.evil.example"), None] {
+        let page = post(&app, "/ui/mounts", Some(&cookie), origin, "mount_path=stolen&mount_type=aws").await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{origin:?}");
+    }
+    let mounts = app.root("GET", "sys/mounts", None).await;
+    assert!(mounts.body["data"].get("stolen/").is_none(), "nothing was enabled");
+    // The same form from the UI's own origin goes through.
+    let page = post(&app, "/ui/mounts", Some(&cookie), SAME, "mount_path=mine&mount_type=aws").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Enabled aws at mine/."), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_token_without_the_capability_sees_notices_not_broken_pages() {
+    let app = TestApp::new().await;
+    let token = app.token(&["default"]).await;
+    let cookie = sign_in(&app, &token).await;
+    for path in ["/ui/overview", "/ui/mounts", "/ui/aws/aws/config"] {
+        let page = get(&app, path, Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.body.contains("Your token may not"), "{path}: {}", page.body);
+        assert!(page.body.contains(r#"<nav aria-label="Main">"#), "{path}");
+    }
+    let refused = post(&app, "/ui/mounts", Some(&cookie), SAME, "mount_path=x&mount_type=aws").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("Your token may not enable x/."), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn signing_out_forgets_the_session_and_revokes_nothing() {
+    let app = TestApp::new().await;
+    let token = app.token(&["default"]).await;
+    let cookie = sign_in(&app, &token).await;
+    assert_eq!(get(&app, "/ui/overview", Some(&cookie)).await.status, StatusCode::OK);
+    let out = post(&app, "/ui/sign-out", Some(&cookie), SAME, "").await;
+    assert_eq!(out.headers[header::LOCATION], "/ui/sign-in");
+    assert!(out.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(get(&app, "/ui/overview", Some(&cookie)).await.headers[header::LOCATION], "/ui/sign-in");
+    let alive = app.call("GET", "auth/token/lookup-self", Some(&token), None).await;
+    assert_eq!(alive.status, StatusCode::OK, "the token still works");
+}
+
+#[tokio::test]
+async fn a_session_ends_with_its_token() {
+    let time = ManualTime::start();
+    let app = TestApp::with_clock(time.clock()).await;
+    let made =
+        app.root("POST", "auth/token/create", Some(json!({"policies": ["default"], "ttl": "60s"}))).await;
+    let token = made.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &token).await;
+    assert_eq!(get(&app, "/ui/overview", Some(&cookie)).await.status, StatusCode::OK);
+    time.advance(Duration::from_secs(61)).await;
+    assert_eq!(get(&app, "/ui/overview", Some(&cookie)).await.headers[header::LOCATION], "/ui/sign-in");
+}
+
+#[tokio::test]
+async fn an_approle_sign_in_and_a_disable_warning() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.root("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.root("PUT", "sys/policies/acl/ops", Some(json!({"policy": "path \"sys/*\" { capabilities = [\"read\", \"list\", \"update\", \"delete\", \"sudo\"] }"}))).await;
+    app.root("POST", "auth/approle/role/ops", Some(json!({"token_policies": "ops"}))).await;
+    let rid = app.root("GET", "auth/approle/role/ops/role-id", None).await.body["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sid = app.root("POST", "auth/approle/role/ops/secret-id", None).await.body["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = format!("method=approle&role_id={rid}&secret_id={sid}&approle_mount=approle");
+    let signed = post(&app, "/ui/sign-in", None, SAME, &form).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let cookie = signed.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+
+    let mounts = get(&app, "/ui/mounts", Some(&cookie)).await;
+    assert!(mounts.body.contains("approle/"), "{}", mounts.body);
+    let confirm = get(&app, "/ui/mounts/disable?class=secrets&path=aws/", Some(&cookie)).await;
+    assert!(confirm.body.contains("first revokes its 0 lease(s)"), "{}", confirm.body);
+    let refused = post(
+        &app,
+        "/ui/sign-in",
+        None,
+        SAME,
+        "method=approle&role_id=nope&secret_id=x&approle_mount=approle",
+    )
+    .await;
+    assert!(refused.body.contains("invalid role or secret ID"), "{}", refused.body);
+}
