@@ -179,6 +179,9 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 def http(method, url, *, headers=None, form=None):
     """One HTTP request, redirects not followed: (status, headers, body text)."""
+    if isinstance(form, list):
+        # Pairs as FormData gives them, through JSON: lists.
+        form = [tuple(pair) for pair in form]
     data = urllib.parse.urlencode(form).encode() if form is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
@@ -188,6 +191,16 @@ def http(method, url, *, headers=None, form=None):
             return resp.status, resp.headers, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read().decode("utf-8", "replace")
+
+
+def form_action(locator):
+    """The path a form (or the form of a button) posts to. Not `form.action`: a field named
+    "action", as the AWS account form's buttons are, shadows that property."""
+    return path_of(
+        locator.evaluate(
+            "e => { const f = e.form || e; return new URL(f.getAttribute('action') || '', location.href).href; }"
+        )
+    )
 
 
 def path_of(url):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import unique
-from support import http, path_of
+from support import form_action, http
 
 FOREIGN = "https://evil.example"
 
@@ -20,10 +20,8 @@ def session_cookie(page):
 def form_post(page, button_name):
     """The form `button_name` submits, as the browser would send it: (action path, fields)."""
     button = page.get_by_role("button", name=button_name, exact=True)
-    action, fields = button.evaluate(
-        "b => [b.form.action, Array.from(new FormData(b.form, b.name ? b : null))]"
-    )
-    return path_of(action), fields
+    fields = button.evaluate("b => Array.from(new FormData(b.form, b.name ? b : null))")
+    return form_action(button), fields
 
 
 def post(keymint_url, path, fields, cookie, origin):

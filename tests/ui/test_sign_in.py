@@ -2,7 +2,7 @@
 root token leading to the overview with a strict session cookie."""
 
 from conftest import sign_in_with_token
-from support import check_page, http, path_of, text_of
+from support import check_page, form_action, http, path_of, text_of
 
 
 def test_without_a_session_ui_leads_to_sign_in(page, keymint_url):
@@ -35,7 +35,7 @@ def test_sign_in_page_has_the_three_labelled_forms(page):
         button = page.get_by_role("button", name=name)
         form = button.locator("xpath=ancestor::form")
         assert (form.get_attribute("method") or "").lower() == "post", name
-        assert path_of(form.evaluate("f => f.action")) == "/ui/sign-in", name
+        assert form_action(form) == "/ui/sign-in", name
     check_page(page, "sign-in", narrow=True)
 
 
