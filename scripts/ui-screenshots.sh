@@ -26,9 +26,15 @@ ensure_chromium
 npm_ci_stamped tests/ui
 export KEYMINT_UI_CHROMIUM=/usr/bin/chromium
 
+step "cargo build"
+cargo build --quiet --workspace --bins
+# As in scripts/test.sh: the suite runs this binary rather than building one while moto waits.
+export KEYMINT_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/keymint"
+
 step "browser suite, screenshots to docs/ui"
 # Pages the suite no longer visits must not linger.
 rm -f docs/ui/*.png
 mkdir -p docs/ui
-KEYMINT_UI_SCREENSHOTS="$repo/docs/ui" cargo test -p keymint-tests --test compat -- --exact ui::browser_suite
+# --workspace, as scripts/test.sh: the same feature set as the build above, so nothing rebuilds.
+KEYMINT_UI_SCREENSHOTS="$repo/docs/ui" cargo test --workspace --test compat -- --exact ui::browser_suite
 ls docs/ui

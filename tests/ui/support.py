@@ -66,9 +66,9 @@ def attach(page):
     return page
 
 
-def check_page(page, name, *, narrow=False):
+def check_page(page, name, *, narrow=False, screenshot=True):
     """The gate every page passes; see the module docstring. `narrow` adds a screenshot at
-    360 px wide as `<name>-narrow.png`."""
+    360 px wide as `<name>-narrow.png`; `screenshot=False` takes none (a page already shown)."""
     page.wait_for_load_state("load")
     # A round trip to the renderer: console events raised while the page loaded reach us first.
     page.evaluate("0")
@@ -76,7 +76,8 @@ def check_page(page, name, *, narrow=False):
     assert_security_headers(page._keymint_documents.latest())
     assert_document_basics(page)
     assert_accessible(page)
-    save_screenshots(page, name, narrow=narrow)
+    if screenshot:
+        save_screenshots(page, name, narrow=narrow)
 
 
 def assert_no_csp_violation(page):

@@ -80,7 +80,9 @@ def test_connection_with_a_wrong_secret_shows_the_aws_error_and_saves_nothing(
     before = stored_config()
     fill(key_id, "wrong-secret-for-this-key-0000000000000")
     message = error_of(submit(page, "Test connection"))
-    assert re.search(r"signature|InvalidClientTokenId|credential", message, re.I), message
+    # AWS's code where the SDK can read it; moto's error body for a bad signature is not in
+    # STS's shape, so through moto only the status is known.
+    assert re.search(r"SignatureDoesNotMatch|InvalidClientTokenId|\b403\b", message), message
     assert "Connected" not in text_of(page.locator("section#result"))
     assert stored_config() == before
     check_page(page, "aws-config-error")
