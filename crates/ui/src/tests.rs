@@ -189,3 +189,30 @@ async fn an_approle_sign_in_and_a_disable_warning() {
     .await;
     assert!(refused.body.contains("invalid role or secret ID"), "{}", refused.body);
 }
+
+#[tokio::test]
+async fn test_connection_saves_nothing_and_save_stores() {
+    use keymint_api::testing::ROOT_KEY;
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let before = app.root("GET", "aws/config/root", None).await.body["data"].clone();
+    let form = |secret: &str, action: &str, region: &str| {
+        format!(
+            "access_key={ROOT_KEY}&secret_key={secret}&region={region}&iam_endpoint=http%3A%2F%2Fiam.fake.invalid\
+             &sts_endpoint=http%3A%2F%2Fsts.fake.invalid&expected_account_id=&role_arn=&external_id=\
+             &role_session_name=&action={action}"
+        )
+    };
+    let wrong =
+        post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("not-the-secret", "test", "eu-west-1"))
+            .await;
+    assert_eq!(wrong.status, StatusCode::OK);
+    assert!(wrong.body.contains("SignatureDoesNotMatch"), "{}", wrong.body);
+    let good = post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("", "test", "eu-west-1")).await;
+    assert!(good.body.contains("Connected (nothing saved): account"), "{}", good.body);
+    assert_eq!(app.root("GET", "aws/config/root", None).await.body["data"], before, "a test saves nothing");
+    let saved = post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("", "save", "eu-west-1")).await;
+    assert!(saved.body.contains("Saved. Connected: account"), "{}", saved.body);
+    assert_eq!(app.root("GET", "aws/config/root", None).await.body["data"]["region"], "eu-west-1");
+    assert!(!saved.body.contains("test-root-secret"), "the secret is never shown");
+}
