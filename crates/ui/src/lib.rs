@@ -58,7 +58,8 @@ pub fn router(app: AppState, options: UiOptions) -> Router {
         .route("/ui/overview", get(pages::overview::page))
         .route("/ui/mounts", get(pages::mounts::page).post(pages::mounts::enable))
         .route("/ui/mounts/disable", get(pages::mounts::confirm_disable).post(pages::mounts::disable))
-        .route("/ui/aws/{*rest}", get(pages::aws_config::page).post(pages::aws_config::submit))
+        .route("/ui/aws/{*rest}", get(pages::aws::get).post(pages::aws::post))
+        .route("/ui/leases/revoke", post(pages::creds::revoke))
         // The API's router keeps the fallback: unknown UI pages get the UI's own 404.
         .route("/ui/{*rest}", axum::routing::any(pages::not_found))
         .layer(middleware::from_fn(same_origin_writes))

@@ -216,3 +216,45 @@ async fn test_connection_saves_nothing_and_save_stores() {
     assert_eq!(app.root("GET", "aws/config/root", None).await.body["data"]["region"], "eu-west-1");
     assert!(!saved.body.contains("test-root-secret"), "the secret is never shown");
 }
+
+#[tokio::test]
+async fn a_role_made_in_the_ui_mints_keys_that_the_ui_revokes() {
+    use keymint_api::testing::ROOT_USER;
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let form = get(&app, "/ui/aws/aws/roles/new?type=iam_user", Some(&cookie)).await;
+    assert!(form.body.contains(r#"<label for="permissions_boundary_arn">"#), "{}", form.body);
+    assert!(!form.body.contains("role_arns"), "only the fields iam_user uses");
+    let bad_json = "credential_type=iam_user&new=true&name=deploy&policy_document=%7Bnot+json";
+    let refused = post(&app, "/ui/aws/aws/roles", Some(&cookie), SAME, bad_json).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("The policy document is not valid JSON"), "{}", refused.body);
+    let boundary = "arn%3Aaws%3Aiam%3A%3A123456789012%3Apolicy%2Fboundary";
+    let good = format!(
+        "credential_type=iam_user&new=true&name=deploy&policy_document=&policy_arns=&iam_groups=\
+         &permissions_boundary_arn={boundary}&user_path=%2Fui%2F&iam_tags=team%3Dops&default_ttl=1h&max_ttl="
+    );
+    let saved = post(&app, "/ui/aws/aws/roles", Some(&cookie), SAME, &good).await;
+    assert!(saved.body.contains("Saved role deploy."), "{}", saved.body);
+    let role = app.root("GET", "aws/roles/deploy", None).await.body["data"].clone();
+    assert_eq!(role["permissions_boundary_arn"], "arn:aws:iam::123456789012:policy/boundary");
+    assert_eq!(role["iam_tags"], json!({"team": "ops"}));
+
+    let issued = post(&app, "/ui/aws/aws/creds/deploy", Some(&cookie), SAME, "ttl=").await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    let users: Vec<String> = app.fake.user_names().into_iter().filter(|u| u != ROOT_USER).collect();
+    assert_eq!(users.len(), 1, "{users:?}");
+    let lease =
+        issued.body.split(r#"<code id="lease_id">"#).nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(lease.starts_with("aws/creds/deploy/"), "{lease}");
+    assert!(issued.body.contains("export AWS_ACCESS_KEY_ID="));
+    let revoked = post(&app, "/ui/leases/revoke", Some(&cookie), SAME, &format!("lease_id={lease}")).await;
+    assert!(revoked.body.contains("Revoked lease"), "{}", revoked.body);
+    assert_eq!(app.fake.user_names(), [ROOT_USER]);
+    let listing = get(&app, "/ui/aws/aws/roles", Some(&cookie)).await;
+    assert!(
+        listing.body.contains("iam_user") && listing.body.contains("3600s / default"),
+        "{}",
+        listing.body
+    );
+}
