@@ -59,7 +59,12 @@ pub fn router(app: AppState, options: UiOptions) -> Router {
         .route("/ui/mounts", get(pages::mounts::page).post(pages::mounts::enable))
         .route("/ui/mounts/disable", get(pages::mounts::confirm_disable).post(pages::mounts::disable))
         .route("/ui/aws/{*rest}", get(pages::aws::get).post(pages::aws::post))
+        .route("/ui/leases", get(pages::leases::page))
+        .route("/ui/leases/lookup", get(pages::leases::lookup))
+        .route("/ui/leases/renew", post(pages::leases::renew))
         .route("/ui/leases/revoke", post(pages::creds::revoke))
+        .route("/ui/leases/revoke-prefix", post(pages::leases::revoke_prefix))
+        .route("/ui/leases/irrevocable", get(pages::leases::irrevocable))
         // The API's router keeps the fallback: unknown UI pages get the UI's own 404.
         .route("/ui/{*rest}", axum::routing::any(pages::not_found))
         .layer(middleware::from_fn(same_origin_writes))

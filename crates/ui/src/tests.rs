@@ -258,3 +258,49 @@ async fn a_role_made_in_the_ui_mints_keys_that_the_ui_revokes() {
         listing.body
     );
 }
+
+#[tokio::test]
+async fn leases_are_browsed_looked_up_renewed_and_revoked_by_prefix() {
+    use keymint_api::testing::ROOT_USER;
+    let app = TestApp::new().await;
+    let role = json!({"credential_type": "iam_user", "default_ttl": "1h", "max_ttl": "3h"});
+    assert_eq!(app.root("POST", "aws/roles/deploy", Some(role)).await.status, StatusCode::NO_CONTENT);
+    let first =
+        app.root("GET", "aws/creds/deploy", None).await.body["lease_id"].as_str().unwrap().to_string();
+    app.root("GET", "aws/creds/deploy", None).await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+
+    let top = get(&app, "/ui/leases?prefix=aws/creds/", Some(&cookie)).await;
+    assert!(top.body.contains("deploy/"), "{}", top.body);
+    let folder = get(&app, "/ui/leases?prefix=aws/creds/deploy/", Some(&cookie)).await;
+    let id = first.rsplit('/').next().unwrap();
+    assert!(folder.body.contains(id), "{}", folder.body);
+    let lookup = get(&app, &format!("/ui/leases/lookup?lease_id={first}"), Some(&cookie)).await;
+    assert!(lookup.body.contains("<dt>Renewable</dt><dd>true</dd>"), "{}", lookup.body);
+    let renewed =
+        post(&app, "/ui/leases/renew", Some(&cookie), SAME, &format!("lease_id={first}&increment=2h")).await;
+    assert!(renewed.body.contains("Renewed: 7200 seconds from now."), "{}", renewed.body);
+
+    let typo = post(
+        &app,
+        "/ui/leases/revoke-prefix",
+        Some(&cookie),
+        SAME,
+        "prefix=aws/creds/deploy/&confirm=aws/creds/&force=false",
+    )
+    .await;
+    assert!(typo.body.contains("Type the prefix exactly"), "{}", typo.body);
+    assert_eq!(app.fake.user_names().len(), 3, "nothing revoked yet");
+    let done = post(
+        &app,
+        "/ui/leases/revoke-prefix",
+        Some(&cookie),
+        SAME,
+        "prefix=aws/creds/deploy/&confirm=aws/creds/deploy/&force=false",
+    )
+    .await;
+    assert!(done.body.contains("Revoked: every lease under aws/creds/deploy/."), "{}", done.body);
+    assert_eq!(app.fake.user_names(), [ROOT_USER]);
+    let none = get(&app, "/ui/leases/irrevocable", Some(&cookie)).await;
+    assert!(none.body.contains("<p>None.</p>"), "{}", none.body);
+}

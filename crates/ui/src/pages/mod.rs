@@ -3,6 +3,7 @@
 pub(crate) mod aws;
 pub(crate) mod aws_config;
 pub(crate) mod creds;
+pub(crate) mod leases;
 pub(crate) mod mounts;
 pub(crate) mod overview;
 pub(crate) mod roles;
