@@ -16,6 +16,7 @@ mod aws_faults;
 mod cli;
 mod config_cache;
 mod config_roles;
+mod config_verify;
 mod crash;
 mod creds;
 mod enforcement;

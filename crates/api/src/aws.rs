@@ -3,7 +3,7 @@
 //! coerces Vault's fields, calls the engine and shapes the reply.
 
 use keymint_common::go::duration::{format_go_duration, parse_duration_secs};
-use keymint_engine::{CredsRequest, LeaseConfig, RoleInput, RootConfigInput};
+use keymint_engine::{CallerIdentity, CredsRequest, LeaseConfig, RoleInput, RootConfigInput};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -39,19 +39,30 @@ pub(crate) async fn read_root(c: &Call) -> ApiResult<Reply> {
 }
 
 pub(crate) async fn write_root(c: &Call) -> ApiResult<Reply> {
+    let verify = c.fields().bool("verify_connection")?.unwrap_or(true);
+    match c.state.engine().write_root_config(&c.ctx()?, root_input(c)?, verify).await? {
+        Some(who) => Ok(Reply::data(identity_data(&who))),
+        None => Ok(Reply::no_content()),
+    }
+}
+
+/// `config/root/verify`: the checks of a `config/root` write of the same body, nothing stored.
+pub(crate) async fn verify_root(c: &Call) -> ApiResult<Reply> {
+    let who = c.state.engine().verify_root_config(&c.ctx()?, root_input(c)?).await?;
+    Ok(Reply::data(identity_data(&who)))
+}
+
+/// The `config/root` fields of a request body (`verify_connection` aside).
+fn root_input(c: &Call) -> ApiResult<RootConfigInput> {
     let d = c.fields();
     let mut input: RootConfigInput = d.typed()?;
     input.secret_key = d.string("secret_key")?.map(SecretString::from);
     input.session_token = d.string("session_token")?.map(SecretString::from);
-    let verify = d.bool("verify_connection")?.unwrap_or(true);
-    match c.state.engine().write_root_config(&c.ctx()?, input, verify).await? {
-        Some(who) => Ok(Reply::data(json!({
-            "account_id": who.account,
-            "arn": who.arn,
-            "user_id": who.user_id,
-        }))),
-        None => Ok(Reply::no_content()),
-    }
+    Ok(input)
+}
+
+fn identity_data(who: &CallerIdentity) -> Value {
+    json!({ "account_id": who.account, "arn": who.arn, "user_id": who.user_id })
 }
 
 pub(crate) async fn read_lease(c: &Call) -> ApiResult<Reply> {

@@ -114,4 +114,5 @@ async fn unrouted_paths_and_operations_answer_as_vault_does() {
     assert_eq!(wrong_op.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
+mod config_verify;
 mod wrapping;

@@ -3,6 +3,7 @@
 //! classified as the caller's problem (400) or AWS trouble (502), as Vault splits them.
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::{AwsFailure, EngineError};
@@ -179,6 +180,15 @@ pub fn classify<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> AwsCall
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    // With a `role_arn` in config/root, every call first assumes that role through the SDK's
+    // credentials provider; the provider's failure arrives wrapped as this call's dispatch
+    // failure. Classified as the AssumeRole refusal it is, it gets AssumeRole's hint (and a
+    // refusal is not mistaken for AWS being unreachable).
+    if !matches!(err, SdkError::ServiceError(_))
+        && let Some(assume) = find_in_chain::<SdkError<AssumeRoleError, HttpResponse>>(err)
+    {
+        return classify("AssumeRole", assume);
+    }
     let unavailable = |text: String, retry| AwsCallError {
         op,
         code: None,
@@ -230,6 +240,20 @@ where
     }
 }
 
+/// The first error of type `T` among `err`'s sources.
+fn find_in_chain<'e, T: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<T>() {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn describe_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -247,7 +271,9 @@ fn describe_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::provider::error::CredentialsError;
     use aws_sdk_iam::operation::create_user::CreateUserError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::error::ErrorMetadata;
@@ -312,6 +338,21 @@ mod tests {
             assert!(text.contains(wanted), "{op}/{code}: {text}");
             assert!(text.contains(&format!("AWS operation {op}")), "{text}");
         }
+        // A refused AssumeRole of config/root's role_arn, as the credentials provider reports it
+        // through the call it was resolving credentials for.
+        let refused = AssumeRoleError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not authorized to perform: sts:AssumeRole")
+                .build(),
+        );
+        let raw = HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::empty());
+        let provider = CredentialsError::provider_error(SdkError::service_error(refused, raw));
+        let wrapped: SdkError<CreateUserError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(provider), None));
+        let e = classify("CreateUser", &wrapped);
+        assert_eq!((e.op, e.failure, e.retry), ("AssumeRole", AwsFailure::Rejected, Retry::Never));
+        assert!(e.to_string().contains("trust policy"), "{e}");
         let plain = classify("GetUser", &service_error("NoSuchEntity", "no user", 404));
         assert_eq!(plain.to_string(), "NoSuchEntity: no user (AWS operation GetUser)");
     }

@@ -195,6 +195,23 @@ impl Engine {
         Err(EngineError::Busy(error::Busy::ConfigRootWrite))
     }
 
+    /// Checks what a `config/root` write of `input` would check, and stores nothing: `input`
+    /// is merged over the stored config and validated as [`Engine::write_root_config`] does,
+    /// then verified with GetCallerIdentity (through `role_arn` when one is set) and against
+    /// `expected_account_id`. The mount's cached clients, pacer and rotation schedule are left
+    /// alone: the check runs on clients of its own.
+    pub async fn verify_root_config(
+        &self,
+        mount: &MountCtx,
+        input: RootConfigInput,
+    ) -> Result<CallerIdentity> {
+        let stored = self.root_config(mount).await?;
+        let (cfg, secrets) = config::apply_root_write(stored.map(|(c, s, _)| (c, s)), input)?;
+        self.verify_root(&cfg, &secrets).await
+    }
+
+    /// GetCallerIdentity with `cfg` on clients built for this one check (with their own pacer,
+    /// so a test of other credentials never queues behind the mount's calls or joins its cache).
     async fn verify_root(&self, cfg: &RootConfig, secrets: &RootSecrets) -> Result<CallerIdentity> {
         let pacer = Arc::new(pace::Pacer::new(cfg.limits()));
         let clients = self.factory.build(cfg, secrets, pacer).await?;

@@ -76,6 +76,10 @@ impl Api {
         self.call("GET", path, None).await
     }
 
+    pub async fn list(&self, path: &str) -> Answer {
+        self.call("LIST", path, None).await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.call("POST", path, Some(body)).await
     }

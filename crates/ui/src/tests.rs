@@ -189,3 +189,118 @@ async fn an_approle_sign_in_and_a_disable_warning() {
     .await;
     assert!(refused.body.contains("invalid role or secret ID"), "{}", refused.body);
 }
+
+#[tokio::test]
+async fn test_connection_saves_nothing_and_save_stores() {
+    use keymint_api::testing::ROOT_KEY;
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let before = app.root("GET", "aws/config/root", None).await.body["data"].clone();
+    let form = |secret: &str, action: &str, region: &str| {
+        format!(
+            "access_key={ROOT_KEY}&secret_key={secret}&region={region}&iam_endpoint=http%3A%2F%2Fiam.fake.invalid\
+             &sts_endpoint=http%3A%2F%2Fsts.fake.invalid&expected_account_id=&role_arn=&external_id=\
+             &role_session_name=&action={action}"
+        )
+    };
+    let wrong =
+        post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("not-the-secret", "test", "eu-west-1"))
+            .await;
+    assert_eq!(wrong.status, StatusCode::OK);
+    assert!(wrong.body.contains("SignatureDoesNotMatch"), "{}", wrong.body);
+    let good = post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("", "test", "eu-west-1")).await;
+    assert!(good.body.contains("Connected (nothing saved): account"), "{}", good.body);
+    assert_eq!(app.root("GET", "aws/config/root", None).await.body["data"], before, "a test saves nothing");
+    let saved = post(&app, "/ui/aws/aws/config", Some(&cookie), SAME, &form("", "save", "eu-west-1")).await;
+    assert!(saved.body.contains("Saved. Connected: account"), "{}", saved.body);
+    assert_eq!(app.root("GET", "aws/config/root", None).await.body["data"]["region"], "eu-west-1");
+    assert!(!saved.body.contains("test-root-secret"), "the secret is never shown");
+}
+
+#[tokio::test]
+async fn a_role_made_in_the_ui_mints_keys_that_the_ui_revokes() {
+    use keymint_api::testing::ROOT_USER;
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let form = get(&app, "/ui/aws/aws/roles/new?type=iam_user", Some(&cookie)).await;
+    assert!(form.body.contains(r#"<label for="permissions_boundary_arn">"#), "{}", form.body);
+    assert!(!form.body.contains("role_arns"), "only the fields iam_user uses");
+    let bad_json = "credential_type=iam_user&new=true&name=deploy&policy_document=%7Bnot+json";
+    let refused = post(&app, "/ui/aws/aws/roles", Some(&cookie), SAME, bad_json).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("The policy document is not valid JSON"), "{}", refused.body);
+    let boundary = "arn%3Aaws%3Aiam%3A%3A123456789012%3Apolicy%2Fboundary";
+    let good = format!(
+        "credential_type=iam_user&new=true&name=deploy&policy_document=&policy_arns=&iam_groups=\
+         &permissions_boundary_arn={boundary}&user_path=%2Fui%2F&iam_tags=team%3Dops&default_ttl=1h&max_ttl="
+    );
+    let saved = post(&app, "/ui/aws/aws/roles", Some(&cookie), SAME, &good).await;
+    assert!(saved.body.contains("Saved role deploy."), "{}", saved.body);
+    let role = app.root("GET", "aws/roles/deploy", None).await.body["data"].clone();
+    assert_eq!(role["permissions_boundary_arn"], "arn:aws:iam::123456789012:policy/boundary");
+    assert_eq!(role["iam_tags"], json!({"team": "ops"}));
+
+    let issued = post(&app, "/ui/aws/aws/creds/deploy", Some(&cookie), SAME, "ttl=").await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    let users: Vec<String> = app.fake.user_names().into_iter().filter(|u| u != ROOT_USER).collect();
+    assert_eq!(users.len(), 1, "{users:?}");
+    let lease =
+        issued.body.split(r#"<code id="lease_id">"#).nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(lease.starts_with("aws/creds/deploy/"), "{lease}");
+    assert!(issued.body.contains("export AWS_ACCESS_KEY_ID="));
+    let revoked = post(&app, "/ui/leases/revoke", Some(&cookie), SAME, &format!("lease_id={lease}")).await;
+    assert!(revoked.body.contains("Revoked lease"), "{}", revoked.body);
+    assert_eq!(app.fake.user_names(), [ROOT_USER]);
+    let listing = get(&app, "/ui/aws/aws/roles", Some(&cookie)).await;
+    assert!(
+        listing.body.contains("iam_user") && listing.body.contains("3600s / default"),
+        "{}",
+        listing.body
+    );
+}
+
+#[tokio::test]
+async fn leases_are_browsed_looked_up_renewed_and_revoked_by_prefix() {
+    use keymint_api::testing::ROOT_USER;
+    let app = TestApp::new().await;
+    let role = json!({"credential_type": "iam_user", "default_ttl": "1h", "max_ttl": "3h"});
+    assert_eq!(app.root("POST", "aws/roles/deploy", Some(role)).await.status, StatusCode::NO_CONTENT);
+    let first =
+        app.root("GET", "aws/creds/deploy", None).await.body["lease_id"].as_str().unwrap().to_string();
+    app.root("GET", "aws/creds/deploy", None).await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+
+    let top = get(&app, "/ui/leases?prefix=aws/creds/", Some(&cookie)).await;
+    assert!(top.body.contains("deploy/"), "{}", top.body);
+    let folder = get(&app, "/ui/leases?prefix=aws/creds/deploy/", Some(&cookie)).await;
+    let id = first.rsplit('/').next().unwrap();
+    assert!(folder.body.contains(id), "{}", folder.body);
+    let lookup = get(&app, &format!("/ui/leases/lookup?lease_id={first}"), Some(&cookie)).await;
+    assert!(lookup.body.contains("<dt>Renewable</dt><dd>true</dd>"), "{}", lookup.body);
+    let renewed =
+        post(&app, "/ui/leases/renew", Some(&cookie), SAME, &format!("lease_id={first}&increment=2h")).await;
+    assert!(renewed.body.contains("Renewed: 7200 seconds from now."), "{}", renewed.body);
+
+    let typo = post(
+        &app,
+        "/ui/leases/revoke-prefix",
+        Some(&cookie),
+        SAME,
+        "prefix=aws/creds/deploy/&confirm=aws/creds/&force=false",
+    )
+    .await;
+    assert!(typo.body.contains("Type the prefix exactly"), "{}", typo.body);
+    assert_eq!(app.fake.user_names().len(), 3, "nothing revoked yet");
+    let done = post(
+        &app,
+        "/ui/leases/revoke-prefix",
+        Some(&cookie),
+        SAME,
+        "prefix=aws/creds/deploy/&confirm=aws/creds/deploy/&force=false",
+    )
+    .await;
+    assert!(done.body.contains("Revoked: every lease under aws/creds/deploy/."), "{}", done.body);
+    assert_eq!(app.fake.user_names(), [ROOT_USER]);
+    let none = get(&app, "/ui/leases/irrevocable", Some(&cookie)).await;
+    assert!(none.body.contains("<p>None.</p>"), "{}", none.body);
+}

@@ -5,6 +5,51 @@ use crate::{aws, static_roles};
 
 const NAME_PARAM: Param = p("name", Kind::String, "The role's name; it comes from the path.");
 
+/// The fields of `config/root`, which `config/root/verify` takes too, so a form for the one
+/// can be sent to the other as it is.
+const ROOT_PARAMS: &[Param] = &[
+    p(
+        "access_key",
+        Kind::String,
+        "Access key id of the root credentials; empty for the default credential chain.",
+    ),
+    p("secret_key", Kind::String, "Secret of the root credentials. Never returned."),
+    p("session_token", Kind::String, "Session token, for temporary root credentials."),
+    p("region", Kind::String, "Region of the IAM and STS calls (default: AWS_REGION, then us-east-1)."),
+    p("iam_endpoint", Kind::String, "Custom IAM endpoint URL."),
+    p("sts_endpoint", Kind::String, "Custom STS endpoint URL."),
+    p("sts_region", Kind::String, "Region to sign STS calls for when sts_endpoint is set."),
+    p("sts_fallback_endpoints", Kind::CommaList, "STS endpoints to try in order when the first fails."),
+    p("sts_fallback_regions", Kind::CommaList, "Regions of the fallback endpoints, one each."),
+    p("max_retries", Kind::Int, "Retries of a failed AWS call; -1 for the default."),
+    p("username_template", Kind::String, "Template of the names of the IAM users made for iam_user roles."),
+    p("role_arn", Kind::String, "A role to assume with the credentials above; its keys are the root keys."),
+    p("identity_token_audience", Kind::String, "Plugin workload identity (Vault Enterprise); refused."),
+    p("identity_token_ttl", Kind::Duration, "Stored and returned; no effect."),
+    p("rotation_policy", Kind::String, "Stored and returned (Vault Enterprise); no effect."),
+    p("external_id", Kind::String, "External id for assuming role_arn."),
+    p("role_session_name", Kind::String, "Session name for assuming role_arn."),
+    p("duration", Kind::Duration, "How long each assumed root session lasts."),
+    p("expected_account_id", Kind::String, "Refuse credentials of any other AWS account."),
+    p("rotation_period", Kind::Duration, "Rotate the root access key this often."),
+    p("rotation_schedule", Kind::String, "Rotate the root access key on this 5-field cron schedule."),
+    p("rotation_window", Kind::Duration, "How long after a scheduled time a rotation may still start."),
+    p("disable_automated_rotation", Kind::Bool, "Stop scheduled rotation."),
+    p("iam_write_rate", Kind::Int, "IAM write calls per second this mount may make."),
+    p("iam_read_rate", Kind::Int, "IAM read calls per second this mount may make."),
+    p("sts_rate", Kind::Int, "STS calls per second this mount may make."),
+    p("max_queue_wait", Kind::Duration, "Refuse a request at once if its calls would wait longer than this."),
+    p("retry_deadline", Kind::Duration, "Stop retrying throttled or failed calls after this long."),
+    p("call_timeout", Kind::Duration, "Time limit of one AWS call."),
+    p(
+        "verify_connection",
+        Kind::Bool,
+        "Check the credentials with GetCallerIdentity before storing them (default true; \
+config/root/verify always checks).",
+    )
+    .or("true"),
+];
+
 pub(crate) const AWS_ROUTES: &[Route] = &[
     Route {
         pattern: "config/root",
@@ -15,78 +60,22 @@ pub(crate) const AWS_ROUTES: &[Route] = &[
         ],
         existence: Some(aws::root_config_exists),
         synopsis: "The credentials keymint uses to call AWS for this mount, and how it calls.",
-        params: &[
-            p(
-                "access_key",
-                Kind::String,
-                "Access key id of the root credentials; empty for the default credential chain.",
-            ),
-            p("secret_key", Kind::String, "Secret of the root credentials. Never returned."),
-            p("session_token", Kind::String, "Session token, for temporary root credentials."),
-            p(
-                "region",
-                Kind::String,
-                "Region of the IAM and STS calls (default: AWS_REGION, then us-east-1).",
-            ),
-            p("iam_endpoint", Kind::String, "Custom IAM endpoint URL."),
-            p("sts_endpoint", Kind::String, "Custom STS endpoint URL."),
-            p("sts_region", Kind::String, "Region to sign STS calls for when sts_endpoint is set."),
-            p(
-                "sts_fallback_endpoints",
-                Kind::CommaList,
-                "STS endpoints to try in order when the first fails.",
-            ),
-            p("sts_fallback_regions", Kind::CommaList, "Regions of the fallback endpoints, one each."),
-            p("max_retries", Kind::Int, "Retries of a failed AWS call; -1 for the default."),
-            p(
-                "username_template",
-                Kind::String,
-                "Template of the names of the IAM users made for iam_user roles.",
-            ),
-            p(
-                "role_arn",
-                Kind::String,
-                "A role to assume with the credentials above; its keys are the root keys.",
-            ),
-            p(
-                "identity_token_audience",
-                Kind::String,
-                "Plugin workload identity (Vault Enterprise); refused.",
-            ),
-            p("identity_token_ttl", Kind::Duration, "Stored and returned; no effect."),
-            p("rotation_policy", Kind::String, "Stored and returned (Vault Enterprise); no effect."),
-            p("external_id", Kind::String, "External id for assuming role_arn."),
-            p("role_session_name", Kind::String, "Session name for assuming role_arn."),
-            p("duration", Kind::Duration, "How long each assumed root session lasts."),
-            p("expected_account_id", Kind::String, "Refuse credentials of any other AWS account."),
-            p("rotation_period", Kind::Duration, "Rotate the root access key this often."),
-            p("rotation_schedule", Kind::String, "Rotate the root access key on this 5-field cron schedule."),
-            p(
-                "rotation_window",
-                Kind::Duration,
-                "How long after a scheduled time a rotation may still start.",
-            ),
-            p("disable_automated_rotation", Kind::Bool, "Stop scheduled rotation."),
-            p("iam_write_rate", Kind::Int, "IAM write calls per second this mount may make."),
-            p("iam_read_rate", Kind::Int, "IAM read calls per second this mount may make."),
-            p("sts_rate", Kind::Int, "STS calls per second this mount may make."),
-            p(
-                "max_queue_wait",
-                Kind::Duration,
-                "Refuse a request at once if its calls would wait longer than this.",
-            ),
-            p("retry_deadline", Kind::Duration, "Stop retrying throttled or failed calls after this long."),
-            p("call_timeout", Kind::Duration, "Time limit of one AWS call."),
-            p(
-                "verify_connection",
-                Kind::Bool,
-                "Check the credentials with GetCallerIdentity before storing them (default true).",
-            )
-            .or("true"),
-        ],
+        params: ROOT_PARAMS,
         description: "A write checks the credentials with GetCallerIdentity and answers with the account \
 and ARN they belong to; nothing is stored if AWS refuses them. A later write changes only the \
 fields it gives. A read shows every setting but the secrets.",
+        ..ROUTE
+    },
+    Route {
+        pattern: "config/root/verify",
+        paths: &["config/root/verify"],
+        ops: &[update(handler!(c => aws::verify_root(&c).await))],
+        synopsis: "Test root credentials without saving them.",
+        params: ROOT_PARAMS,
+        description: "Takes what a config/root write takes, merged over the stored config in the same \
+way (a field left out keeps its stored value), and makes the same checks: validation, GetCallerIdentity \
+(through role_arn when one is set) and expected_account_id. Answers with the account and ARN the \
+credentials belong to, or with the error the write would give. Nothing is stored.",
         ..ROUTE
     },
     Route {

@@ -5,10 +5,11 @@
 //! It keeps users and what hangs on them (keys, policies, groups, tags, login profile, MFA
 //! devices, SSH keys, signing certificates, service-specific credentials) and refuses what IAM
 //! refuses: a duplicate user, a third key, deleting a user something still holds, a request
-//! signed with an unknown key. Any operation can be made to fail at a chosen call with a
+//! signed with an unknown key or with the wrong secret. Any operation can be made to fail at a chosen call with a
 //! [`Failure`], and every call is recorded, so a test can assert what was made and removed.
 
 mod iam;
+mod sigv4;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -227,13 +228,22 @@ impl FakeAws {
             }
             Some(Failure::AnswerLost) | None => {}
         }
-        let Some((caller, _)) = s.keys.get(&key).cloned() else {
+        let Some((caller, secret)) = s.keys.get(&key).cloned() else {
             return refused((
                 403,
                 "InvalidClientTokenId",
                 "The security token included in the request is invalid.".into(),
             ));
         };
+        if !sigv4::signature_matches(request, &secret) {
+            return refused((
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method."
+                    .into(),
+            ));
+        }
         let answer = s.run(&op, &params, &caller);
         if failure == Some(Failure::AnswerLost) {
             return Err(ConnectorError::io("connection reset by peer (injected after the call)".into()));

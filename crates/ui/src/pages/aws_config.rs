@@ -6,14 +6,12 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::Form;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::{not_found, notice};
-use crate::session::Session;
+use super::notice;
+use crate::api::Api;
 use crate::view::{Chrome, render};
 
 /// The form's fields, in order, with their labels; the secret is handled apart.
@@ -45,15 +43,6 @@ struct AwsConfig {
     notices: Vec<String>,
     connected: Option<String>,
     error: Option<String>,
-}
-
-/// The mount a `/ui/aws/<mount>/config` path names.
-fn mount_of(rest: &str) -> Option<String> {
-    let mount = rest.strip_suffix("/config")?.trim_matches('/');
-    let ok = !mount.is_empty()
-        && mount.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
-        && mount.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    ok.then(|| mount.to_string())
 }
 
 fn text(data: &Value, key: &str) -> String {
@@ -95,9 +84,8 @@ fn show(mount: &str, view: View) -> Response {
     render(view.status, &page)
 }
 
-pub(crate) async fn page(session: Session, Path(rest): Path<String>) -> Response {
-    let Some(mount) = mount_of(&rest) else { return not_found().await };
-    let answer = session.api.get(&format!("{mount}/config/root")).await;
+pub(crate) async fn page(api: &Api, mount: &str) -> Response {
+    let answer = api.get(&format!("{mount}/config/root")).await;
     let mut notices = Vec::new();
     let mut values = HashMap::new();
     let mut secret_set = false;
@@ -109,17 +97,11 @@ pub(crate) async fn page(session: Session, Path(rest): Path<String>) -> Response
     } else if answer.status != StatusCode::NOT_FOUND {
         notices.push(notice(&format!("read {mount}/config/root"), &answer));
     }
-    show(&mount, View { status: StatusCode::OK, values, secret_set, notices, connected: None, error: None })
+    show(mount, View { status: StatusCode::OK, values, secret_set, notices, connected: None, error: None })
 }
 
 /// `POST /ui/aws/<mount>/config`, `action` = `test` or `save`.
-pub(crate) async fn submit(
-    session: Session,
-    Path(rest): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let Some(mount) = mount_of(&rest) else { return not_found().await };
-    let api = &session.api;
+pub(crate) async fn submit(api: &Api, mount: &str, form: &HashMap<String, String>) -> Response {
     // Only what the form gives: an empty secret keeps the stored one (config/root merges).
     let mut body = Map::new();
     for (name, _) in FIELDS {
@@ -160,5 +142,5 @@ pub(crate) async fn submit(
         let what = if saving { "save the AWS account" } else { "test the connection" };
         view.error = Some(notice(what, &answer));
     }
-    show(&mount, view)
+    show(mount, view)
 }

@@ -1,8 +1,12 @@
 //! The pages, one module each.
 
+pub(crate) mod aws;
 pub(crate) mod aws_config;
+pub(crate) mod creds;
+pub(crate) mod leases;
 pub(crate) mod mounts;
 pub(crate) mod overview;
+pub(crate) mod roles;
 pub(crate) mod sign_in;
 
 use axum::extract::{FromRequestParts, State};
