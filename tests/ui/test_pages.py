@@ -34,6 +34,20 @@ def test_main_navigation_reaches_every_page(signed_in):
         assert text_of(page.locator("h1")) == HEADINGS[href]
 
 
+def test_every_page_of_the_navigation_passes_the_checks(signed_in):
+    """Pages beyond the first three (roles, leases, ...) pass check_page too; the first three
+    are photographed by their own tests."""
+    page = signed_in
+    links = page.locator('nav[aria-label="Main"] a').evaluate_all("as => as.map(a => a.href)")
+    assert len(links) >= len(NAV), links
+    for link in links:
+        page.goto(link)
+        path = path_of(page.url)
+        assert path.startswith("/ui/"), f"{link} left the UI for {page.url}"
+        name = "-".join(part for part in path.removeprefix("/ui/").split("/") if part != "aws") or "index"
+        check_page(page, name, screenshot=path not in HEADINGS)
+
+
 def test_overview(signed_in):
     page = signed_in
     assert text_of(page.locator("h1")) == "Overview"
