@@ -189,17 +189,9 @@ struct ConfirmDelete {
 }
 
 pub(crate) async fn confirm_delete(api: &Api, mount: &str, role: &str) -> Response {
-    let metrics = api.get("sys/metrics").await;
-    let live: Option<u64> = metrics.ok().then(|| {
-        metrics.body["Gauges"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|g| g["Name"] == "keymint_leases_active" && g["Labels"]["role"] == role)
-            .filter(|g| g["Labels"]["mount"].as_str().map(|m| m.trim_end_matches('/')) == Some(mount))
-            .map(|g| g["Value"].as_f64().unwrap_or(0.0).max(0.0) as u64)
-            .sum()
-    });
+    let live: Option<u64> = super::active_leases(api)
+        .await
+        .map(|all| all.iter().filter(|l| l.mount == mount && l.role == role).map(|l| l.leases).sum());
     let warning = match live {
         Some(n) => format!(
             "Deleting role {role} leaves its {n} live lease(s) alone: they stay valid until they expire or are revoked."

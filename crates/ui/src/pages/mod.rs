@@ -45,3 +45,36 @@ pub(crate) fn notice(what: &str, answer: &Answer) -> String {
         format!("Could not {what}: {}", answer.error())
     }
 }
+
+/// One `keymint_leases_active` sample of `sys/metrics`: live leases of a mount's role.
+pub(crate) struct ActiveLeases {
+    /// The mount path without its trailing `/`.
+    pub mount: String,
+    pub role: String,
+    pub credential_type: String,
+    pub leases: u64,
+}
+
+/// The live leases by mount and role, as the metrics count them; `None` when the token may not
+/// read `sys/metrics`. Every page that shows lease numbers reads them here, so the pages and the
+/// dashboards agree.
+pub(crate) async fn active_leases(api: &crate::api::Api) -> Option<Vec<ActiveLeases>> {
+    let metrics = api.get("sys/metrics").await;
+    metrics.ok().then(|| active_leases_in(&metrics.body))
+}
+
+pub(crate) fn active_leases_in(metrics: &serde_json::Value) -> Vec<ActiveLeases> {
+    let label = |g: &serde_json::Value, k: &str| g["Labels"][k].as_str().unwrap_or_default().to_string();
+    metrics["Gauges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["Name"] == "keymint_leases_active")
+        .map(|g| ActiveLeases {
+            mount: label(g, "mount").trim_end_matches('/').to_string(),
+            role: label(g, "role"),
+            credential_type: label(g, "credential_type"),
+            leases: g["Value"].as_f64().unwrap_or(0.0).max(0.0) as u64,
+        })
+        .collect()
+}

@@ -129,20 +129,9 @@ struct ConfirmDisable {
 
 /// The leases a mount holds, by the metrics; `None` when the token may not read them.
 async fn lease_count(api: &Api, path: &str) -> Option<u64> {
-    let metrics = api.get("sys/metrics").await;
-    if !metrics.ok() {
-        return None;
-    }
     let bare = path.trim_end_matches('/');
-    let total = metrics.body["Gauges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g["Name"] == "keymint_leases_active")
-        .filter(|g| g["Labels"]["mount"].as_str().map(|m| m.trim_end_matches('/')) == Some(bare))
-        .map(|g| g["Value"].as_f64().unwrap_or(0.0).max(0.0) as u64)
-        .sum();
-    Some(total)
+    let all = super::active_leases(api).await?;
+    Some(all.iter().filter(|l| l.mount == bare).map(|l| l.leases).sum())
 }
 
 /// `GET /ui/mounts/disable?path=…&class=…`: what disabling will do, and a button to do it.

@@ -5,7 +5,6 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::Value;
 
 use super::notice;
 use crate::session::Session;
@@ -41,10 +40,6 @@ struct Overview {
     paused: Option<bool>,
 }
 
-fn label<'a>(entry: &'a Value, key: &str) -> &'a str {
-    entry["Labels"][key].as_str().unwrap_or_default()
-}
-
 /// The mount path as the metrics label it (`aws` or `aws/`), without the trailing `/`.
 fn bare(path: &str) -> &str {
     path.trim_end_matches('/')
@@ -60,19 +55,18 @@ pub(crate) async fn page(session: Session) -> Response {
     if metrics_answer.ok() {
         let body = &metrics_answer.body;
         let (mut irr, mut thr) = (0u64, 0u64);
+        for l in super::active_leases_in(body) {
+            *per_mount.entry(l.mount.clone()).or_default() += l.leases;
+            roles.push(RoleLeases {
+                mount: l.mount,
+                role: l.role,
+                credential_type: l.credential_type,
+                leases: l.leases,
+            });
+        }
         for gauge in body["Gauges"].as_array().into_iter().flatten() {
             let value = gauge["Value"].as_f64().unwrap_or(0.0).max(0.0) as u64;
             match gauge["Name"].as_str() {
-                Some("keymint_leases_active") => {
-                    let mount = bare(label(gauge, "mount")).to_string();
-                    *per_mount.entry(mount.clone()).or_default() += value;
-                    roles.push(RoleLeases {
-                        mount,
-                        role: label(gauge, "role").to_string(),
-                        credential_type: label(gauge, "credential_type").to_string(),
-                        leases: value,
-                    });
-                }
                 Some("keymint_leases_irrevocable") => irr += value,
                 Some("keymint_revocation_paused") => paused = Some(value > 0),
                 _ => {}

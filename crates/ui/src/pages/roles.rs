@@ -125,20 +125,11 @@ struct Roles {
     types: &'static [&'static str],
 }
 
-/// Leases by role of `mount`, from the metrics; empty when the token may not read them.
+/// Leases by role of `mount`, from the metrics; `None` when the token may not read them.
 async fn leases_by_role(api: &Api, mount: &str) -> Option<HashMap<String, u64>> {
-    let metrics = api.get("sys/metrics").await;
-    if !metrics.ok() {
-        return None;
-    }
     let mut out = HashMap::new();
-    for g in metrics.body["Gauges"].as_array().into_iter().flatten() {
-        if g["Name"] == "keymint_leases_active"
-            && g["Labels"]["mount"].as_str().map(|m| m.trim_end_matches('/')) == Some(mount)
-        {
-            let role = g["Labels"]["role"].as_str().unwrap_or_default().to_string();
-            *out.entry(role).or_default() += g["Value"].as_f64().unwrap_or(0.0).max(0.0) as u64;
-        }
+    for l in super::active_leases(api).await?.into_iter().filter(|l| l.mount == mount) {
+        *out.entry(l.role).or_default() += l.leases;
     }
     Some(out)
 }
