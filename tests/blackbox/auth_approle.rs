@@ -143,7 +143,10 @@ fn database_text(env: &TestEnv) -> String {
 #[tokio::test]
 async fn a_single_use_secret_id_logs_in_once_across_two_replicas() {
     let storage = Storage::new(Backend::Postgres);
-    let (a, b) = tokio::join!(Keymint::start(storage.url()), Keymint::start(storage.url()));
+    // One after the other: two dev-mode servers initialising one empty database at the same
+    // moment can race on the dev seal key (the second may find the schema but no key yet).
+    let a = Keymint::start(storage.url()).await;
+    let b = Keymint::start(storage.url()).await;
     a.put("sys/auth/approle", json!({"type": "approle"})).await.expect(204);
     a.post("auth/approle/role/ci", json!({"token_policies": "default", "secret_id_num_uses": 1}))
         .await

@@ -303,9 +303,14 @@ pub(crate) async fn resolve_key(pool: &AnyPool, source: KeySource) -> Result<Key
         KeySource::DevStored => {
             if meta_get(pool, "dev_key").await?.is_none() {
                 if meta_get(pool, "seal_check").await?.is_some() {
-                    return Err(StoreError::NoKey);
+                    // Another dev server may have written both between our two reads (it writes
+                    // the key first): read the key again before calling the store a production one.
+                    if meta_get(pool, "dev_key").await?.is_none() {
+                        return Err(StoreError::NoKey);
+                    }
+                } else {
+                    meta_insert_if_absent(pool, "dev_key", &KeyMaterial::generate().to_base64()).await?;
                 }
-                meta_insert_if_absent(pool, "dev_key", &KeyMaterial::generate().to_base64()).await?;
             }
             let stored = meta_get(pool, "dev_key").await?.ok_or(StoreError::NoKey)?;
             KeyMaterial::parse(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?
