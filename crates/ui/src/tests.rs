@@ -304,3 +304,49 @@ async fn leases_are_browsed_looked_up_renewed_and_revoked_by_prefix() {
     let none = get(&app, "/ui/leases/irrevocable", Some(&cookie)).await;
     assert!(none.body.contains("<p>None.</p>"), "{}", none.body);
 }
+
+#[tokio::test]
+async fn policies_are_checked_by_the_server_and_tokens_are_shown_once() {
+    let app = TestApp::new().await;
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let bad = post(
+        &app,
+        "/ui/policies/new",
+        Some(&cookie),
+        SAME,
+        "new=true&name=ops&policy=path+%22x%22+%7B+capabilities+%3D+%5B%22fly%22%5D+%7D",
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains(r#"class="error" role="alert""#), "{}", bad.body);
+    assert_eq!(
+        app.root("GET", "sys/policies/acl/ops", None).await.status,
+        StatusCode::NOT_FOUND,
+        "nothing stored"
+    );
+    let hcl = "path+%22aws%2Fcreds%2F*%22+%7B+capabilities+%3D+%5B%22read%22%5D+%7D";
+    let saved =
+        post(&app, "/ui/policies/new", Some(&cookie), SAME, &format!("new=true&name=ops&policy={hcl}")).await;
+    assert!(saved.body.contains("Saved policy ops."), "{}", saved.body);
+    assert!(get(&app, "/ui/policies", Some(&cookie)).await.body.contains(r#"href="/ui/policies/ops""#));
+    assert!(get(&app, "/ui/policies/ops", Some(&cookie)).await.body.contains("aws/creds/*"));
+
+    let made = post(&app, "/ui/tokens", Some(&cookie), SAME, "policies=ops&ttl=1h&display_name=ci").await;
+    let token = made
+        .body
+        .split(r#"<code id="client_token" class="wrap">"#)
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let me = app.call("GET", "auth/token/lookup-self", Some(&token), None).await;
+    assert_eq!(me.body["data"]["policies"], json!(["default", "ops"]));
+    // A token holding only read on aws/creds/* sees notices elsewhere, not broken pages.
+    let limited = sign_in(&app, &token).await;
+    let mounts = get(&app, "/ui/mounts", Some(&limited)).await;
+    assert!(mounts.body.contains("Your token may not list the secrets engines"), "{}", mounts.body);
+    let deleted = post(&app, "/ui/policies/ops", Some(&cookie), SAME, "policy=&delete=true").await;
+    assert!(deleted.body.contains("Deleted policy ops."), "{}", deleted.body);
+}

@@ -6,6 +6,7 @@ pub(crate) mod creds;
 pub(crate) mod leases;
 pub(crate) mod mounts;
 pub(crate) mod overview;
+pub(crate) mod policies;
 pub(crate) mod roles;
 pub(crate) mod sign_in;
 

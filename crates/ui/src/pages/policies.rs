@@ -1,0 +1,194 @@
+//! ACL policies (list, view, edit with the server checking the HCL before it is stored,
+//! delete) and tokens (create one, shown once).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::notice;
+use crate::api::Api;
+use crate::session::Session;
+use crate::view::{Chrome, render};
+
+#[derive(Template)]
+#[template(path = "policies.html")]
+struct Policies {
+    page: Chrome,
+    names: Vec<String>,
+    notices: Vec<String>,
+    message: Option<String>,
+}
+
+async fn list(api: &Api, message: Option<String>) -> Response {
+    let answer = api.list("sys/policies/acl").await;
+    let mut notices = Vec::new();
+    let names = if answer.ok() {
+        answer.data()["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    } else {
+        notices.push(notice("list the policies (sys/policies/acl)", &answer));
+        Vec::new()
+    };
+    let page = Policies { page: Chrome::signed_in("Policies", "policies"), names, notices, message };
+    render(StatusCode::OK, &page)
+}
+
+pub(crate) async fn page(session: Session) -> Response {
+    list(&session.api, None).await
+}
+
+#[derive(Template)]
+#[template(path = "policy.html")]
+struct PolicyForm {
+    page: Chrome,
+    name: String,
+    new: bool,
+    builtin: bool,
+    text: String,
+    error: Option<String>,
+    message: Option<String>,
+}
+
+fn valid(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+}
+
+fn form_page(
+    name: &str,
+    new: bool,
+    text: String,
+    error: Option<String>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let page = PolicyForm {
+        page: Chrome::signed_in(if new { "New policy" } else { "Policy" }, "policies"),
+        name: name.to_string(),
+        new,
+        builtin: name == "root",
+        text,
+        error,
+        message,
+    };
+    render(status, &page)
+}
+
+/// `GET /ui/policies/<name>` (`new`: an empty form).
+pub(crate) async fn edit(session: Session, Path(name): Path<String>) -> Response {
+    if name == "new" {
+        return form_page("", true, String::new(), None, None, StatusCode::OK);
+    }
+    if !valid(&name) {
+        return super::not_found().await;
+    }
+    let answer = session.api.get(&format!("sys/policies/acl/{name}")).await;
+    if !answer.ok() {
+        return list(&session.api, Some(notice(&format!("read policy {name}"), &answer))).await;
+    }
+    let text = answer.data()["policy"].as_str().unwrap_or_default().to_string();
+    form_page(&name, false, text, None, None, StatusCode::OK)
+}
+
+/// `POST /ui/policies/<name>`: save (`name`, `policy`) or, with `delete`, delete.
+pub(crate) async fn save(
+    session: Session,
+    Path(path_name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let api = &session.api;
+    let name = if path_name == "new" {
+        form.get("name").map(|n| n.trim().to_string()).unwrap_or_default()
+    } else {
+        path_name
+    };
+    let new = form.get("new").is_some_and(|n| n == "true");
+    let text = form.get("policy").cloned().unwrap_or_default();
+    if !valid(&name) {
+        let error = "Give the policy a name: letters, digits, - _ . @.".to_string();
+        return form_page(&name, new, text, Some(error), None, StatusCode::BAD_REQUEST);
+    }
+    if form.contains_key("delete") {
+        let answer = api.delete(&format!("sys/policies/acl/{name}")).await;
+        let message = if answer.ok() {
+            format!("Deleted policy {name}.")
+        } else {
+            notice(&format!("delete policy {name}"), &answer)
+        };
+        return list(api, Some(message)).await;
+    }
+    let answer = api.call("PUT", &format!("sys/policies/acl/{name}"), Some(&json!({"policy": text}))).await;
+    if answer.ok() {
+        form_page(&name, false, text, None, Some(format!("Saved policy {name}.")), StatusCode::OK)
+    } else {
+        let status = if answer.status == StatusCode::FORBIDDEN {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        form_page(&name, new, text, Some(notice(&format!("save policy {name}"), &answer)), None, status)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct Tokens {
+    page: Chrome,
+    error: Option<String>,
+    created: Option<(String, String, String)>,
+}
+
+pub(crate) async fn tokens(_session: Session) -> Response {
+    render(
+        StatusCode::OK,
+        &Tokens { page: Chrome::signed_in("Tokens", "tokens"), error: None, created: None },
+    )
+}
+
+/// `POST /ui/tokens`: a child token of the session's token (`policies`, `ttl`, `display_name`).
+pub(crate) async fn create_token(session: Session, Form(form): Form<HashMap<String, String>>) -> Response {
+    let policies: Vec<String> = form
+        .get("policies")
+        .map(|p| p.split([',', '\n']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let mut body = json!({"policies": policies});
+    for field in ["ttl", "display_name"] {
+        if let Some(v) = form.get(field).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            body[field] = json!(v);
+        }
+    }
+    let answer = session.api.post("auth/token/create", &body).await;
+    let page = if answer.ok() {
+        let auth = &answer.body["auth"];
+        let text = |k: &str| auth[k].as_str().unwrap_or_default().to_string();
+        let policies = auth["policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Tokens {
+            page: Chrome::signed_in("Tokens", "tokens"),
+            error: None,
+            created: Some((text("client_token"), text("accessor"), policies)),
+        }
+    } else {
+        Tokens {
+            page: Chrome::signed_in("Tokens", "tokens"),
+            error: Some(notice("create a token", &answer)),
+            created: None,
+        }
+    };
+    let status = if answer.status == StatusCode::FORBIDDEN { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    render(status, &page)
+}
