@@ -350,3 +350,50 @@ async fn policies_are_checked_by_the_server_and_tokens_are_shown_once() {
     let deleted = post(&app, "/ui/policies/ops", Some(&cookie), SAME, "policy=&delete=true").await;
     assert!(deleted.body.contains("Deleted policy ops."), "{}", deleted.body);
 }
+
+#[tokio::test]
+async fn a_static_role_is_made_shown_and_deleted() {
+    use keymint_engine::fake_aws::User;
+    let app = TestApp::new().await;
+    app.fake.put_user(
+        "app-user",
+        User { path: "/".into(), ..User::default() },
+        app.state.store().clock().now(),
+    );
+    let cookie = sign_in(&app, ROOT_TOKEN).await;
+    let page = get(&app, "/ui/aws/aws/static-roles", Some(&cookie)).await;
+    assert!(page.body.contains("No static roles yet."), "{}", page.body);
+    let saved = post(
+        &app,
+        "/ui/aws/aws/static-roles",
+        Some(&cookie),
+        SAME,
+        "op=save&name=app&username=app-user&rotation_period=24h",
+    )
+    .await;
+    assert!(saved.body.contains("Saved static role app."), "{}", saved.body);
+    assert!(saved.body.contains("86400s"), "{}", saved.body);
+    let shown = post(&app, "/ui/aws/aws/static-roles", Some(&cookie), SAME, "op=creds&name=app").await;
+    let key = shown
+        .body
+        .split("<dt>Access key ID</dt><dd><code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(app.fake.secret_of(&key).is_some(), "the key shown exists in AWS: {key}");
+    let short = post(
+        &app,
+        "/ui/aws/aws/static-roles",
+        Some(&cookie),
+        SAME,
+        "op=save&name=fast&username=app-user&rotation_period=5s",
+    )
+    .await;
+    assert!(short.body.contains(r#"class="error" role="alert""#), "{}", short.body);
+    let deleted = post(&app, "/ui/aws/aws/static-roles", Some(&cookie), SAME, "op=delete&name=app").await;
+    assert!(deleted.body.contains("Deleted static role app"), "{}", deleted.body);
+    assert!(app.fake.secret_of(&key).is_none(), "keymint deleted the key it made");
+}

@@ -7,11 +7,12 @@ use axum::Form;
 use axum::extract::{Path, Query};
 use axum::response::Response;
 
-use super::{aws_config, creds, not_found, roles};
+use super::{aws_config, creds, not_found, roles, static_roles};
 use crate::session::Session;
 
 enum Page {
     Config(String),
+    StaticRoles(String),
     Roles(String),
     NewRole(String),
     Role(String, String),
@@ -38,6 +39,7 @@ fn parse(rest: &str) -> Option<Page> {
     let last = |i: usize| parts.len().checked_sub(i).and_then(|j| parts.get(j)).copied().unwrap_or_default();
     let page = match (last(3), last(2), last(1)) {
         (_, _, "config") => Page::Config(mount_of(1)?),
+        (_, _, "static-roles") => Page::StaticRoles(mount_of(1)?),
         (_, _, "roles") => Page::Roles(mount_of(1)?),
         (_, "roles", "new") => Page::NewRole(mount_of(2)?),
         ("roles", name, "delete") if valid_name(name) => Page::DeleteRole(mount_of(3)?, name.to_string()),
@@ -56,6 +58,7 @@ pub(crate) async fn get(
     let api = &session.api;
     match parse(&rest) {
         Some(Page::Config(mount)) => aws_config::page(api, &mount).await,
+        Some(Page::StaticRoles(mount)) => static_roles::page(api, &mount).await,
         Some(Page::Roles(mount)) => roles::list(api, &mount, None).await,
         Some(Page::NewRole(mount)) => {
             let kind = query
@@ -80,6 +83,7 @@ pub(crate) async fn post(
     let api = &session.api;
     match parse(&rest) {
         Some(Page::Config(mount)) => aws_config::submit(api, &mount, &form).await,
+        Some(Page::StaticRoles(mount)) => static_roles::submit(api, &mount, &form).await,
         Some(Page::Roles(mount) | Page::NewRole(mount) | Page::Role(mount, _)) => {
             roles::save(api, &mount, &form).await
         }

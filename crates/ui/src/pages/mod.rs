@@ -9,6 +9,7 @@ pub(crate) mod overview;
 pub(crate) mod policies;
 pub(crate) mod roles;
 pub(crate) mod sign_in;
+pub(crate) mod static_roles;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
