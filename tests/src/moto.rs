@@ -119,8 +119,12 @@ impl Moto {
             if let Ok(Some(_status)) = child.try_wait() {
                 return Some(false);
             }
+            // Only moto's own answer counts: a test's local server (an OIDC issuer, a
+            // TokenReview server) may have taken the port between its pick and moto's bind, and
+            // it answers HTTP too (404 here); then moto exits "already in use" and we pick again.
             let probe = http.get(&probe_url).timeout(Duration::from_secs(2));
-            probe.send().await.ok().map(|_| true)
+            let answer = probe.send().await.ok()?;
+            answer.status().is_success().then_some(true)
         })
         .await
     }
