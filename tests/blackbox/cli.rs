@@ -8,27 +8,28 @@ use std::process::Stdio;
 use keymint_tests::*;
 use tokio::io::AsyncWriteExt;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// What a `keymint` command printed, and how it exited (shared with login.rs).
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
     #[track_caller]
-    fn ok(self) -> String {
+    pub(crate) fn ok(self) -> String {
         assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
         self.stdout
     }
 
-    fn json(self) -> Value {
+    pub(crate) fn json(self) -> Value {
         let text = self.ok();
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     }
 }
 
 /// Runs `keymint ARGS` against `km` with HOME at `home` and no token in the environment.
-async fn cli(km: &Keymint, home: &std::path::Path, args: &[&str], stdin: &str) -> Out {
+pub(crate) async fn cli(km: &Keymint, home: &std::path::Path, args: &[&str], stdin: &str) -> Out {
     let mut child = tokio::process::Command::new(keymint_binary())
         .args(args)
         .env_clear()
@@ -51,7 +52,7 @@ async fn cli(km: &Keymint, home: &std::path::Path, args: &[&str], stdin: &str) -
 }
 
 /// The value column of the `key` row of a Key/Value table.
-fn row<'a>(table: &'a str, key: &str) -> &'a str {
+pub(crate) fn row<'a>(table: &'a str, key: &str) -> &'a str {
     table
         .lines()
         .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with(' ')).map(str::trim))

@@ -14,7 +14,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use keymint_tests::*;
-use tokio::io::AsyncWriteExt;
+
+use crate::cli::{cli, row};
 
 pub(crate) const CALLER_TOKEN: &str = "login-agent-token-0123456789";
 
@@ -22,57 +23,6 @@ const DEPLOY_POLICY: &str = r#"
 path "aws/creds/deploy" { capabilities = ["read"] }
 path "sys/leases/*" { capabilities = ["update"] }
 "#;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    #[track_caller]
-    fn ok(self) -> String {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
-        self.stdout
-    }
-
-    #[track_caller]
-    fn json(self) -> Value {
-        let text = self.ok();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
-}
-
-/// Runs `keymint ARGS` against `km` with HOME at `home` and no token in the environment.
-async fn cli(km: &Keymint, home: &Path, args: &[&str], stdin: &str) -> Out {
-    let mut child = tokio::process::Command::new(keymint_binary())
-        .args(args)
-        .env_clear()
-        .env("KEYMINT_ADDR", km.url())
-        .env("HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run keymint");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The value column of the `key` row of a Key/Value table.
-fn row<'a>(table: &'a str, key: &str) -> &'a str {
-    table
-        .lines()
-        .find_map(|l| l.strip_prefix(key).filter(|rest| rest.starts_with(' ')).map(str::trim))
-        .unwrap_or_else(|| panic!("no row {key:?} in:\n{table}"))
-}
 
 /// AppRole enabled at `mount` with a role `deploy` (policy `deploy`, the given token TTLs);
 /// returns its role id.
