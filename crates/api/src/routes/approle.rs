@@ -17,17 +17,21 @@ const ROLE_PARAMS: &[Param] = token_params![
     p("role_id", Kind::String, "A custom role id; a random UUID by default."),
 ];
 
-const SECRET_ID_PARAMS: &[Param] = &[
-    p(
-        "metadata",
-        Kind::String,
-        "A JSON object of strings, copied into the metadata of tokens it logs in to.",
-    ),
-    p("cidr_list", Kind::CommaList, "CIDRs logins with this secret id may come from."),
-    p("token_bound_cidrs", Kind::CommaList, "CIDRs the tokens it logs in to may be used from."),
-    p("num_uses", Kind::Int, "Logins it allows; 0 for unlimited (within the role's limit)."),
-    p("ttl", Kind::Duration, "Its lifetime (within the role's limit)."),
-];
+const METADATA: Param = p(
+    "metadata",
+    Kind::String,
+    "A JSON object of strings, copied into the metadata of tokens it logs in to.",
+);
+const CIDR_LIST: Param = p("cidr_list", Kind::CommaList, "CIDRs logins with this secret id may come from.");
+const TOKEN_CIDRS: Param =
+    p("token_bound_cidrs", Kind::CommaList, "CIDRs the tokens it logs in to may be used from.");
+const NUM_USES: Param =
+    p("num_uses", Kind::Int, "Logins it allows; 0 for unlimited (within the role's limit).");
+const TTL: Param = p("ttl", Kind::Duration, "Its lifetime (within the role's limit).");
+const SECRET_ID: Param = p("secret_id", Kind::String, "The secret id.");
+const ACCESSOR: Param = p("secret_id_accessor", Kind::String, "The accessor.");
+
+const SECRET_ID_PARAMS: &[Param] = &[METADATA, CIDR_LIST, TOKEN_CIDRS, NUM_USES, TTL];
 
 pub(crate) const APPROLE_ROUTES: &[Route] = &[
     Route {
@@ -95,18 +99,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
         paths: &["role/{role_name}/custom-secret-id"],
         ops: &[update(handler!(c => approle::secret_id(&c, true).await))],
         synopsis: "Register a secret id chosen by the caller.",
-        params: &[
-            p("secret_id", Kind::String, "The secret id."),
-            p(
-                "metadata",
-                Kind::String,
-                "A JSON object of strings, copied into the metadata of tokens it logs in to.",
-            ),
-            p("cidr_list", Kind::CommaList, "CIDRs logins with this secret id may come from."),
-            p("token_bound_cidrs", Kind::CommaList, "CIDRs the tokens it logs in to may be used from."),
-            p("num_uses", Kind::Int, "Logins it allows; 0 for unlimited (within the role's limit)."),
-            p("ttl", Kind::Duration, "Its lifetime (within the role's limit)."),
-        ],
+        params: &[SECRET_ID, METADATA, CIDR_LIST, TOKEN_CIDRS, NUM_USES, TTL],
         description: "Refused when the secret id is registered already.",
         ..ROUTE
     },
@@ -115,7 +108,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
         paths: &["role/{role_name}/secret-id/lookup"],
         ops: &[update(handler!(c => approle::lookup(&c, false).await))],
         synopsis: "A secret id's accessor, uses left, expiry and metadata.",
-        params: &[p("secret_id", Kind::String, "The secret id.")],
+        params: &[SECRET_ID],
         description: "204 when there is no such secret id.",
         ..ROUTE
     },
@@ -127,7 +120,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
             delete(handler!(c => approle::destroy(&c, false).await)),
         ],
         synopsis: "Destroy a secret id.",
-        params: &[p("secret_id", Kind::String, "The secret id.")],
+        params: &[SECRET_ID],
         description: "204 whether or not it existed.",
         ..ROUTE
     },
@@ -136,7 +129,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
         paths: &["role/{role_name}/secret-id-accessor/lookup"],
         ops: &[update(handler!(c => approle::lookup(&c, true).await))],
         synopsis: "A secret id's details, by its accessor.",
-        params: &[p("secret_id_accessor", Kind::String, "The accessor.")],
+        params: &[ACCESSOR],
         description: "404 with the reason under data when there is no such accessor.",
         ..ROUTE
     },
@@ -148,7 +141,7 @@ pub(crate) const APPROLE_ROUTES: &[Route] = &[
             delete(handler!(c => approle::destroy(&c, true).await)),
         ],
         synopsis: "Destroy a secret id, by its accessor.",
-        params: &[p("secret_id_accessor", Kind::String, "The accessor.")],
+        params: &[ACCESSOR],
         description: "An accessor of another role's secret id is refused.",
         ..ROUTE
     },
