@@ -126,6 +126,9 @@ async fn assumed_role_creds_work_as_the_role(backend: Backend) {
 
     let creds = km.post("aws/sts/ops", json!({"ttl": "30m"})).await.expect(200);
     assert_lease_id(&creds.json()["lease_id"], "aws/sts/ops/");
+    // A lookup says what revoking can do: nothing in AWS for STS credentials.
+    let looked = km.put("sys/leases/lookup", json!({"lease_id": creds.json()["lease_id"]})).await.expect(200);
+    assert_eq!(looked.data()["credential_type"], "assumed_role", "{looked}");
     assert_eq!(creds.json()["renewable"], false, "{creds}");
     assert_secs_in(&creds.json()["lease_duration"], about(1800), "lease_duration");
     let data = creds.data();

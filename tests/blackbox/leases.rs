@@ -54,6 +54,7 @@ async fn lookup_renew_and_revoke(backend: Backend) {
     let data = found.data();
     assert_eq!(data["id"], id.as_str(), "{found}");
     assert_eq!(data["renewable"], true);
+    assert_eq!(data["credential_type"], "iam_user", "{found}");
     let ttl = data["ttl"].as_i64().unwrap();
     assert!((3590..=3600).contains(&ttl), "{found}");
     assert!(data["issue_time"].as_str().unwrap().ends_with('Z'), "{found}");

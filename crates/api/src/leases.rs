@@ -70,6 +70,8 @@ pub(crate) async fn lookup(state: &AppState, req: &LogicalRequest) -> ApiResult<
         "irrevocable": lease.irrevocable,
         "last_error": lease.last_error,
         "orphan": lease.orphan,
+        // What revoking does depends on it: STS credentials cannot be revoked in AWS.
+        "credential_type": lease.kind.as_str(),
     })))
 }
 

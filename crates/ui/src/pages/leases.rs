@@ -140,6 +140,7 @@ async fn lease_page(
             ("Issued", text("issue_time")),
             ("Expires", text("expire_time")),
             ("TTL left (seconds)", text("ttl")),
+            ("Credential type", text("credential_type")),
             ("Renewable", text("renewable")),
             ("Last renewal", text("last_renewal")),
             ("Revocation attempts", text("revocation_attempts")),
@@ -156,9 +157,7 @@ async fn lease_page(
         lease_id: lease_id.to_string(),
         facts,
         renewable: data["renewable"] == true,
-        // keymint names a lease by the path that made it: `/sts/` ones are STS credentials,
-        // and the roles of `/creds/` may be STS types too; the note says what revoking does.
-        sts: !lease_id.contains("/creds/") || data["renewable"] != true,
+        sts: answer.ok() && data["credential_type"] != "iam_user",
         message,
         error,
     };
