@@ -361,14 +361,20 @@ pub(crate) async fn tune_mount(state: &AppState, req: LogicalRequest, path: &str
         .ok_or_else(|| ApiError::BadRequest(format!("cannot fetch sysview for path {path:?}")))?;
     let effective = |v: i64| if v > 0 { v } else { SYSTEM_DEFAULT_TTL_SECS as i64 };
     match req.op {
-        Operation::Read => Ok(Reply::data(json!({
-            "default_lease_ttl": effective(m.default_lease_ttl),
-            "max_lease_ttl": effective(m.max_lease_ttl),
-            "force_no_cache": false,
-            "description": m.description,
-            "options": serde_json::from_str::<Value>(&m.options).unwrap_or(Value::Null),
-            "token_type": if m.path.starts_with("auth/") { "default-service" } else { "" },
-        }))),
+        Operation::Read => {
+            let mut data = json!({
+                "default_lease_ttl": effective(m.default_lease_ttl),
+                "max_lease_ttl": effective(m.max_lease_ttl),
+                "force_no_cache": false,
+                "description": m.description,
+                "options": serde_json::from_str::<Value>(&m.options).unwrap_or(Value::Null),
+            });
+            // Auth methods issue tokens: Vault reports which kind.
+            if m.path.starts_with("auth/") {
+                data["token_type"] = json!("default-service");
+            }
+            Ok(Reply::data(data))
+        }
         Operation::Update => {
             let body = Value::Object(
                 req.data.keys().filter_map(|k| req.data.raw(k).map(|v| (k.clone(), v.clone()))).collect(),

@@ -102,18 +102,21 @@ pub(crate) async fn mount(c: &Call) -> ApiResult<Reply> {
 /// Disables an auth method: the tokens its logins issued are revoked first (with their
 /// children and leases), then the mount goes with its configuration, roles and secret ids.
 async fn disable(state: &AppState, m: &MountRow) -> ApiResult<()> {
-    let issued = tokens::issued_by_mount(state.store().pool(), &m.id).await?;
-    for accessor in &issued {
-        crate::tokens::revoke_token(state, accessor, false).await?;
-    }
-    // A login that raced the revocations would leave a token tied to no mount: look again.
-    let late = tokens::issued_by_mount(state.store().pool(), &m.id).await?;
-    for accessor in &late {
-        crate::tokens::revoke_token(state, accessor, false).await?;
+    let mut revoked = 0;
+    // Until none is left: a login racing the revocations may have issued one more.
+    for _ in 0..3 {
+        let issued = tokens::issued_by_mount(state.store().pool(), &m.id).await?;
+        if issued.is_empty() {
+            break;
+        }
+        for accessor in &issued {
+            crate::tokens::revoke_token(state, accessor, false).await?;
+        }
+        revoked += issued.len();
     }
     mounts::delete(state.store().pool(), &m.id).await?;
     crate::auth_methods::jwt::forget_mount(&m.id);
-    tracing::info!(mount.path = %m.path, tokens_revoked = issued.len() + late.len(), "auth method disabled");
+    tracing::info!(mount.path = %m.path, tokens_revoked = revoked, "auth method disabled");
     Ok(())
 }
 
