@@ -277,6 +277,8 @@ async fn leases_are_browsed_looked_up_renewed_and_revoked_by_prefix() {
     assert!(folder.body.contains(id), "{}", folder.body);
     let lookup = get(&app, &format!("/ui/leases/lookup?lease_id={first}"), Some(&cookie)).await;
     assert!(lookup.body.contains("<dt>Renewable</dt><dd>true</dd>"), "{}", lookup.body);
+    assert!(lookup.body.contains("<dt>Credential type</dt><dd>iam_user</dd>"), "{}", lookup.body);
+    assert!(!lookup.body.contains("These are STS credentials"), "an IAM user is revoked in AWS");
     let renewed =
         post(&app, "/ui/leases/renew", Some(&cookie), SAME, &format!("lease_id={first}&increment=2h")).await;
     assert!(renewed.body.contains("Renewed: 7200 seconds from now."), "{}", renewed.body);
