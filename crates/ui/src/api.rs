@@ -33,14 +33,23 @@ impl Answer {
         &self.body["data"]
     }
 
-    /// The errors the API gave, one line each.
+    /// The errors the API gave, one each: Vault's "N errors occurred:" lists are split.
+    pub fn errors(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for text in self.body["errors"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            match text.split_once(" occurred:") {
+                Some((count, list)) if count.ends_with("error") || count.ends_with("errors") => out.extend(
+                    list.split("\n\t* ").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+                ),
+                _ => out.push(text.trim().to_string()),
+            }
+        }
+        out
+    }
+
+    /// The errors the API gave, on one line.
     pub fn error(&self) -> String {
-        let errors: Vec<String> = self.body["errors"]
-            .as_array()
-            .map(|e| e.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect())
-            .unwrap_or_default();
-        let text = errors.join("; ");
-        let text = text.strip_prefix("1 error occurred:\n\t* ").map(str::trim).unwrap_or(&text).to_string();
+        let text = self.errors().join("; ");
         if text.is_empty() { format!("the server answered {}", self.status) } else { text }
     }
 }

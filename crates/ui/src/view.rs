@@ -1,6 +1,8 @@
 //! Rendering: the page chrome every template shares, the stylesheet, and the pages that only
 //! say something (a refusal, a missing page).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -52,4 +54,88 @@ pub(crate) async fn stylesheet() -> Response {
     let mut response = include_str!("../static/ui.css").into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     response
+}
+
+/// A form's errors, each placed beside the field it names: an error that mentions a field's
+/// API name (`permissions_boundary_arn`, `role_arn`...) as a word goes with that field; the rest
+/// are shown above the form.
+#[derive(Debug, Default)]
+pub(crate) struct FieldErrors {
+    pub general: Vec<String>,
+    by_field: HashMap<&'static str, Vec<String>>,
+}
+
+impl FieldErrors {
+    /// Places `errors` among `fields` (API names): each goes with the field it names first.
+    pub fn place(errors: Vec<String>, fields: &[&'static str]) -> FieldErrors {
+        let mut placed = FieldErrors::default();
+        for error in errors {
+            let first =
+                fields.iter().filter_map(|f| Some((word_at(&error, f)?, f))).min_by_key(|(at, _)| *at);
+            match first {
+                Some((_, field)) => placed.by_field.entry(field).or_default().push(error),
+                None => placed.general.push(error),
+            }
+        }
+        placed
+    }
+
+    /// One error shown above the form.
+    pub fn general(error: String) -> FieldErrors {
+        FieldErrors { general: vec![error], by_field: HashMap::new() }
+    }
+
+    /// One error beside `field`.
+    pub fn at(field: &'static str, error: String) -> FieldErrors {
+        FieldErrors { general: Vec::new(), by_field: HashMap::from([(field, vec![error])]) }
+    }
+
+    /// The error beside `field`, if any.
+    pub fn of(&self, field: &str) -> Option<String> {
+        self.by_field.get(field).map(|e| e.join("; "))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.general.is_empty() && self.by_field.is_empty()
+    }
+
+    /// How many errors sit beside fields (the summary above the form says so).
+    pub fn beside_fields(&self) -> usize {
+        self.by_field.values().map(Vec::len).sum()
+    }
+}
+
+/// Where `text` first has `word` with no letter, digit or `_` on either side.
+fn word_at(text: &str, word: &str) -> Option<usize> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(at, _)| at).find(|at| {
+        let before = text[..*at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+#[cfg(test)]
+mod field_error_tests {
+    use super::FieldErrors;
+
+    #[test]
+    fn errors_go_beside_the_field_they_name_and_the_rest_above() {
+        let placed = FieldErrors::place(
+            vec![
+                "invalid permissions_boundary_arn parameter: arn: invalid prefix".into(),
+                "cannot supply role_arns when credential_type isn't assumed_role".into(),
+                "AWS said no".into(),
+            ],
+            &["role_arn", "role_arns", "permissions_boundary_arn", "credential_type"],
+        );
+        assert_eq!(
+            placed.of("permissions_boundary_arn").as_deref(),
+            Some("invalid permissions_boundary_arn parameter: arn: invalid prefix")
+        );
+        assert!(placed.of("role_arns").is_some_and(|e| e.starts_with("cannot supply role_arns")));
+        assert_eq!(placed.of("role_arn"), None, "role_arn is not a word of role_arns");
+        assert_eq!(placed.general, vec!["AWS said no".to_string()]);
+        assert_eq!(placed.beside_fields(), 2);
+    }
 }

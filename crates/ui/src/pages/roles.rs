@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::notice;
 use crate::api::Api;
-use crate::view::{Chrome, render};
+use crate::view::{Chrome, FieldErrors, render};
 
 pub(crate) const TYPES: &[&str] = &["iam_user", "assumed_role", "federation_token", "session_token"];
 
@@ -191,7 +191,7 @@ struct RoleForm {
     new: bool,
     kind: String,
     fields: Vec<FormField>,
-    error: Option<String>,
+    errors: FieldErrors,
     message: Option<String>,
 }
 
@@ -218,7 +218,8 @@ pub(crate) async fn form(api: &Api, mount: &str, name: Option<&str>, kind: &str)
             value: shown(&stored[*field], *k),
         })
         .collect();
-    show_form(mount, name.unwrap_or_default(), name.is_none(), &kind, fields, None, None, StatusCode::OK)
+    let errors = FieldErrors::default();
+    show_form(mount, name.unwrap_or_default(), name.is_none(), &kind, fields, errors, None, StatusCode::OK)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -228,7 +229,7 @@ fn show_form(
     new: bool,
     kind: &str,
     fields: Vec<FormField>,
-    error: Option<String>,
+    errors: FieldErrors,
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
@@ -240,7 +241,7 @@ fn show_form(
         new,
         kind: kind.to_string(),
         fields,
-        error,
+        errors,
         message,
     };
     render(status, &page)
@@ -266,14 +267,17 @@ pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>)
             value: form.get(*field).cloned().unwrap_or_default(),
         })
         .collect();
-    let fail = |error: String, fields| {
-        show_form(mount, &name, new, &kind, fields, Some(error), None, StatusCode::BAD_REQUEST)
+    let fail = |errors: FieldErrors, fields| {
+        show_form(mount, &name, new, &kind, fields, errors, None, StatusCode::BAD_REQUEST)
     };
     if !TYPES.contains(&kind.as_str()) {
-        return fail("Choose a credential type.".into(), fields);
+        return fail(FieldErrors::general("Choose a credential type.".into()), fields);
     }
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        return fail("Give the role a name: letters, digits, - _ . @.".into(), fields);
+        return fail(
+            FieldErrors::at("name", "Give the role a name: letters, digits, - _ . @.".into()),
+            fields,
+        );
     }
     let mut body = Map::new();
     body.insert("credential_type".into(), json!(kind));
@@ -285,7 +289,8 @@ pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>)
                 if !text.is_empty()
                     && let Err(e) = serde_json::from_str::<Value>(&text)
                 {
-                    return fail(format!("The policy document is not valid JSON: {e}"), fields);
+                    let error = format!("The policy document is not valid JSON: {e}");
+                    return fail(FieldErrors::at(field, error), fields);
                 }
                 json!(text)
             }
@@ -294,7 +299,7 @@ pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>)
                 let mut map = Map::new();
                 for line in lines(&text) {
                     let Some((k, v)) = line.split_once('=') else {
-                        return fail(format!("{field}: {line:?} is not key=value"), fields);
+                        return fail(FieldErrors::at(field, format!("{line:?} is not key=value")), fields);
                     };
                     map.insert(k.trim().to_string(), json!(v.trim()));
                 }
@@ -310,16 +315,13 @@ pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>)
         } else {
             StatusCode::BAD_REQUEST
         };
-        return show_form(
-            mount,
-            &name,
-            new,
-            &kind,
-            fields,
-            Some(notice(&format!("save role {name}"), &answer)),
-            None,
-            status,
-        );
+        let errors = if answer.status == StatusCode::FORBIDDEN {
+            FieldErrors::general(notice(&format!("save role {name}"), &answer))
+        } else {
+            let names: Vec<&'static str> = spec.iter().map(|(f, _, _)| *f).collect();
+            FieldErrors::place(answer.errors(), &names)
+        };
+        return show_form(mount, &name, new, &kind, fields, errors, None, status);
     }
     list(api, mount, Some(format!("Saved role {name}."))).await
 }

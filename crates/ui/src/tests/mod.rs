@@ -14,15 +14,17 @@ use tower::ServiceExt;
 
 use crate::{CSP, UiOptions, router};
 
-const HOST: &str = "keymint.test";
+mod forms;
 
-struct Page {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
+pub(crate) const HOST: &str = "keymint.test";
+
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
 }
 
-async fn send(app: &TestApp, options: UiOptions, request: Request<Body>) -> Page {
+pub(crate) async fn send(app: &TestApp, options: UiOptions, request: Request<Body>) -> Page {
     let response = router(app.state.clone(), options).oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -30,7 +32,7 @@ async fn send(app: &TestApp, options: UiOptions, request: Request<Body>) -> Page
     Page { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
     let mut request = Request::get(path).header(header::HOST, HOST);
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
@@ -38,7 +40,13 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
     send(app, UiOptions::default(), request.body(Body::empty()).unwrap()).await
 }
 
-async fn post(app: &TestApp, path: &str, cookie: Option<&str>, origin: Option<&str>, form: &str) -> Page {
+pub(crate) async fn post(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+    form: &str,
+) -> Page {
     let mut request = Request::post(path)
         .header(header::HOST, HOST)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -51,10 +59,10 @@ async fn post(app: &TestApp, path: &str, cookie: Option<&str>, origin: Option<&s
     send(app, UiOptions::default(), request.body(Body::from(form.to_string())).unwrap()).await
 }
 
-const SAME: Option<&str> = Some("http://keymint.test");
+pub(crate) const SAME: Option<&str> = Some("http://keymint.test");
 
 /// Signs in with `token`; returns the cookie to send back.
-async fn sign_in(app: &TestApp, token: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let page = post(app, "/ui/sign-in", None, SAME, &format!("method=token&token={token}")).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let set = page.headers[header::SET_COOKIE].to_str().unwrap().to_string();
