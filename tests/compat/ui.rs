@@ -46,6 +46,7 @@ async fn browser_suite() {
         ("KEYMINT_UI_MOTO_SECRET_KEY", admin_secret),
         ("KEYMINT_UI_CHROMIUM", chromium()),
         ("KEYMINT_UI_AXE", axe.display().to_string()),
+        ("KEYMINT_UI_MOTO_RECORDING", env.moto.recording_path().display().to_string()),
     ];
     if let Ok(dir) = std::env::var("KEYMINT_UI_SCREENSHOTS") {
         vars.push(("KEYMINT_UI_SCREENSHOTS", dir));

@@ -153,6 +153,12 @@ impl Moto {
             .collect()
     }
 
+    /// The file moto records every call to, one JSON object a line (`method`, `url`, `headers`,
+    /// `body`, `body_encoded`): for clients other than [`Moto::calls`], such as the browser suite.
+    pub fn recording_path(&self) -> std::path::PathBuf {
+        self.dir.path().join(RECORDING)
+    }
+
     /// What moto logged so far (one line per request).
     pub fn logs(&self) -> String {
         self.log.text()

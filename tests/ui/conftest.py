@@ -8,14 +8,18 @@ keymint, then runs pytest here with:
 - KEYMINT_UI_CHROMIUM: the browser (Debian's /usr/bin/chromium), driven by Playwright; never a
   browser Playwright downloads;
 - KEYMINT_UI_AXE: axe-core's axe.min.js (tests/ui/node_modules, from package-lock.json);
+- KEYMINT_UI_MOTO_RECORDING: the file moto records every call to (see `aws_calls`), for what
+  moto's model drops, such as CreateUser's PermissionsBoundary;
 - KEYMINT_UI_SCREENSHOTS (optional): where check_page saves its screenshots (docs/ui).
 
 One keymint serves the whole run. test_harness.py needs none of it: it checks the checks
 against pages of its own.
 """
 
+import base64
 import json
 import os
+import urllib.parse
 import uuid
 
 import boto3
@@ -144,3 +148,26 @@ def stored_config(keymint_url, root_token):
         return status, json.loads(body)["data"]
 
     return read
+
+
+@pytest.fixture(scope="session")
+def aws_calls():
+    """The query-protocol calls moto has received so far, with a given Action, as dicts of their
+    form parameters (the recording keeps every parameter, even those moto's model ignores)."""
+    path = env("KEYMINT_UI_MOTO_RECORDING")
+
+    def calls(action):
+        found = []
+        with open(path, encoding="utf-8") as recording:
+            for line in recording:
+                entry = json.loads(line)
+                body = entry.get("body") or ""
+                if entry.get("body_encoded"):
+                    body = base64.b64decode(body).decode("utf-8", "replace")
+                params = dict(urllib.parse.parse_qsl(body))
+                params.update(urllib.parse.parse_qsl(urllib.parse.urlsplit(entry.get("url", "")).query))
+                if params.get("Action") == action:
+                    found.append(params)
+        return found
+
+    return calls
