@@ -53,6 +53,7 @@ pub fn router(app: AppState, options: UiOptions) -> Router {
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(pages::home))
         .route("/ui/static/ui.css", get(view::stylesheet))
+        .route("/ui/static/ui.js", get(view::script))
         .route("/ui/sign-in", get(pages::sign_in::page).post(pages::sign_in::submit))
         .route("/ui/sign-out", post(pages::sign_in::sign_out))
         .route("/ui/overview", get(pages::overview::page))
@@ -75,9 +76,10 @@ pub fn router(app: AppState, options: UiOptions) -> Router {
         .with_state(state)
 }
 
-/// The Content Security Policy of every page: nothing but the UI's own stylesheet and forms.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-frame-ancestors 'none'; base-uri 'none'";
+/// The Content Security Policy of every page: nothing but the UI's own stylesheet, script and
+/// forms; nothing inline.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

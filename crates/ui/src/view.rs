@@ -18,6 +18,34 @@ impl Chrome {
     pub fn signed_in(title: &'static str, current: &'static str) -> Chrome {
         Chrome { title, signed_in: true, current }
     }
+
+    /// The `integrity` of the script tag (see [`script_integrity`]).
+    pub fn script_integrity(&self) -> &'static str {
+        script_integrity()
+    }
+}
+
+/// The UI's only script: copy buttons and countdowns, on top of pages that work without it.
+const SCRIPT: &str = include_str!("../static/ui.js");
+
+/// The script's Subresource Integrity value (`sha256-<base64>`): the browser runs the script only
+/// if the bytes it fetched are exactly these.
+pub(crate) fn script_integrity() -> &'static str {
+    static INTEGRITY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        let digest = ring::digest::digest(&ring::digest::SHA256, SCRIPT.as_bytes());
+        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+    });
+    &INTEGRITY
+}
+
+/// The script, compiled into the binary.
+pub(crate) async fn script() -> Response {
+    let mut response = SCRIPT.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    response
 }
 
 /// A rendered template with `status`.
