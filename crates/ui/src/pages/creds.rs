@@ -25,6 +25,10 @@ struct Creds {
     role_arns: Vec<String>,
     error: Option<String>,
     issued: Option<Issued>,
+    /// What the token may do here (`sys/capabilities-self`): offered actions only.
+    can_generate: bool,
+    can_renew: bool,
+    can_revoke: bool,
 }
 
 pub(crate) struct Issued {
@@ -39,6 +43,7 @@ pub(crate) struct Issued {
     pub json: String,
     /// STS leases cannot be revoked in AWS: revoking removes the record only.
     pub sts: bool,
+    pub renewable: bool,
 }
 
 async fn role_facts(api: &Api, mount: &str, role: &str) -> (String, Vec<String>) {
@@ -51,7 +56,16 @@ async fn role_facts(api: &Api, mount: &str, role: &str) -> (String, Vec<String>)
     (kind, arns)
 }
 
-fn show(
+/// The paths whose capabilities the page needs, and what the token may do at them.
+async fn may(api: &Api, mount: &str, role: &str) -> (String, super::May) {
+    let creds = format!("{mount}/creds/{role}");
+    let paths = [creds.clone(), "sys/leases/revoke".into(), "sys/leases/renew".into()];
+    (creds, super::May::ask(api, &paths).await)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn show(
+    api: &Api,
     mount: &str,
     role: &str,
     kind: String,
@@ -60,7 +74,11 @@ fn show(
     issued: Option<Issued>,
     status: StatusCode,
 ) -> Response {
+    let (creds, may) = may(api, mount, role).await;
     let page = Creds {
+        can_generate: may.to(&creds, &["read", "update"]),
+        can_renew: may.to("sys/leases/renew", &["update"]),
+        can_revoke: may.to("sys/leases/revoke", &["update"]),
         page: Chrome::signed_in("Credentials", "roles"),
         mount: mount.to_string(),
         role: role.to_string(),
@@ -75,7 +93,7 @@ fn show(
 
 pub(crate) async fn page(api: &Api, mount: &str, role: &str) -> Response {
     let (kind, arns) = role_facts(api, mount, role).await;
-    show(mount, role, kind, arns, None, None, StatusCode::OK)
+    show(api, mount, role, kind, arns, None, None, StatusCode::OK).await
 }
 
 /// `POST`: mints credentials (`ttl`, `role_arn` when the role has several).
@@ -87,11 +105,24 @@ pub(crate) async fn generate(api: &Api, mount: &str, role: &str, form: &HashMap<
             body.insert(field.into(), json!(v));
         }
     }
-    let answer = api.post(&format!("{mount}/creds/{role}"), &Value::Object(body)).await;
+    // A token that may read the path gets its keys with a read (the parameters in the query),
+    // as `vault read aws/creds/<role> ttl=1h` does; one that may only update, with a write.
+    let (creds, may) = may(api, mount, role).await;
+    let answer = if may.to(&creds, &["read"]) {
+        let query: Vec<String> = body
+            .iter()
+            .map(|(k, v)| format!("{k}={}", super::encode(v.as_str().unwrap_or_default())))
+            .collect();
+        let path = if query.is_empty() { creds } else { format!("{creds}?{}", query.join("&")) };
+        api.get(&path).await
+    } else {
+        api.post(&creds, &Value::Object(body)).await
+    };
     if !answer.ok() {
         let status =
             if answer.status == StatusCode::FORBIDDEN { StatusCode::FORBIDDEN } else { StatusCode::OK };
         return show(
+            api,
             mount,
             role,
             kind,
@@ -99,7 +130,8 @@ pub(crate) async fn generate(api: &Api, mount: &str, role: &str, form: &HashMap<
             Some(notice(&format!("generate credentials for {role}"), &answer)),
             None,
             status,
-        );
+        )
+        .await;
     }
     let data = answer.data();
     let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
@@ -131,6 +163,7 @@ pub(crate) async fn generate(api: &Api, mount: &str, role: &str, form: &HashMap<
     }
     let issued = Issued {
         sts: kind != "iam_user",
+        renewable: answer.body["renewable"].as_bool().unwrap_or(false),
         lease_id: answer.body["lease_id"].as_str().unwrap_or_default().to_string(),
         lease_duration,
         expires,
@@ -141,7 +174,7 @@ pub(crate) async fn generate(api: &Api, mount: &str, role: &str, form: &HashMap<
         secret_key,
         session_token,
     };
-    show(mount, role, kind, arns, None, Some(issued), StatusCode::OK)
+    show(api, mount, role, kind, arns, None, Some(issued), StatusCode::OK).await
 }
 
 fn chrono_secs(secs: u64) -> chrono::TimeDelta {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::notice;
+use super::{encode, notice};
 use crate::session::Session;
 use crate::view::{Chrome, render};
 
@@ -27,6 +27,8 @@ pub(crate) struct Entry {
 #[template(path = "leases.html")]
 struct Leases {
     page: Chrome,
+    can_revoke_prefix: bool,
+    can_force: bool,
     prefix: String,
     parent: Option<String>,
     filter: String,
@@ -39,10 +41,6 @@ struct Leases {
 
 fn link(prefix: &str) -> String {
     format!("/ui/leases?prefix={}", encode(prefix))
-}
-
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn browse(
@@ -92,8 +90,14 @@ async fn browse(
         let trimmed = prefix.trim_end_matches('/');
         link(&trimmed.rsplit_once('/').map_or(String::new(), |(head, _)| format!("{head}/")))
     });
+    // Revoking a prefix needs sudo on the path, as in Vault; forcing it, on its own path.
+    let (revoke, force) =
+        (format!("sys/leases/revoke-prefix/{prefix}"), format!("sys/leases/revoke-force/{prefix}"));
+    let may = super::May::ask(&session.api, &[revoke.clone(), force.clone()]).await;
     let page = Leases {
         page: Chrome::signed_in("Leases", "leases"),
+        can_revoke_prefix: may.to(&revoke, &["sudo"]) && may.to(&revoke, &["update"]),
+        can_force: may.to(&force, &["sudo"]) && may.to(&force, &["update"]),
         prefix,
         parent,
         filter,
@@ -118,6 +122,10 @@ struct Lease {
     facts: Vec<(&'static str, String)>,
     renewable: bool,
     sts: bool,
+    can_renew: bool,
+    can_revoke: bool,
+    /// The expiry (RFC 3339) the page counts down to.
+    expires: Option<String>,
     message: Option<String>,
     error: Option<String>,
 }
@@ -152,12 +160,16 @@ async fn lease_page(
     };
     let error =
         error.or_else(|| (!answer.ok()).then(|| notice(&format!("look up lease {lease_id}"), &answer)));
+    let may = super::May::ask(&session.api, &["sys/leases/renew".into(), "sys/leases/revoke".into()]).await;
     let page = Lease {
+        can_renew: may.to("sys/leases/renew", &["update"]),
+        can_revoke: may.to("sys/leases/revoke", &["update"]),
         page: Chrome::signed_in("Lease", "leases"),
         lease_id: lease_id.to_string(),
         facts,
         renewable: data["renewable"] == true,
         sts: answer.ok() && data["credential_type"] != "iam_user",
+        expires: data["expire_time"].as_str().filter(|t| !t.is_empty()).map(str::to_string),
         message,
         error,
     };

@@ -48,6 +48,51 @@ pub(crate) fn notice(what: &str, answer: &Answer) -> String {
     }
 }
 
+/// `text` encoded for a URL's query.
+pub(crate) fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// What the signed-in token may do at some paths, as `sys/capabilities-self` says, so a page
+/// offers only the actions the token may take. When the server does not say (the token may not
+/// ask), every action is offered and a refusal shows as a notice, as before.
+pub(crate) struct May {
+    known: Option<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl May {
+    /// Asks once for all of `paths`.
+    pub async fn ask(api: &crate::api::Api, paths: &[String]) -> May {
+        if paths.is_empty() {
+            return May { known: Some(Default::default()) };
+        }
+        let answer = api.post("sys/capabilities-self", &serde_json::json!({ "paths": paths })).await;
+        let known = answer.ok().then(|| {
+            paths
+                .iter()
+                .map(|p| {
+                    let caps = answer.data()[p.as_str()]
+                        .as_array()
+                        .map(|c| c.iter().filter_map(serde_json::Value::as_str).map(str::to_string).collect())
+                        .unwrap_or_default();
+                    (p.clone(), caps)
+                })
+                .collect()
+        });
+        May { known }
+    }
+
+    /// Whether the token has one of `caps` at `path` (root has all; `deny` none). A path that
+    /// was not asked about, or an answer the server did not give, counts as allowed.
+    pub fn to(&self, path: &str, caps: &[&str]) -> bool {
+        let Some(held) = self.known.as_ref().and_then(|k| k.get(path)) else { return true };
+        if held.iter().any(|c| c == "deny") {
+            return false;
+        }
+        held.iter().any(|c| c == "root" || caps.contains(&c.as_str()))
+    }
+}
+
 /// One `keymint_leases_active` sample of `sys/metrics`: live leases of a mount's role.
 pub(crate) struct ActiveLeases {
     /// The mount path without its trailing `/`.

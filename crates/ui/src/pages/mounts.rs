@@ -21,6 +21,7 @@ pub(crate) struct Row {
     pub description: String,
     /// `secrets` or `auth`: which API disables it.
     pub class: &'static str,
+    pub can_disable: bool,
 }
 
 #[derive(Template)]
@@ -32,6 +33,7 @@ struct Mounts {
     error: Option<String>,
     engines: Vec<Row>,
     methods: Vec<Row>,
+    can_enable: bool,
 }
 
 fn rows(answer: &crate::api::Answer, class: &'static str) -> Vec<Row> {
@@ -42,6 +44,7 @@ fn rows(answer: &crate::api::Answer, class: &'static str) -> Vec<Row> {
             kind: mount["type"].as_str().unwrap_or_default().to_string(),
             description: mount["description"].as_str().unwrap_or_default().to_string(),
             class,
+            can_disable: true,
         });
     }
     out
@@ -61,13 +64,27 @@ async fn mounts_page(
     if !methods.ok() {
         notices.push(notice("list the auth methods (sys/auth)", &methods));
     }
+    let mut engines = rows(&engines, "secrets");
+    let mut methods: Vec<Row> = rows(&methods, "auth").into_iter().filter(|r| r.kind != "token").collect();
+    let api_path = |r: &Row| {
+        let path = r.path.trim_end_matches('/');
+        if r.class == "auth" { format!("sys/auth/{path}") } else { format!("sys/mounts/{path}") }
+    };
+    let mut asked: Vec<String> = engines.iter().chain(&methods).map(api_path).collect();
+    asked.extend(["sys/mounts/*".to_string(), "sys/auth/*".to_string()]);
+    let may = super::May::ask(api, &asked).await;
+    for row in engines.iter_mut().chain(methods.iter_mut()) {
+        row.can_disable = may.to(&api_path(row), &["delete"]);
+    }
     let page = Mounts {
         page: Chrome::signed_in("Mounts", "mounts"),
         notices,
         message,
         error,
-        engines: rows(&engines, "secrets"),
-        methods: rows(&methods, "auth").into_iter().filter(|r| r.kind != "token").collect(),
+        engines,
+        methods,
+        can_enable: may.to("sys/mounts/*", &["create", "update"])
+            || may.to("sys/auth/*", &["create", "update"]),
     };
     render(status, &page)
 }

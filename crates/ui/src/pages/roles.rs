@@ -111,6 +111,8 @@ pub(crate) struct RoleRow {
     pub ttls: String,
     pub leases: String,
     pub link: String,
+    pub can_generate: bool,
+    pub can_delete: bool,
 }
 
 #[derive(Template)]
@@ -123,6 +125,7 @@ struct Roles {
     message: Option<String>,
     roles: Vec<RoleRow>,
     types: &'static [&'static str],
+    can_create: bool,
 }
 
 /// Leases by role of `mount`, from the metrics; `None` when the token may not read them.
@@ -145,6 +148,13 @@ pub(crate) async fn list(api: &Api, mount: &str, message: Option<String>) -> Res
         notices.push(notice(&format!("list the roles of {mount}/"), &listed));
     }
     let leases = leases_by_role(api, mount).await;
+    let any_role = format!("{mount}/roles/*");
+    let mut asked = vec![any_role.clone()];
+    for name in &names {
+        asked.push(format!("{mount}/roles/{name}"));
+        asked.push(format!("{mount}/creds/{name}"));
+    }
+    let may = super::May::ask(api, &asked).await;
     let mut roles = Vec::new();
     for name in names {
         let role = api.get(&format!("{mount}/roles/{name}")).await;
@@ -162,6 +172,8 @@ pub(crate) async fn list(api: &Api, mount: &str, message: Option<String>) -> Res
             .as_ref()
             .map_or_else(|| "not shown".to_string(), |l| l.get(&name).copied().unwrap_or(0).to_string());
         roles.push(RoleRow {
+            can_generate: may.to(&format!("{mount}/creds/{name}"), &["read", "update"]),
+            can_delete: may.to(&format!("{mount}/roles/{name}"), &["delete"]),
             link: format!("/ui/aws/{mount}/roles/{name}"),
             name,
             kind,
@@ -177,6 +189,7 @@ pub(crate) async fn list(api: &Api, mount: &str, message: Option<String>) -> Res
         message,
         roles,
         types: TYPES,
+        can_create: may.to(&any_role, &["create", "update"]),
     };
     render(StatusCode::OK, &page)
 }
