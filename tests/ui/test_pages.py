@@ -4,7 +4,7 @@ navigation and each passing check_page."""
 import re
 
 from conftest import unique
-from support import check_page, form_action, http, path_of, text_of
+from support import NARROW, check_page, form_action, http, path_of, text_of
 
 NAV = {"Overview": "/ui/overview", "Mounts": "/ui/mounts", "AWS account": "/ui/aws/aws/config"}
 HEADINGS = {"/ui/overview": "Overview", "/ui/mounts": "Mounts", "/ui/aws/aws/config": "AWS account"}
@@ -124,3 +124,22 @@ def test_unknown_mount_is_not_a_crash(signed_in, keymint_url):
         "GET", f"{keymint_url}/ui/aws/no-such-mount/config", headers={"Cookie": f"keymint_ui={cookie['value']}"}
     )
     assert status < 500, status
+
+
+def test_every_page_fits_a_narrow_screen(signed_in):
+    """At 360 px wide no page scrolls sideways: tables become one card per row, each cell
+    named by its column, and long ids wrap."""
+    page = signed_in
+    page.set_viewport_size(NARROW)
+    links = page.locator('nav[aria-label="Main"] a').evaluate_all("as => as.map(a => a.href)")
+    for link in links:
+        page.goto(link)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= NARROW["width"], f"{link}: {width} px wide at {NARROW['width']} px"
+        for table in page.locator("table").all():
+            assert "stack" in (table.get_attribute("class") or ""), f"{link}: a table that does not stack"
+            header = table.locator("thead")
+            # The header row is there for screen readers, out of sight.
+            assert header.evaluate("h => h.getBoundingClientRect().width") <= 1, link
+            for cell in table.locator("tbody td").all():
+                assert cell.get_attribute("data-label"), f"{link}: a cell without its column's name"
