@@ -16,6 +16,8 @@ pub(crate) struct StaticRow {
     pub name: String,
     pub username: String,
     pub period: String,
+    pub can_read_key: bool,
+    pub can_delete: bool,
 }
 
 #[derive(Template)]
@@ -29,6 +31,7 @@ struct StaticRoles {
     message: Option<String>,
     error: Option<String>,
     key: Option<(String, String, String, String)>,
+    can_save: bool,
 }
 
 async fn show(
@@ -43,8 +46,17 @@ async fn show(
     if !listed.ok() && listed.status != StatusCode::NOT_FOUND {
         notices.push(notice(&format!("list the static roles of {mount}/"), &listed));
     }
+    let names: Vec<&str> =
+        listed.data()["keys"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let any = format!("{mount}/static-roles/*");
+    let mut asked = vec![any.clone()];
+    for name in &names {
+        asked.push(format!("{mount}/static-roles/{name}"));
+        asked.push(format!("{mount}/static-creds/{name}"));
+    }
+    let may = super::May::ask(api, &asked).await;
     let mut roles = Vec::new();
-    for name in listed.data()["keys"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for name in names {
         let role = api.get(&format!("{mount}/static-roles/{name}")).await;
         let text = |k: &str| match &role.data()[k] {
             Value::String(s) => s.clone(),
@@ -55,6 +67,8 @@ async fn show(
             name: name.to_string(),
             username: text("username"),
             period: format!("{}s", text("rotation_period")),
+            can_read_key: may.to(&format!("{mount}/static-creds/{name}"), &["read"]),
+            can_delete: may.to(&format!("{mount}/static-roles/{name}"), &["delete"]),
         });
     }
     let page = StaticRoles {
@@ -66,6 +80,7 @@ async fn show(
         message,
         error,
         key,
+        can_save: may.to(&any, &["create", "update"]),
     };
     render(StatusCode::OK, &page)
 }

@@ -396,7 +396,7 @@ async fn a_static_role_is_made_shown_and_deleted() {
     let shown = post(&app, "/ui/aws/aws/static-roles", Some(&cookie), SAME, "op=creds&name=app").await;
     let key = shown
         .body
-        .split("<dt>Access key ID</dt><dd><code>")
+        .split(r#"<code id="static_access_key">"#)
         .nth(1)
         .unwrap()
         .split('<')
