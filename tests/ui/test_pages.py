@@ -143,3 +143,21 @@ def test_every_page_fits_a_narrow_screen(signed_in):
             assert header.evaluate("h => h.getBoundingClientRect().width") <= 1, link
             for cell in table.locator("tbody td").all():
                 assert cell.get_attribute("data-label"), f"{link}: a cell without its column's name"
+
+
+def test_the_keyboard_reaches_the_content_first(signed_in):
+    """The first Tab lands on "Skip to the content", which moves focus past the navigation; then
+    Tab goes on through the page's own links and fields, each with a visible focus outline."""
+    page = signed_in
+    page.goto("/ui/aws/aws/roles")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent.trim()")
+    assert focused == "Skip to the content", focused
+    assert page.locator("a.skip").evaluate("a => a.getBoundingClientRect().top >= 0"), "shown when focused"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    inside = page.evaluate("document.querySelector('main').contains(document.activeElement)")
+    assert inside, page.evaluate("document.activeElement.outerHTML")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), outline
