@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use crate::{CSP, UiOptions, router};
 
 mod forms;
+mod tokens;
 
 pub(crate) const HOST: &str = "keymint.test";
 
