@@ -58,7 +58,7 @@ fn facts(data: &Value) -> Vec<(&'static str, String)> {
                 Some(n) => n.to_string(),
             },
         ),
-        ("Created at", text(&data["path"])),
+        ("Created through", text(&data["path"])),
     ];
     if let Some(period) = data["period"].as_u64() {
         facts.push(("Period", span(period)));
