@@ -194,12 +194,15 @@ pub(crate) async fn revoke(
 ) -> Response {
     let api = &session.api;
     let Some(accessor) = accessor_in(&form) else { return no_accessor(api).await };
+    // A token that may not look itself up (no default policy) cannot tell it went; it is
+    // then left to the next page's notices.
+    let alive = api.get("auth/token/lookup-self").await.ok();
     let answer = api.post("auth/token/revoke-accessor", &json!({"accessor": accessor})).await;
     if !answer.ok() {
         let error = notice(&format!("revoke the token with accessor {accessor}"), &answer);
         return token_page(api, &accessor, None, Vec::new(), Some(error)).await;
     }
-    if api.get("auth/token/lookup-self").await.status == StatusCode::FORBIDDEN {
+    if alive && api.get("auth/token/lookup-self").await.status == StatusCode::FORBIDDEN {
         session::end(&state, &parts).await;
         let mut response = Redirect::to("/ui/sign-in").into_response();
         if let Ok(value) = session::cookie(&state, None).parse() {

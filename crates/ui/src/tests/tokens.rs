@@ -83,7 +83,7 @@ async fn the_list_has_pages_of_25() {
         made(&app, json!({"policies": ["default"], "display_name": format!("bulk-{n}")})).await;
     }
     let cookie = sign_in(&app, ROOT_TOKEN).await;
-    // 30 tokens, root's and the session's sign-in does not make one.
+    // The 30 and root's own: signing in with a token makes none.
     let first = get(&app, "/ui/tokens", Some(&cookie)).await;
     assert!(first.body.contains("31 token(s) · page 1 of 2"), "{}", first.body);
     assert_eq!(first.body.matches("/ui/tokens/revoke?accessor=").count(), 25);
@@ -132,6 +132,16 @@ async fn revoking_your_own_token_signs_you_out() {
     assert_eq!(done.headers[header::LOCATION], "/ui/sign-in");
     assert!(done.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     assert_eq!(get(&app, "/ui/tokens", Some(&cookie)).await.headers[header::LOCATION], "/ui/sign-in");
+
+    // Revoking a parent of the signed-in token takes the session too.
+    let (parent, parent_accessor) = made(&app, json!({"policies": ["root"]})).await;
+    let child = app.call("POST", "auth/token/create", Some(&parent), Some(json!({}))).await;
+    let child = child.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let cookie = sign_in(&app, &child).await;
+    let done =
+        post(&app, "/ui/tokens/revoke", Some(&cookie), SAME, &format!("accessor={parent_accessor}")).await;
+    assert_eq!(done.headers[header::LOCATION], "/ui/sign-in");
+    assert!(!works(&app, &child).await);
 }
 
 #[tokio::test]
