@@ -62,7 +62,19 @@ pub fn router(app: AppState, options: UiOptions) -> Router {
         .route("/ui/aws/{*rest}", get(pages::aws::get).post(pages::aws::post))
         .route("/ui/policies", get(pages::policies::page))
         .route("/ui/policies/{name}", get(pages::policies::edit).post(pages::policies::save))
-        .route("/ui/tokens", get(pages::policies::tokens).post(pages::policies::create_token))
+        .route("/ui/tokens", get(pages::tokens::page).post(pages::tokens::create))
+        .route("/ui/tokens/accessor", get(pages::token_accessor::lookup))
+        .route("/ui/tokens/renew", post(pages::token_accessor::renew))
+        .route(
+            "/ui/tokens/revoke",
+            get(pages::token_accessor::confirm_revoke).post(pages::token_accessor::revoke),
+        )
+        .route("/ui/tokens/roles", get(pages::token_roles::page).post(pages::token_roles::save))
+        .route("/ui/tokens/roles/{name}", get(pages::token_roles::edit))
+        .route(
+            "/ui/tokens/roles/{name}/delete",
+            get(pages::token_roles::confirm_delete).post(pages::token_roles::delete),
+        )
         .route("/ui/leases", get(pages::leases::page))
         .route("/ui/leases/lookup", get(pages::leases::lookup))
         .route("/ui/leases/renew", post(pages::leases::renew))

@@ -96,10 +96,24 @@ pub(crate) struct FieldErrors {
 impl FieldErrors {
     /// Places `errors` among `fields` (API names): each goes with the field it names first.
     pub fn place(errors: Vec<String>, fields: &[&'static str]) -> FieldErrors {
+        FieldErrors::place_with(errors, fields, &[])
+    }
+
+    /// [`FieldErrors::place`], where an error may also name a field by a phrase of its own
+    /// (`("path suffix", "path_suffix")`): some server errors say what is wrong in words.
+    pub fn place_with(
+        errors: Vec<String>,
+        fields: &[&'static str],
+        phrases: &[(&str, &'static str)],
+    ) -> FieldErrors {
         let mut placed = FieldErrors::default();
+        let names = fields.iter().map(|f| (*f, *f)).chain(phrases.iter().copied());
+        let names: Vec<(&str, &'static str)> = names.collect();
         for error in errors {
-            let first =
-                fields.iter().filter_map(|f| Some((word_at(&error, f)?, f))).min_by_key(|(at, _)| *at);
+            let first = names
+                .iter()
+                .filter_map(|(word, field)| Some((word_at(&error, word)?, *field)))
+                .min_by_key(|(at, _)| *at);
             match first {
                 Some((_, field)) => placed.by_field.entry(field).or_default().push(error),
                 None => placed.general.push(error),
@@ -165,5 +179,21 @@ mod field_error_tests {
         assert_eq!(placed.of("role_arn"), None, "role_arn is not a word of role_arns");
         assert_eq!(placed.general, vec!["AWS said no".to_string()]);
         assert_eq!(placed.beside_fields(), 2);
+    }
+
+    #[test]
+    fn an_error_may_name_its_field_in_words() {
+        let placed = FieldErrors::place_with(
+            vec![
+                "given role path suffix contains invalid characters".into(),
+                "error parsing role fields: 'token_ttl' cannot be greater than 'token_max_ttl'".into(),
+            ],
+            &["token_ttl", "token_max_ttl", "path_suffix"],
+            &[("path suffix", "path_suffix")],
+        );
+        assert!(placed.of("path_suffix").is_some_and(|e| e.contains("invalid characters")));
+        assert!(placed.of("token_ttl").is_some(), "the first field named wins");
+        assert_eq!(placed.of("token_max_ttl"), None);
+        assert!(placed.general.is_empty());
     }
 }

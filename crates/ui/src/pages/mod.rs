@@ -10,6 +10,9 @@ pub(crate) mod policies;
 pub(crate) mod roles;
 pub(crate) mod sign_in;
 pub(crate) mod static_roles;
+pub(crate) mod token_accessor;
+pub(crate) mod token_roles;
+pub(crate) mod tokens;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;

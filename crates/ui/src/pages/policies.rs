@@ -1,5 +1,5 @@
-//! ACL policies (list, view, edit with the server checking the HCL before it is stored,
-//! delete) and tokens (create one, shown once).
+//! ACL policies: list, view, edit with the server checking the HCL before it is stored,
+//! delete.
 
 use std::collections::HashMap;
 
@@ -137,58 +137,4 @@ pub(crate) async fn save(
         };
         form_page(&name, new, text, Some(notice(&format!("save policy {name}"), &answer)), None, status)
     }
-}
-
-#[derive(Template)]
-#[template(path = "tokens.html")]
-struct Tokens {
-    page: Chrome,
-    error: Option<String>,
-    created: Option<(String, String, String)>,
-}
-
-pub(crate) async fn tokens(_session: Session) -> Response {
-    render(
-        StatusCode::OK,
-        &Tokens { page: Chrome::signed_in("Tokens", "tokens"), error: None, created: None },
-    )
-}
-
-/// `POST /ui/tokens`: a child token of the session's token (`policies`, `ttl`, `display_name`).
-pub(crate) async fn create_token(session: Session, Form(form): Form<HashMap<String, String>>) -> Response {
-    let policies: Vec<String> = form
-        .get("policies")
-        .map(|p| p.split([',', '\n']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    let mut body = json!({"policies": policies});
-    for field in ["ttl", "display_name"] {
-        if let Some(v) = form.get(field).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            body[field] = json!(v);
-        }
-    }
-    let answer = session.api.post("auth/token/create", &body).await;
-    let page = if answer.ok() {
-        let auth = &answer.body["auth"];
-        let text = |k: &str| auth[k].as_str().unwrap_or_default().to_string();
-        let policies = auth["policies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        Tokens {
-            page: Chrome::signed_in("Tokens", "tokens"),
-            error: None,
-            created: Some((text("client_token"), text("accessor"), policies)),
-        }
-    } else {
-        Tokens {
-            page: Chrome::signed_in("Tokens", "tokens"),
-            error: Some(notice("create a token", &answer)),
-            created: None,
-        }
-    };
-    let status = if answer.status == StatusCode::FORBIDDEN { StatusCode::FORBIDDEN } else { StatusCode::OK };
-    render(status, &page)
 }

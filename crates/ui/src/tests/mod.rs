@@ -16,6 +16,7 @@ use crate::{CSP, UiOptions, router};
 
 mod capabilities;
 mod forms;
+mod tokens;
 
 pub(crate) const HOST: &str = "keymint.test";
 
