@@ -22,6 +22,7 @@ struct Policies {
     names: Vec<String>,
     notices: Vec<String>,
     message: Option<String>,
+    can_create: bool,
 }
 
 async fn list(api: &Api, message: Option<String>) -> Response {
@@ -39,7 +40,15 @@ async fn list(api: &Api, message: Option<String>) -> Response {
         notices.push(notice("list the policies (sys/policies/acl)", &answer));
         Vec::new()
     };
-    let page = Policies { page: Chrome::signed_in("Policies", "policies"), names, notices, message };
+    let any = "sys/policies/acl/*".to_string();
+    let may = super::May::ask(api, std::slice::from_ref(&any)).await;
+    let page = Policies {
+        page: Chrome::signed_in("Policies", "policies"),
+        names,
+        notices,
+        message,
+        can_create: may.to(&any, &["create", "update"]),
+    };
     render(StatusCode::OK, &page)
 }
 
@@ -57,13 +66,16 @@ struct PolicyForm {
     text: String,
     error: Option<String>,
     message: Option<String>,
+    can_save: bool,
+    can_delete: bool,
 }
 
 fn valid(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
 }
 
-fn form_page(
+async fn form_page(
+    api: &Api,
     name: &str,
     new: bool,
     text: String,
@@ -71,7 +83,11 @@ fn form_page(
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
+    let path = if new { "sys/policies/acl/*".to_string() } else { format!("sys/policies/acl/{name}") };
+    let may = super::May::ask(api, std::slice::from_ref(&path)).await;
     let page = PolicyForm {
+        can_save: may.to(&path, &["create", "update"]),
+        can_delete: may.to(&path, &["delete"]),
         page: Chrome::signed_in(if new { "New policy" } else { "Policy" }, "policies"),
         name: name.to_string(),
         new,
@@ -86,7 +102,7 @@ fn form_page(
 /// `GET /ui/policies/<name>` (`new`: an empty form).
 pub(crate) async fn edit(session: Session, Path(name): Path<String>) -> Response {
     if name == "new" {
-        return form_page("", true, String::new(), None, None, StatusCode::OK);
+        return form_page(&session.api, "", true, String::new(), None, None, StatusCode::OK).await;
     }
     if !valid(&name) {
         return super::not_found().await;
@@ -96,7 +112,7 @@ pub(crate) async fn edit(session: Session, Path(name): Path<String>) -> Response
         return list(&session.api, Some(notice(&format!("read policy {name}"), &answer))).await;
     }
     let text = answer.data()["policy"].as_str().unwrap_or_default().to_string();
-    form_page(&name, false, text, None, None, StatusCode::OK)
+    form_page(&session.api, &name, false, text, None, None, StatusCode::OK).await
 }
 
 /// `POST /ui/policies/<name>`: save (`name`, `policy`) or, with `delete`, delete.
@@ -115,7 +131,7 @@ pub(crate) async fn save(
     let text = form.get("policy").cloned().unwrap_or_default();
     if !valid(&name) {
         let error = "Give the policy a name: letters, digits, - _ . @.".to_string();
-        return form_page(&name, new, text, Some(error), None, StatusCode::BAD_REQUEST);
+        return form_page(api, &name, new, text, Some(error), None, StatusCode::BAD_REQUEST).await;
     }
     if form.contains_key("delete") {
         let answer = api.delete(&format!("sys/policies/acl/{name}")).await;
@@ -128,13 +144,14 @@ pub(crate) async fn save(
     }
     let answer = api.call("PUT", &format!("sys/policies/acl/{name}"), Some(&json!({"policy": text}))).await;
     if answer.ok() {
-        form_page(&name, false, text, None, Some(format!("Saved policy {name}.")), StatusCode::OK)
+        form_page(api, &name, false, text, None, Some(format!("Saved policy {name}.")), StatusCode::OK).await
     } else {
         let status = if answer.status == StatusCode::FORBIDDEN {
             StatusCode::FORBIDDEN
         } else {
             StatusCode::BAD_REQUEST
         };
-        form_page(&name, new, text, Some(notice(&format!("save policy {name}"), &answer)), None, status)
+        let error = Some(notice(&format!("save policy {name}"), &answer));
+        form_page(api, &name, new, text, error, None, status).await
     }
 }
