@@ -86,6 +86,8 @@ def test_connection_with_a_wrong_secret_shows_the_aws_error_and_saves_nothing(
     # AWS's code where the SDK can read it; moto's error body for a bad signature is not in
     # STS's shape, so through moto only the status is known.
     assert re.search(r"SignatureDoesNotMatch|InvalidClientTokenId|\b403\b", message), message
+    hint = text_of(page.locator("section#result p.tip"))
+    assert re.search(r"access key or secret (is|may be) wrong", hint), hint
     assert "Connected" not in text_of(page.locator("section#result"))
     assert stored_config() == before
     check_page(page, "aws-config-error")
@@ -98,6 +100,8 @@ def test_connection_with_another_expected_account_is_refused(account_form, good_
     fill(key_id, secret, expected_account_id="000000000000")
     message = error_of(submit(page, "Test connection"))
     assert "000000000000" in message or ACCOUNT in message, message
+    hint = text_of(page.locator("section#result p.tip"))
+    assert f"belong to account {ACCOUNT}" in hint and "expected account ID is 000000000000" in hint, hint
     assert stored_config() == before
     check_page(page, "aws-config-mismatch")
 

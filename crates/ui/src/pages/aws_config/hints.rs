@@ -14,6 +14,14 @@ pub(crate) fn hint(error: &str) -> Option<String> {
                 .into(),
         );
     }
+    // AWS's answer without a readable code (an endpoint that is not quite STS, such as moto's
+    // answer to a bad signature): a refusal of the caller's identity is still about the keys.
+    if has("AWS answered with status 403") && has("AWS operation GetCallerIdentity") {
+        return Some(
+            "AWS refused these credentials: the access key or secret may be wrong, or the key inactive."
+                .into(),
+        );
+    }
     if has("AccessDenied") && has("AWS operation AssumeRole") {
         return Some(
             "The keys may not assume this role: allow sts:AssumeRole on the role ARN in their IAM \
@@ -74,6 +82,8 @@ mod tests {
         let denied = "error verifying the root credentials with GetCallerIdentity: AccessDenied: User is \
                       not authorized (AWS operation AssumeRole; hint: ...)";
         assert!(hint(denied).unwrap().contains("allow sts:AssumeRole"));
+        let bare = "GetCallerIdentity: AWS answered with status 403 (AWS operation GetCallerIdentity)";
+        assert!(hint(bare).unwrap().contains("access key or secret may be wrong"));
         let other_denied = "AccessDenied: no (AWS operation GetCallerIdentity)";
         assert_eq!(hint(other_denied), None);
         let text = "Could not test the connection: the root credentials belong to account 123456789012 \
