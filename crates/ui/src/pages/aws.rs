@@ -12,6 +12,8 @@ use crate::session::Session;
 
 enum Page {
     Config(String),
+    Lease(String),
+    RotateRoot(String),
     StaticRoles(String),
     Roles(String),
     NewRole(String),
@@ -39,6 +41,8 @@ fn parse(rest: &str) -> Option<Page> {
     let last = |i: usize| parts.len().checked_sub(i).and_then(|j| parts.get(j)).copied().unwrap_or_default();
     let page = match (last(3), last(2), last(1)) {
         (_, _, "config") => Page::Config(mount_of(1)?),
+        (_, "config", "lease") => Page::Lease(mount_of(2)?),
+        (_, "config", "rotate") => Page::RotateRoot(mount_of(2)?),
         (_, _, "static-roles") => Page::StaticRoles(mount_of(1)?),
         (_, _, "roles") => Page::Roles(mount_of(1)?),
         (_, "roles", "new") => Page::NewRole(mount_of(2)?),
@@ -57,7 +61,8 @@ pub(crate) async fn get(
 ) -> Response {
     let api = &session.api;
     match parse(&rest) {
-        Some(Page::Config(mount)) => aws_config::page(api, &mount).await,
+        Some(Page::Config(mount) | Page::Lease(mount)) => aws_config::page(api, &mount).await,
+        Some(Page::RotateRoot(mount)) => aws_config::confirm_rotate(api, &mount).await,
         Some(Page::StaticRoles(mount)) => static_roles::page(api, &mount).await,
         Some(Page::Roles(mount)) => roles::list(api, &mount, None).await,
         Some(Page::NewRole(mount)) => {
@@ -83,6 +88,8 @@ pub(crate) async fn post(
     let api = &session.api;
     match parse(&rest) {
         Some(Page::Config(mount)) => aws_config::submit(api, &mount, &form).await,
+        Some(Page::Lease(mount)) => aws_config::save_lease(api, &mount, &form).await,
+        Some(Page::RotateRoot(mount)) => aws_config::rotate(api, &mount, &form).await,
         Some(Page::StaticRoles(mount)) => static_roles::submit(api, &mount, &form).await,
         Some(Page::Roles(mount) | Page::NewRole(mount) | Page::Role(mount, _)) => {
             roles::save(api, &mount, &form).await
@@ -101,6 +108,9 @@ mod tests {
     fn pages_are_read_from_the_end_of_the_path() {
         assert!(matches!(parse("aws/config"), Some(Page::Config(m)) if m == "aws"));
         assert!(matches!(parse("team/aws/roles"), Some(Page::Roles(m)) if m == "team/aws"));
+        assert!(matches!(parse("aws/config/lease"), Some(Page::Lease(m)) if m == "aws"));
+        assert!(matches!(parse("team/aws/config/rotate"), Some(Page::RotateRoot(m)) if m == "team/aws"));
+        assert!(parse("config/rotate").is_none());
         assert!(matches!(parse("aws/roles/new"), Some(Page::NewRole(m)) if m == "aws"));
         assert!(matches!(parse("aws/roles/deploy"), Some(Page::Role(m, n)) if m == "aws" && n == "deploy"));
         assert!(matches!(parse("aws/roles/deploy/delete"), Some(Page::DeleteRole(_, n)) if n == "deploy"));

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use crate::{CSP, UiOptions, router};
 
+mod aws_config;
 mod capabilities;
 mod forms;
 mod tokens;
