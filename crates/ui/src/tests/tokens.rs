@@ -45,8 +45,8 @@ path "auth/token/create" { capabilities = ["update"] }"#;
 
     let list = get(&app, "/ui/tokens", Some(&cookie)).await;
     assert_eq!(list.status, StatusCode::OK);
-    let row = between(&list.body, "<td>token-deployer</td>", "</tr>");
-    assert!(row.contains("<td>default, ops</td>"), "{row}");
+    let row = between(&list.body, r#"<td data-label="Display name">token-deployer</td>"#, "</tr>");
+    assert!(row.contains(r#"<td data-label="Policies">default, ops</td>"#), "{row}");
     assert!(row.contains("59m") && row.contains("UTC"), "time left and expiry: {row}");
     assert!(row.contains(&format!("/ui/tokens/revoke?accessor={accessor}")), "{row}");
     assert!(list.body.contains("<strong>Yes: signed in with it</strong>"), "root's own row is marked");
