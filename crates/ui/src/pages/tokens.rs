@@ -66,6 +66,8 @@ pub(crate) struct Listing {
     pub pages: usize,
     pub previous: Option<String>,
     pub next: Option<String>,
+    /// Whether the token may revoke by accessor (`sys/capabilities-self`).
+    pub can_revoke: bool,
 }
 
 /// What the create form holds, to show it again after an error.
@@ -243,7 +245,10 @@ async fn listing(api: &Api, filter: &str, page_no: usize, notices: &mut Vec<Stri
     notices.extend(refused);
     let pages = total.div_ceil(PAGE).max(1);
     let link = |n: usize| format!("/ui/tokens?filter={}&page={n}", encode(filter));
+    let revoke = "auth/token/revoke-accessor".to_string();
+    let may = super::May::ask(api, std::slice::from_ref(&revoke)).await;
     Some(Listing {
+        can_revoke: may.to(&revoke, &["update"]),
         rows,
         total,
         page_no,
