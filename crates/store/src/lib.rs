@@ -13,6 +13,7 @@ pub mod backup;
 pub mod cache;
 pub mod crypto;
 pub mod leases;
+mod migrate;
 pub mod mounts;
 pub mod revocation;
 pub mod rotation;
@@ -50,6 +51,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot lock {} to apply the migrations: {source}", path.display())]
+    MigrationLock { path: std::path::PathBuf, source: std::io::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the seal key does not match the one this database was sealed with")]
@@ -110,9 +113,6 @@ impl std::fmt::Debug for Store {
 
 /// A pooled PostgreSQL connection idle this long is pinged before it is used again.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// Options for opening a store.
 #[derive(Debug, Clone)]
@@ -182,10 +182,7 @@ impl Store {
             });
         }
         let pool = pool_options.connect_with(connect).await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        migrate::run(&pool, backend, &url).await?;
         let restoring = matches!(key, KeySource::Restoring(_));
         let material = crypto::resolve_key(&pool, key).await?;
         let installation_id = if restoring {
