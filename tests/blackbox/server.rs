@@ -84,6 +84,27 @@ async fn two_servers_started_at_once_on_a_fresh_sqlite_file_both_serve() {
     }
 }
 
+/// Dev mode refuses to listen on every interface, says exactly that, and opens nothing; one
+/// address of the host is accepted.
+#[test]
+fn dev_mode_refuses_the_unspecified_address_before_opening_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    for (addr, ip) in [("0.0.0.0:0", "0.0.0.0"), ("[::]:0", "::")] {
+        let db = dir.path().join("never.db");
+        let out = std::process::Command::new(keymint_binary())
+            .args(["server", "--dev", "--dev-listen-address", addr, "--storage"])
+            .arg(format!("sqlite://{}", db.display()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("--dev-listen-address {addr}: dev mode refuses the unspecified address {ip}");
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Api Address"));
+        assert!(!db.exists(), "refused before the store was opened");
+    }
+}
+
 both_backends!(secrets_engines_mount_tune_and_unmount, state_survives_kill_9);
 
 async fn secrets_engines_mount_tune_and_unmount(backend: Backend) {

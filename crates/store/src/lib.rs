@@ -57,7 +57,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the seal key does not match the one this database was sealed with")]
     WrongKey,
-    #[error("this database was sealed with a dev-mode key; start it in dev mode or migrate it")]
+    #[error(
+        "this database was created in dev mode, which keeps its seal key in the database; open it \
+with `keymint server --dev --storage <url>`, or give this server a new, empty database (a dev \
+database cannot be converted)"
+    )]
     DevKeyInProduction,
     #[error("the database holds no seal key and none was given")]
     NoKey,
@@ -369,6 +373,15 @@ pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The way out the message names exists: there is no migrate or convert command.
+    #[test]
+    fn the_dev_key_refusal_names_a_real_remedy() {
+        let text = StoreError::DevKeyInProduction.to_string();
+        assert!(text.contains("keymint server --dev --storage"), "{text}");
+        assert!(text.contains("new, empty database"), "{text}");
+        assert!(!text.contains("migrate"), "{text}");
+    }
 
     #[test]
     fn urls_pick_the_backend() {
