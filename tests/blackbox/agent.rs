@@ -84,6 +84,9 @@ async fn agent_serves_boto3_refreshes_and_cleans_up(backend: Backend) {
     let (status, first) = get_creds(&agent.url, Some(AGENT_TOKEN)).await;
     assert_eq!(status, 200, "{first}");
     assert!(first["Expiration"].as_str().unwrap().ends_with('Z'), "{first}");
+    // iam_user keys have no session token, but the field is there: botocore and the Rust SDK
+    // refuse an answer without it.
+    assert_eq!(first["Token"], "", "{first}");
 
     // boto3 through AWS_CONTAINER_CREDENTIALS_FULL_URI.
     let script = format!(

@@ -413,6 +413,61 @@ async fn pacing_settings_are_validated_and_read_back(backend: Backend) {
     }
 }
 
+/// A policy granting `ListUserTags` only under keymint's path makes AWS refuse the tags of
+/// every other user: the reconciler skips those users, counts them, and reconciles the rest.
+async fn reconcile_skips_users_whose_tags_it_may_not_read(backend: Backend) {
+    let storage = Storage::new(backend);
+    let (moto, km) =
+        tokio::join!(Moto::start(), Keymint::start_with(storage.url(), &["--iam-consistency-window", "1s"]));
+    let proxy = FaultProxy::start(&moto).await;
+    km.post("aws/config/root", root_config_via(&proxy)).await.expect(200);
+    let ours = installation_id(&km).await;
+    let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
+    for name in ["stray-a", "stray-b"] {
+        moto.iam()
+            .create_user()
+            .user_name(name)
+            .path(PATH)
+            .tags(tag("keymint:owner", "keymint"))
+            .tags(tag("keymint:installation", &ours))
+            .tags(tag("keymint:lease", &format!("aws/creds/deploy/{name}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let denied = Fault::AwsError(403, "AccessDenied", "User is not authorized to perform: iam:ListUserTags");
+    // The user whose ListUserTags the proxy refused last, after `n` refusals in all.
+    let refused_user = |proxy: &FaultProxy, n: usize| {
+        let calls = proxy.calls(Some("ListUserTags"));
+        let refused: Vec<_> = calls.iter().filter(|c| !c.forwarded()).collect();
+        assert_eq!(refused.len(), n, "{calls:?}");
+        refused[n - 1].param("UserName").unwrap().to_owned()
+    };
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|s| s["user_name"].as_str().unwrap().to_owned()).collect()
+    };
+
+    proxy.fail_times("ListUserTags", denied.clone(), 1);
+    let listed = km.get("aws/reconcile").await.expect(200);
+    let skipped = refused_user(&proxy, 1);
+    let readable: Vec<String> =
+        ["stray-a", "stray-b"].into_iter().filter(|n| *n != skipped).map(Into::into).collect();
+    assert_eq!(listed.data()["skipped_unreadable"], 1, "{listed}");
+    assert_eq!(names(&listed.data()["strays"]), readable, "{listed}");
+
+    proxy.fail_times("ListUserTags", denied, 1);
+    let removed = km.post("aws/reconcile", json!({})).await.expect(200);
+    let skipped_now = refused_user(&proxy, 2);
+    assert_eq!(removed.data()["skipped_unreadable"], 1, "{removed}");
+    assert_eq!(removed.data()["failed"], json!([]), "{removed}");
+    let left = moto.user_names(PATH).await;
+    assert!(left.contains(&skipped_now), "the unreadable user is left alone: {left:?}");
+    let removed_names = names(&removed.data()["removed"]);
+    assert!(!removed_names.contains(&skipped_now), "{removed}");
+    assert_eq!(left.len() + removed_names.len(), 2, "{left:?} {removed}");
+}
+
 both_backends!(a_lost_create_user_answer_makes_one_user, slow_calls_time_out_and_are_reconciled);
 
 mod sqlite_only {
@@ -439,5 +494,6 @@ mod sqlite_only {
         refusals_name_the_operation_with_a_hint,
         sts_falls_back_to_the_next_endpoint,
         pacing_settings_are_validated_and_read_back,
+        reconcile_skips_users_whose_tags_it_may_not_read,
     );
 }

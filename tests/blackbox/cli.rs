@@ -267,6 +267,19 @@ async fn credential_process_feeds_boto3_and_caches(backend: Backend) {
     assert_eq!(printed["Version"], 1);
     assert!(printed["Expiration"].as_str().unwrap().ends_with('Z'), "{printed}");
     assert_eq!(env.moto.user_names("/cp/").await.len(), 2, "--no-cache made a new credential");
+    // No session token for iam_user keys: the credential_process format leaves SessionToken out.
+    assert!(printed.get("SessionToken").is_none(), "{printed}");
+    // STS keys carry theirs.
+    let role_arn = env.moto.create_role("km-cp").await;
+    env.km
+        .post("aws/roles/ops", json!({"credential_type": "assumed_role", "role_arns": [role_arn]}))
+        .await
+        .expect(204);
+    let sts: Value = serde_json::from_str(
+        &cli(&env.km, home.path(), &["credential-process", "--no-cache", "aws/sts/ops"], "").await.ok(),
+    )
+    .unwrap();
+    assert!(sts["SessionToken"].as_str().is_some_and(|t| !t.is_empty()), "{sts}");
 }
 
 both_backends!(every_command_with_both_formats, credential_process_feeds_boto3_and_caches);

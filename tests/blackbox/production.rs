@@ -109,6 +109,21 @@ fn a_bad_config_is_refused_whole_before_binding() {
     }
 }
 
+/// A production server refuses a store made in dev mode, and says how to open it instead.
+#[tokio::test]
+async fn a_dev_store_is_refused_with_a_remedy_that_exists() {
+    let storage = Storage::new(Backend::Sqlite);
+    drop(Keymint::start(storage.url()).await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), storage.url());
+    let out = server(&config, KEY).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("this database was created in dev mode"), "{stderr}");
+    assert!(stderr.contains("keymint server --dev --storage <url>"), "{stderr}");
+    assert!(!stderr.contains("migrate"), "no such command: {stderr}");
+}
+
 async fn state_survives_and_the_initial_token_is_printed_once(backend: Backend) {
     let storage = Storage::new(backend);
     let dir = tempfile::tempdir().unwrap();

@@ -68,6 +68,43 @@ async fn requests_without_a_valid_token_are_denied() {
     km.with_token(ROOT_TOKEN).get("aws/roles/ok").await.expect(200);
 }
 
+/// Two servers started at the same moment on one fresh SQLite file both come up (neither
+/// trips over the other's migrations) and serve the same data. Repeated: a race shows only
+/// now and then.
+#[tokio::test]
+async fn two_servers_started_at_once_on_a_fresh_sqlite_file_both_serve() {
+    for round in 0..3 {
+        let storage = Storage::new(Backend::Sqlite);
+        let (a, b) = tokio::join!(Keymint::start(storage.url()), Keymint::start(storage.url()));
+        assert_eq!(installation_id(&a).await, installation_id(&b).await, "round {round}");
+        let role = format!("written-by-a-{round}");
+        a.post(&format!("aws/roles/{role}"), json!({"credential_type": "iam_user"})).await.expect(204);
+        let listed = b.list("aws/roles").await.expect(200);
+        assert_eq!(listed.data()["keys"], json!([role]), "round {round}: {listed}");
+    }
+}
+
+/// Dev mode refuses to listen on every interface, says exactly that, and opens nothing; one
+/// address of the host is accepted.
+#[test]
+fn dev_mode_refuses_the_unspecified_address_before_opening_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    for (addr, ip) in [("0.0.0.0:0", "0.0.0.0"), ("[::]:0", "::")] {
+        let db = dir.path().join("never.db");
+        let out = std::process::Command::new(keymint_binary())
+            .args(["server", "--dev", "--dev-listen-address", addr, "--storage"])
+            .arg(format!("sqlite://{}", db.display()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("--dev-listen-address {addr}: dev mode refuses the unspecified address {ip}");
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Api Address"));
+        assert!(!db.exists(), "refused before the store was opened");
+    }
+}
+
 both_backends!(secrets_engines_mount_tune_and_unmount, state_survives_kill_9);
 
 async fn secrets_engines_mount_tune_and_unmount(backend: Backend) {

@@ -113,8 +113,8 @@ pub(crate) async fn write_role(c: &Call) -> ApiResult<Reply> {
 }
 
 pub(crate) async fn find_strays(c: &Call) -> ApiResult<Reply> {
-    let strays = c.state.engine().find_strays(&c.ctx()?).await?;
-    Ok(Reply::data(json!({ "strays": strays })))
+    let scan = c.state.engine().find_strays(&c.ctx()?).await?;
+    Ok(Reply::data(json!({ "strays": scan.strays, "skipped_unreadable": scan.skipped_unreadable })))
 }
 
 pub(crate) async fn remove_strays(c: &Call) -> ApiResult<Reply> {
@@ -124,7 +124,11 @@ pub(crate) async fn remove_strays(c: &Call) -> ApiResult<Reply> {
         .iter()
         .map(|(s, e)| json!({"user_name": s.user_name, "lease_id": s.lease_id, "error": e}))
         .collect();
-    Ok(Reply::data(json!({ "removed": removal.removed, "failed": failed })))
+    Ok(Reply::data(json!({
+        "removed": removal.removed,
+        "failed": failed,
+        "skipped_unreadable": removal.skipped_unreadable,
+    })))
 }
 
 /// `creds/<name>` and `sts/<name>`, read or written alike.

@@ -2,7 +2,14 @@
 //! from the route table ([`crate::routes`]) as Vault renders its own from its path framework.
 //! AWS routes appear under each enabled AWS mount (`/aws/creds/{name}`); LIST is Vault's `GET`
 //! with a required `list=true` (on the path with a trailing `/` where the path also has a
-//! read); `x-vault-sudo` and `x-vault-unauthenticated` mark what Vault marks.
+//! read); `x-vault-sudo` and `x-vault-unauthenticated` mark what Vault marks, and
+//! `x-vault-createSupported` (on the path, as Vault puts it) the paths whose route declares an
+//! existence check, where a first write is a `create`.
+//!
+//! The document holds only the paths the caller may use: a path is listed when the caller's
+//! policies grant a capability on some path it describes (its parameters standing for any
+//! value). Vault filters by mount instead (a token that may use one path of a mount is shown
+//! the whole mount); keymint shows less.
 
 use serde_json::{Map, Value, json};
 
@@ -11,8 +18,9 @@ use crate::request::Operation;
 use crate::routes::{Kind, Param, Route, TABLES};
 
 /// The document, with each mount's routes under each of `mounts` (mount path and type:
-/// `aws/`, `aws`; `auth/approle/`, `approle`).
-pub(crate) fn document(mounts: &[(&str, &str)]) -> Value {
+/// `aws/`, `aws`; `auth/approle/`, `approle`), holding the paths `shown` accepts (it is given
+/// the path as OpenAPI writes it: `/aws/creds/{name}`).
+pub(crate) fn document(mounts: &[(&str, &str)], shown: &dyn Fn(&str) -> bool) -> Value {
     let mut paths = Map::new();
     for (routes, kind) in TABLES {
         let prefixes: Vec<&str> = match kind {
@@ -22,7 +30,10 @@ pub(crate) fn document(mounts: &[(&str, &str)]) -> Value {
         for prefix in prefixes {
             for route in routes.iter() {
                 for template in route.paths {
-                    add_route(&mut paths, &format!("/{prefix}{template}"), route, kind.is_some());
+                    let key = format!("/{prefix}{template}");
+                    if shown(&key) {
+                        add_route(&mut paths, &key, route, kind.is_some());
+                    }
                 }
             }
         }
@@ -145,6 +156,11 @@ fn add_route(paths: &mut Map<String, Value>, key: &str, route: &Route, in_mount:
         }
         let item = paths.entry(op_key).or_insert_with(|| json!({}));
         item[method] = operation;
+        // Vault's CreateSupported: the path's write is a create when the object is new, which
+        // is what an existence check decides.
+        if op.op == Operation::Update && route.existence.is_some() {
+            item["x-vault-createSupported"] = json!(true);
+        }
     }
 }
 
@@ -196,7 +212,7 @@ mod tests {
 
     #[test]
     fn aws_routes_appear_under_each_mount_and_lists_follow_vaults_convention() {
-        let doc = document(&[("aws/", "aws"), ("aws-prod/", "aws")]);
+        let doc = document(&[("aws/", "aws"), ("aws-prod/", "aws")], &|_| true);
         let paths = doc["paths"].as_object().unwrap();
         for mount in ["/aws", "/aws-prod"] {
             let creds = &paths[&format!("{mount}/creds/{{name}}")];
@@ -216,12 +232,40 @@ mod tests {
         assert_eq!(doc["info"]["version"], VERSION);
     }
 
+    /// The paths whose route has an existence check, and no others, say a write may create.
+    #[test]
+    fn create_support_follows_the_existence_check() {
+        let doc = document(&[("aws/", "aws"), ("auth/approle/", "approle")], &|_| true);
+        let paths = doc["paths"].as_object().unwrap();
+        let mut marked: Vec<&str> = paths
+            .iter()
+            .filter(|(_, item)| item.get("x-vault-createSupported") == Some(&json!(true)))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        marked.sort_unstable();
+        assert_eq!(
+            marked,
+            ["/auth/approle/role/{role_name}", "/auth/token/roles/{role_name}", "/aws/config/root"],
+            "Vault's AWS engine has an existence check on config/root only"
+        );
+    }
+
+    #[test]
+    fn only_the_paths_shown_are_listed() {
+        let doc = document(&[("aws/", "aws")], &|path| path.starts_with("/aws/creds/"));
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(paths, ["/aws/creds/{name}"]);
+    }
+
     #[test]
     fn operation_ids_are_unique() {
-        let doc = document(&[("aws/", "aws")]);
+        let doc = document(&[("aws/", "aws")], &|_| true);
         let mut seen = std::collections::HashSet::new();
         for item in doc["paths"].as_object().unwrap().values() {
-            for op in item.as_object().unwrap().values() {
+            for (key, op) in item.as_object().unwrap() {
+                if key.starts_with("x-") {
+                    continue;
+                }
                 let id = op["operationId"].as_str().unwrap().to_string();
                 assert!(seen.insert(id.clone()), "duplicate operationId {id}");
             }

@@ -215,11 +215,14 @@ pub(crate) async fn metrics(c: &Call) -> Response {
     }
 }
 
-/// `sys/internal/specs/openapi`, with the AWS routes under each AWS mount.
-pub(crate) async fn openapi(state: &AppState) -> ApiResult<Reply> {
-    let mounts = state.mounts().await?;
+/// `sys/internal/specs/openapi`, with the AWS routes under each AWS mount, and only the paths
+/// the caller's policies grant something on.
+pub(crate) async fn openapi(c: &Call) -> ApiResult<Reply> {
+    let mounts = c.state.mounts().await?;
     let all: Vec<(&str, &str)> = mounts.iter().map(|m| (m.path.as_str(), m.mount_type.as_str())).collect();
-    Ok(Reply { raw: Some(crate::openapi::document(&all)), ..Default::default() })
+    let acl = c.state.acl(&c.identity()?.policies).await?;
+    let doc = crate::openapi::document(&all, &|path| acl.grants_somewhere(path));
+    Ok(Reply { raw: Some(doc), ..Default::default() })
 }
 
 /// `sys/init`: keymint is initialised from its first start, so a read says so (Vault's bare

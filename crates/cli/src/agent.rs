@@ -363,18 +363,22 @@ async fn serve(agent: &Agent, headers: &HeaderMap, name: &str) -> Response {
         return sdk_error(StatusCode::NOT_FOUND, "NotFound", &format!("no credentials named {name:?}"));
     };
     match usable(agent, slot).await {
-        Ok(h) => {
-            let mut body = json!({
-                "AccessKeyId": h.access_key, "SecretAccessKey": h.secret_key,
-                "Expiration": h.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            });
-            // botocore requires the field (ECS always sends one); empty means "no session
-            // token" to it. iam_user keys have none: aws/sts/ paths are the better fit here.
-            body["Token"] = Value::String(h.session_token.unwrap_or_default());
-            axum::Json(body).into_response()
-        }
+        Ok(h) => axum::Json(container_credentials(&h)).into_response(),
         Err(e) => sdk_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", &e),
     }
+}
+
+/// The container-credentials answer. `Token` is always there, empty for keys without a session
+/// token (iam_user): botocore (`response['Token']`) and the Rust SDK (`MissingField("Token")`)
+/// refuse an answer without it, as ECS always sends one. botocore reads the empty string as
+/// "no session token".
+fn container_credentials(h: &Held) -> Value {
+    json!({
+        "AccessKeyId": h.access_key,
+        "SecretAccessKey": h.secret_key,
+        "Token": h.session_token.clone().unwrap_or_default(),
+        "Expiration": h.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
 }
 
 async fn default_creds(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
@@ -444,6 +448,29 @@ mod tests {
         assert!(same_secret("0123456789abcdef", "0123456789abcdef"));
         assert!(!same_secret("0123456789abcdef", "0123456789abcdeg"));
         assert!(!same_secret("0123456789abcdef", "0123456789abcde"));
+    }
+
+    /// The SDKs refuse a container-credentials answer without `Token`: it is there for keys
+    /// without a session token too, empty.
+    #[test]
+    fn the_token_field_is_always_sent() {
+        let now = Utc::now();
+        let held = |token: Option<&str>| Held {
+            access_key: "AK".into(),
+            secret_key: "SK".into(),
+            session_token: token.map(str::to_owned),
+            lease_id: String::new(),
+            renewable: false,
+            issued: now,
+            expires: now,
+        };
+        let iam_user = container_credentials(&held(None));
+        assert_eq!(iam_user["Token"], "", "{iam_user}");
+        let sts = container_credentials(&held(Some("ST")));
+        assert_eq!(sts["Token"], "ST", "{sts}");
+        assert_eq!(sts["AccessKeyId"], "AK");
+        assert_eq!(sts["SecretAccessKey"], "SK");
+        assert!(sts["Expiration"].as_str().is_some_and(|e| e.ends_with('Z')), "{sts}");
     }
 
     #[test]

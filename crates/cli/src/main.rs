@@ -231,6 +231,17 @@ async fn server(args: ServerArgs) -> Result<()> {
     let mut audit_file: Option<String> = None;
     let mut tls_files: Option<config::TlsFiles> = None;
     let (listen, options, key, log, dev_token) = if args.dev {
+        // Dev mode has a known root token and plain HTTP: it will not listen on every
+        // interface. A single address of the host's (a container's, say) is the caller's call.
+        let listen = args.dev_listen_address;
+        if listen.ip().is_unspecified() {
+            bail!(
+                "--dev-listen-address {listen}: dev mode refuses the unspecified address {} (every \
+                 interface); give one address, such as 127.0.0.1:{}",
+                listen.ip(),
+                listen.port()
+            );
+        }
         let url = match args.storage {
             Some(url) => url,
             None => {
@@ -244,13 +255,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         // Dev mode has no config file; its flag problems stop the start as they always have.
         timing = flags.over_defaults().map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
         jwks_refetch_interval = args.jwks_refetch_interval.unwrap_or(config::JWKS_REFETCH_INTERVAL);
-        (
-            args.dev_listen_address,
-            StoreOptions::new(url),
-            KeySource::DevStored,
-            config::LogConfig::default(),
-            Some(token),
-        )
+        (listen, StoreOptions::new(url), KeySource::DevStored, config::LogConfig::default(), Some(token))
     } else {
         let path = args.config.as_deref().context("--config is required outside dev mode")?;
         let cfg = load_config_or_exit(path, &flags);
@@ -303,9 +308,6 @@ async fn server(args: ServerArgs) -> Result<()> {
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let bound = listener.local_addr()?;
-    if bound.ip().is_unspecified() && args.dev {
-        bail!("dev mode listens on loopback only");
-    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(stdout, "==> keymint server started{}", if args.dev { " in dev mode" } else { "" })?;
     if let Some(pause) = keymint_store::revocation::paused(store.pool()).await? {

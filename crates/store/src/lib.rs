@@ -13,6 +13,7 @@ pub mod backup;
 pub mod cache;
 pub mod crypto;
 pub mod leases;
+mod migrate;
 pub mod mounts;
 pub mod revocation;
 pub mod rotation;
@@ -50,11 +51,17 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot lock {} to apply the migrations: {source}", path.display())]
+    MigrationLock { path: std::path::PathBuf, source: std::io::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the seal key does not match the one this database was sealed with")]
     WrongKey,
-    #[error("this database was sealed with a dev-mode key; start it in dev mode or migrate it")]
+    #[error(
+        "this database was created in dev mode, which keeps its seal key in the database; open it \
+with `keymint server --dev --storage <url>`, or give this server a new, empty database (a dev \
+database cannot be converted)"
+    )]
     DevKeyInProduction,
     #[error("the database holds no seal key and none was given")]
     NoKey,
@@ -110,9 +117,6 @@ impl std::fmt::Debug for Store {
 
 /// A pooled PostgreSQL connection idle this long is pinged before it is used again.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// Options for opening a store.
 #[derive(Debug, Clone)]
@@ -182,10 +186,7 @@ impl Store {
             });
         }
         let pool = pool_options.connect_with(connect).await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        migrate::run(&pool, backend, &url).await?;
         let restoring = matches!(key, KeySource::Restoring(_));
         let material = crypto::resolve_key(&pool, key).await?;
         let installation_id = if restoring {
@@ -372,6 +373,15 @@ pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The way out the message names exists: there is no migrate or convert command.
+    #[test]
+    fn the_dev_key_refusal_names_a_real_remedy() {
+        let text = StoreError::DevKeyInProduction.to_string();
+        assert!(text.contains("keymint server --dev --storage"), "{text}");
+        assert!(text.contains("new, empty database"), "{text}");
+        assert!(!text.contains("migrate"), "{text}");
+    }
 
     #[test]
     fn urls_pick_the_backend() {

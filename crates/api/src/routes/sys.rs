@@ -78,10 +78,12 @@ pub(crate) const SYS_ROUTES: &[Route] = &[
     Route {
         pattern: "sys/internal/specs/openapi",
         paths: &["sys/internal/specs/openapi"],
-        ops: &[read(handler!(c => sys::openapi(&c.state).await))],
-        synopsis: "An OpenAPI 3 document of every path this server serves, mounts included.",
+        ops: &[read(handler!(c => sys::openapi(&c).await))],
+        synopsis: "An OpenAPI 3 document of the paths this server serves, mounts included.",
         params: &[],
-        description: "Generated from the same route table as path help.",
+        description: "Generated from the same route table as path help. It holds the paths the \
+caller's policies grant a capability on (some path the OpenAPI path describes, its parameters \
+standing for any value); a root token sees every path.",
         ..ROUTE
     },
     Route {

@@ -97,6 +97,14 @@ impl Acl {
             .map(|(_, m)| m)
     }
 
+    /// The patterns whose merged rule grants something (not `deny`, some capability).
+    pub(super) fn granting_patterns(&self) -> impl Iterator<Item = &str> {
+        let grants = |m: &Merged| !m.caps.is_empty() && !m.caps.contains(Caps::DENY);
+        let exact = self.exact.iter().filter(move |(_, m)| grants(m)).map(|(p, _)| p.as_str());
+        let wildcard = self.wildcard.iter().filter(move |(_, m)| grants(m)).map(|(p, _)| p.as_str());
+        exact.chain(wildcard)
+    }
+
     /// Capability names at `path`, as `sys/capabilities-self` reports them.
     pub fn capabilities(&self, path: &str) -> Vec<String> {
         if self.root {

@@ -9,6 +9,7 @@
 mod acl;
 mod glob;
 mod parse;
+mod reach;
 
 use std::collections::BTreeMap;
 

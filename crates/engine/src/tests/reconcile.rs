@@ -53,7 +53,9 @@ async fn strays_are_ours_and_unaccounted_for() {
     h.full_role("full").await;
     let minted = h.engine.mint(&h.mount, Harness::request("full")).await.unwrap();
 
-    let strays = h.engine.find_strays(&h.mount).await.unwrap();
+    let scan = h.engine.find_strays(&h.mount).await.unwrap();
+    assert_eq!(scan.skipped_unreadable, 0);
+    let strays = scan.strays;
     let names: Vec<_> = strays.iter().map(|s| s.user_name.as_str()).collect();
     assert_eq!(names, ["stray"], "the leased user {} is no stray", minted.lease_id);
     assert_eq!(strays[0].lease_id, "aws/creds/full/stray");
@@ -72,7 +74,7 @@ async fn young_users_are_not_strays() {
         Utc::now() - chrono::Duration::minutes(5),
     );
     h.fake.put_user("old", tagged(&h, "aws/creds/full/old", None), hour_ago());
-    let strays = engine.find_strays(&h.mount).await.unwrap();
+    let strays = engine.find_strays(&h.mount).await.unwrap().strays;
     assert_eq!(strays.iter().map(|s| s.user_name.as_str()).collect::<Vec<_>>(), ["old"]);
 }
 
@@ -94,6 +96,49 @@ async fn a_failing_removal_is_reported_and_the_rest_removed() {
     assert!(h.minted_users() == ["stray-b"], "{:?}", h.minted_users());
 }
 
+/// Users whose tags keymint may not read (a policy granting ListUserTags only under keymint's
+/// path) are skipped and counted; the others are still reconciled, by listing and by removal.
+#[tokio::test]
+async fn users_with_unreadable_tags_are_skipped_and_counted() {
+    let h = Harness::new().await;
+    for name in ["a-denied", "b-stray", "c-denied", "d-stray"] {
+        h.fake.put_user(name, tagged(&h, &format!("aws/creds/full/{name}"), None), hour_ago());
+    }
+    // Users are listed in name order, the root user ("keymint-root") last: calls 1 and 3
+    // ask about the "-denied" users.
+    let deny = |h: &Harness| {
+        h.fake.fail_nth("ListUserTags", 1, Failure::AccessDenied);
+        h.fake.fail_nth("ListUserTags", 3, Failure::AccessDenied);
+    };
+    deny(&h);
+    let scan = h.engine.find_strays(&h.mount).await.unwrap();
+    let asked: Vec<_> = h
+        .fake
+        .calls_of("ListUserTags")
+        .iter()
+        .map(|c| c.param("UserName").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(asked[0], "a-denied");
+    assert_eq!(asked[2], "c-denied");
+    assert_eq!(scan.skipped_unreadable, 2);
+    assert_eq!(scan.strays.iter().map(|s| s.user_name.as_str()).collect::<Vec<_>>(), ["b-stray", "d-stray"]);
+
+    deny(&h);
+    let removal = h.engine.remove_strays(&h.mount).await.unwrap();
+    assert_eq!(removal.skipped_unreadable, 2);
+    assert_eq!(
+        removal.removed.iter().map(|s| s.user_name.as_str()).collect::<Vec<_>>(),
+        ["b-stray", "d-stray"]
+    );
+    assert!(removal.failed.is_empty());
+    assert_eq!(h.minted_users(), ["a-denied", "c-denied"], "unreadable users are left alone");
+
+    // Any other refusal still fails the whole search.
+    h.fake.fail_next("ListUserTags", Failure::Refused(400, "InvalidInput"));
+    let err = h.engine.find_strays(&h.mount).await.unwrap_err().to_string();
+    assert!(err.starts_with("Error listing user tags: InvalidInput"), "{err}");
+}
+
 /// A user deleted between ListUsers and ListUserTags is skipped; a failing ListUsers fails.
 #[tokio::test]
 async fn listing_failures() {
@@ -103,7 +148,7 @@ async fn listing_failures() {
     // Users are listed in name order, the root user first: the third ListUserTags asks
     // about "vanishing".
     h.fake.fail_nth("ListUserTags", 3, Failure::NoSuchEntity);
-    let strays = h.engine.find_strays(&h.mount).await.unwrap();
+    let strays = h.engine.find_strays(&h.mount).await.unwrap().strays;
     assert_eq!(h.fake.calls_of("ListUserTags")[2].param("UserName"), Some("vanishing"));
     assert_eq!(strays.iter().map(|s| s.user_name.as_str()).collect::<Vec<_>>(), ["stray"]);
 
