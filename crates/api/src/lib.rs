@@ -13,6 +13,7 @@ mod aws;
 mod dispatch;
 mod envelope;
 mod error;
+pub mod forwarded;
 pub mod health;
 mod help;
 mod leases;
