@@ -172,6 +172,16 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
     if request_timeout < Duration::from_secs(1) {
         problems.push("listener.request_timeout must be at least 1s".into());
     }
+    // The sweeper takes an intent older than intent_grace for a creation that was abandoned.
+    // Only a request writes intents, and no request outlives request_timeout: a grace longer
+    // than the limit means the sweeper never undoes a creation still under way.
+    if leases.intent_grace <= request_timeout {
+        let key = if flags.intent_grace.is_some() { "--intent-grace" } else { "leases.intent_grace" };
+        problems.push(format!(
+            "{key} must be longer than listener.request_timeout: an intent younger than the longest \
+             request may belong to a user creation still under way"
+        ));
+    }
     let forwarded_for = forwarded_for(&settings.listener, &given_but_refused, &mut problems);
 
     // Plain HTTP only when asked for: a secrets server answers with secrets.

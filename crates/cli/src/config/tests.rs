@@ -341,6 +341,19 @@ fn the_request_timeout_defaults_to_vaults_and_has_a_floor() {
 }
 
 #[test]
+fn the_intent_grace_outlasts_the_longest_request() {
+    // A creation still under way must never look abandoned to the sweeper.
+    let text = with_listener("request_timeout = \"5m\"\n");
+    let errors = problems(&text, &with_key());
+    assert!(errors.contains("leases.intent_grace must be longer than listener.request_timeout"), "{errors}");
+    let flags = Flags { intent_grace: Some(Duration::from_secs(600)), ..no_flags() };
+    assert_eq!(parse(&text, &with_key(), &flags).unwrap().leases.intent_grace, Duration::from_secs(600));
+    let flags = Flags { intent_grace: Some(Duration::from_secs(300)), ..no_flags() };
+    let errors = parse(&text, &with_key(), &flags).unwrap_err().join("\n");
+    assert!(errors.contains("--intent-grace must be longer than listener.request_timeout"), "{errors}");
+}
+
+#[test]
 fn forwarded_for_rules_take_vaults_documented_defaults() {
     assert_eq!(parse(BASE, &with_key(), &no_flags()).unwrap().forwarded_for, None);
     let cfg = parse(
