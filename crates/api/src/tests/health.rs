@@ -55,3 +55,26 @@ async fn a_request_over_its_time_limit_is_cut_in_vaults_error_shape() {
     let made = app.root("POST", "auth/token/create", Some(json!({"policies": ["default"]}))).await;
     assert_eq!(made.status, StatusCode::OK, "{:?}", made.body);
 }
+
+#[tokio::test]
+async fn a_wait_for_a_usable_key_ends_within_the_request_limit() {
+    let mut app = TestApp::new().await;
+    app.state = app.state.with_request_timeout(Duration::from_secs(4));
+    let role = json!({"credential_type": "iam_user", "wait_until_usable": true, "usable_timeout": 60});
+    assert_eq!(app.root("POST", "aws/roles/slow-key", Some(role)).await.status, StatusCode::NO_CONTENT);
+    // STS never takes the new key: the wait would last the role's full minute. (The first
+    // call is keymint choosing its STS endpoint with the root keys; every later one probes.)
+    for nth in 2..=40 {
+        let never = keymint_engine::fake_aws::Failure::Refused(403, "InvalidClientTokenId");
+        app.fake.fail_nth("GetCallerIdentity", nth, never);
+    }
+
+    let started = std::time::Instant::now();
+    let minted = app.root("GET", "aws/creds/slow-key", None).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
+    // The keys are answered, with a warning, not lost to a 504.
+    assert_eq!(minted.status, StatusCode::OK, "{:?}", minted.body);
+    assert!(minted.body["data"]["access_key"].is_string());
+    let warnings = minted.body["warnings"].to_string();
+    assert!(warnings.contains("did not accept the new access key"), "{warnings}");
+}
