@@ -24,6 +24,12 @@ K8S = DEPLOY / "kubernetes"
 NOT_IN_KUSTOMIZATION = {"secrets.example.yaml", "init-job.yaml"}
 # keymint's SIGTERM budget: background work 20 s, then closing the pool 10 s, after the drain.
 MIN_GRACE_SECS = 40
+# The path each probe asks (docs/load-balancers.md).
+PROBE_PATHS = {
+    "startupProbe": "/v1/sys/live",
+    "livenessProbe": "/v1/sys/live",
+    "readinessProbe": "/v1/sys/ready",
+}
 
 problems: list[str] = []
 
@@ -106,12 +112,13 @@ def check_pod(where: str, pod: dict, secrets: dict, configmaps: dict, tls: bool)
             if tls and not {"tls/tls.crt", "tls/tls.key"} <= paths:
                 problem(where, "the config names TLS files under /etc/keymint/tls that the volume does not project")
         ports = {p.get("name") for p in c.get("ports", [])}
-        for kind in ("readinessProbe", "livenessProbe"):
+        # Liveness must not depend on the database (a restart cures no outage); readiness must.
+        for kind, path in PROBE_PATHS.items():
             get = c.get(kind, {}).get("httpGet")
             if not get:
                 continue
-            if not get.get("path", "").startswith("/v1/sys/health"):
-                problem(where, f"{kind} should ask /v1/sys/health, not {get.get('path')}")
+            if get.get("path", "").split("?")[0] != path:
+                problem(where, f"{kind} should ask {path}, not {get.get('path')}")
             if isinstance(get.get("port"), str) and get["port"] not in ports:
                 problem(where, f"{kind} port {get['port']!r} is not a named container port")
             if (get.get("scheme", "HTTP") == "HTTPS") != tls:

@@ -22,6 +22,7 @@ mod creds;
 mod enforcement;
 mod harness;
 mod leases;
+mod listener;
 mod login;
 mod login_jwt;
 mod logs;

@@ -42,6 +42,18 @@ impl Client {
         Client { auth, ..self.clone() }
     }
 
+    /// The same server and token, connecting from `local` (any address of 127.0.0.0/8 works
+    /// on Linux without setup): a load balancer, or a stranger, as keymint sees the peer.
+    pub fn from_address(&self, local: std::net::IpAddr) -> Client {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .local_address(local)
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("build a reqwest client bound to a local address");
+        Client { http, ..self.clone() }
+    }
+
     /// `GET /v1/<path>`; `path` may carry a query string (`aws/creds/r?ttl=1h`).
     pub async fn get(&self, path: &str) -> Resp {
         self.send(Method::GET, path, None).await

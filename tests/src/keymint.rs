@@ -21,6 +21,10 @@ pub struct Keymint {
     child: Option<Child>,
     base: String,
     storage: String,
+    /// Production mode's config file ([`Keymint::start_with_config`]); dev mode when `None`.
+    config: Option<ConfigFile>,
+    /// The root token: [`ROOT_TOKEN`] in dev mode, the initial one printed in production mode.
+    root_token: String,
     extra_args: Vec<String>,
     /// Environment variables set for the server process (on restarts too).
     extra_env: Vec<(String, String)>,
@@ -50,6 +54,28 @@ impl Keymint {
         km
     }
 
+    /// `keymint server --config FILE` (production mode) on `storage_url`, plain HTTP on a port
+    /// of its choosing: `listener` is added to the file's `[listener]` section and `sections`
+    /// (whole TOML sections) follow it. The seal key is made here, for this server only; the
+    /// client's token is the initial root token the server prints. Settings that only a config
+    /// file gives (`[listener] request_timeout`, the `x_forwarded_for_*` rules) need this mode.
+    pub async fn start_with_config(storage_url: &str, listener: &str, sections: &str) -> Keymint {
+        let mut km = Self::unstarted(storage_url.to_owned(), &[], None);
+        let dir =
+            tempfile::Builder::new().prefix("keymint-config-").tempdir().expect("a dir for the config file");
+        let path = dir.path().join("keymint.toml");
+        let text = format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n{listener}\n\
+             [storage]\nurl = \"{storage_url}\"\n[seal]\nkey_env = \"{SEAL_KEY_VAR}\"\n{sections}\n"
+        );
+        std::fs::write(&path, text).expect("write the config file");
+        let seal_key: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        km.extra_env.push((SEAL_KEY_VAR.to_owned(), seal_key));
+        km.config = Some(ConfigFile { path, _dir: dir });
+        km.spawn().await;
+        km
+    }
+
     /// keymint on fresh storage of `backend` that lives as long as this handle: for tests
     /// that need no moto.
     pub async fn start_on(backend: Backend) -> Keymint {
@@ -68,6 +94,8 @@ impl Keymint {
             child: None,
             base: String::new(),
             storage: storage_url,
+            config: None,
+            root_token: ROOT_TOKEN.to_owned(),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             extra_env: Vec::new(),
             log: OutputLog::default(),
@@ -78,21 +106,34 @@ impl Keymint {
 
     async fn spawn(&mut self) {
         let bin = keymint_binary();
-        let mut child = dev_server_command(&bin, ROOT_TOKEN, &self.storage)
+        let mut command = match &self.config {
+            None => dev_server_command(&bin, ROOT_TOKEN, &self.storage),
+            Some(config) => {
+                let mut cmd = server_command(&bin);
+                cmd.arg("--config").arg(&config.path);
+                cmd
+            }
+        };
+        let mut child = command
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
 
-        // The stdout reader hands over the address from the first "Api Address:" line and keeps
-        // draining; dropping the sender (EOF first) tells us the process ended without one.
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        // The stdout reader hands over the address from the first "Api Address:" line (and the
+        // initial root token, printed before it in production mode) and keeps draining;
+        // dropping the sender (EOF first) tells us the process ended without one.
+        let (tx, rx) = tokio::sync::oneshot::channel::<(String, Option<String>)>();
         let mut tx = Some(tx);
+        let mut initial_token = None;
         let stdout = self.log.drain(child.stdout.take().expect("piped stdout"), "", move |line| {
+            if let Some(token) = line.strip_prefix(INITIAL_TOKEN_MARKER) {
+                initial_token = Some(token.trim().to_owned());
+            }
             if let Some(url) = announced_address(line)
                 && let Some(tx) = tx.take()
             {
-                let _ = tx.send(url.to_owned());
+                let _ = tx.send((url.to_owned(), initial_token.take()));
             }
         });
         let stderr = self.log.drain(child.stderr.take().expect("piped stderr"), "[stderr] ", |_| {});
@@ -101,7 +142,13 @@ impl Keymint {
         // On failure, Drop prints the server's output (it runs while the test panics).
         let announced = tokio::time::timeout(STARTUP_DEADLINE, rx).await;
         let base = match announced {
-            Ok(Ok(url)) => url,
+            Ok(Ok((url, token))) => {
+                // Printed on the first start only; a restart keeps the token it had.
+                if let Some(token) = token {
+                    self.root_token = token;
+                }
+                url
+            }
             Ok(Err(_closed)) => {
                 let status = self.child.take().and_then(|mut c| c.wait().ok());
                 // Exited, so both pipes are closed: collect its last words before reporting.
@@ -118,13 +165,16 @@ impl Keymint {
             "keymint announced {base:?}, expected http://127.0.0.1:PORT"
         );
         self.base = base;
-        self.client = Client::new(&self.base, Auth::VaultToken(ROOT_TOKEN.to_owned()));
+        self.client = Client::new(&self.base, Auth::VaultToken(self.root_token.clone()));
         self.wait_healthy().await;
     }
 
     async fn wait_healthy(&mut self) {
         let http = local_http();
-        let health = format!("{}/v1/sys/health", self.base);
+        // A config file may hold x_forwarded_for rules that refuse a request without the
+        // header: keymint's readiness probe is answered whatever they say.
+        let probe = if self.config.is_some() { "sys/ready" } else { "sys/health" };
+        let health = format!("{}/v1/{probe}", self.base);
         let child = &mut self.child;
         eventually("keymint sys/health to answer 200", STARTUP_DEADLINE, async || {
             if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
@@ -241,10 +291,29 @@ impl Drop for Keymint {
 /// `bin server --dev` with root token `token` on `storage`, listening on a port of its choosing
 /// on 127.0.0.1 (read it back with [`crate::announced_address`]), stdout and stderr piped.
 pub fn dev_server_command(bin: &Path, token: &str, storage: &str) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.args(["server", "--dev", "--dev-root-token-id", token])
+    let mut cmd = server_command(bin);
+    cmd.args(["--dev", "--dev-root-token-id", token])
         .args(["--dev-listen-address", "127.0.0.1:0"])
-        .args(["--storage", storage])
+        .args(["--storage", storage]);
+    cmd
+}
+
+/// Where production mode's config file asks for the seal key.
+const SEAL_KEY_VAR: &str = "KEYMINT_TEST_SEAL_KEY";
+
+/// What production mode prints before the initial root token.
+const INITIAL_TOKEN_MARKER: &str = "Initial Root Token:";
+
+/// A production-mode server's config file, deleted with the handle.
+struct ConfigFile {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// `bin server`, in an environment fit for tests, stdout and stderr piped.
+fn server_command(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("server")
         // Never wait on an instance metadata service that does not exist here, and call
         // the loopback moto directly, never through a proxy of the environment.
         .env("AWS_EC2_METADATA_DISABLED", "true")

@@ -19,6 +19,7 @@ mod k8s;
 mod keymint;
 mod moto;
 mod oidc;
+mod pg_cluster;
 mod process;
 mod proxy;
 mod serve;
@@ -37,6 +38,7 @@ pub use oidc::claims::{
     with_github_environment, with_times, without_claims,
 };
 pub use oidc::{Alg, Issuer, decode_json};
+pub use pg_cluster::PgCluster;
 pub use process::{
     ADDRESS_MARKER, OutputLog, STARTUP_DEADLINE, announced_address, each_line, eventually, free_port,
     local_http, poll, workspace_root,

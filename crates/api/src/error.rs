@@ -42,6 +42,12 @@ pub enum ApiError {
     /// Our own fault; `public` is what the client sees (Vault's text where it has one).
     #[error("{public}")]
     Internal { public: String },
+    /// The server cannot serve now (its database does not answer): 503, for readiness checks.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request ran out of its time limit (`[listener] request_timeout`).
+    #[error("context deadline exceeded")]
+    Timeout,
 }
 
 /// Vault core wraps handler errors in go-multierror's text.
@@ -79,6 +85,9 @@ impl ApiError {
             }
             ApiError::Upstream(m) => (StatusCode::BAD_GATEWAY, vec![m.clone()]),
             ApiError::Internal { public } => (StatusCode::INTERNAL_SERVER_ERROR, vec![wrapped(public)]),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, vec![m.clone()]),
+            // Vault's words: its request context's deadline is what ends a request there.
+            ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, vec![wrapped("context deadline exceeded")]),
         }
     }
 

@@ -13,6 +13,8 @@ mod aws;
 mod dispatch;
 mod envelope;
 mod error;
+pub mod forwarded;
+pub mod health;
 mod help;
 mod leases;
 mod metrics;
@@ -45,7 +47,6 @@ use keymint_store::mounts::{self, MountRow};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use envelope::Reply;
@@ -79,7 +80,12 @@ struct Inner {
     acls: Cache<Vec<String>, Arc<Acl>>,
     /// The least time between two fetches of one JWT issuer's keys.
     jwks_refetch_interval: Duration,
+    /// How long one `/v1` request may take, body included, before it is cut with a 504.
+    request_timeout: Duration,
 }
+
+/// The default of `[listener] request_timeout`: Vault's default `max_request_duration`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 
 impl AppState {
     /// The state of a server on `store`; its clock (`Store::with_clock`) is the one the API,
@@ -116,6 +122,7 @@ impl AppState {
                 mounts: Cache::new(1),
                 acls: Cache::new(10_000),
                 jwks_refetch_interval: keymint_login::jwt::DEFAULT_REFETCH_INTERVAL,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
             }),
         }
     }
@@ -193,6 +200,23 @@ impl AppState {
         self.inner.jwks_refetch_interval
     }
 
+    /// Cuts each `/v1` request that takes longer than `limit` (body upload included) with a
+    /// 504 in Vault's error shape. What it was doing stops at its next await point: see
+    /// docs/load-balancers.md for what that leaves behind. Call before serving.
+    pub fn with_request_timeout(self, limit: Duration) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.request_timeout = limit;
+                AppState { inner: Arc::new(inner) }
+            }
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
     /// Opens the audit devices; a configured device that cannot be opened is an error.
     pub async fn start_audit(&self) -> Result<(), String> {
         self.audit().reload(self).await.map_err(|e| e.to_string())
@@ -205,10 +229,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/{*path}", axum::routing::any(request::dispatch))
         .fallback(request::not_found)
         .layer(DefaultBodyLimit::max(1024 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            Duration::from_secs(150),
-        ))
+        // The time limit is kept by `request::dispatch` itself, so a request cut by it is
+        // answered in Vault's error shape with its request id, logged and counted.
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

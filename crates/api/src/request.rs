@@ -2,7 +2,7 @@
 //! and routing to `sys/`, `auth/token/` or a mount.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -117,23 +117,40 @@ fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiRe
 }
 
 /// The single entry point of `/v1/*`: every request gets an id (in its log span, its audit
-/// records, the envelope's `request_id` and the `X-Request-Id` header) and is counted by route
-/// and status in the metrics.
-pub async fn dispatch(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+/// records, the envelope's `request_id` and the `X-Request-Id` header), is held to the
+/// server's time limit (body upload included) and is counted by route and status in the
+/// metrics.
+pub async fn dispatch(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let (method, uri) = (&parts.method, &parts.uri);
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %uri.path());
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
+    // The body is read under the time limit too; its size limit (`DefaultBodyLimit`) travels
+    // in the extensions.
+    let mut body_request = axum::extract::Request::new(body);
+    *body_request.extensions_mut() = parts.extensions;
     let mut mounts = None;
-    let response = answer(&state, &method, &uri, &headers, &extensions, body, &request_id, &mut mounts)
-        .instrument(span.clone())
-        .await;
+    let limit = state.request_timeout();
+    let work = async {
+        let body = Bytes::from_request(body_request, &state).await;
+        answer(&state, method, uri, &parts.headers, peer, body, &request_id, &mut mounts).await
+    };
+    // The engine reads the limit too: a wait it makes on purpose (until a new IAM key works)
+    // ends before it, so the request answers with what it made instead of being cut.
+    let work = keymint_common::deadline::scope(tokio::time::Instant::now() + limit, work);
+    let response = match tokio::time::timeout(limit, work.instrument(span.clone())).await {
+        Ok(response) => response,
+        Err(_) => {
+            // Whatever the request was doing stopped at its next await point; what that leaves
+            // (an intent for the sweeper, a lease that expires) is in docs/load-balancers.md.
+            span.in_scope(|| {
+                tracing::warn!(limit_secs = limit.as_secs_f64(), "request cut at its time limit")
+            });
+            ApiError::Timeout.into_response()
+        }
+    };
     let mut response = crate::error::with_request_id(response, &request_id).await;
     let path = uri.path().strip_prefix("/v1/").unwrap_or("");
     let route = crate::metrics::route_label(path, mounts.as_deref().map_or(&[], |m| m.as_slice()));
@@ -156,7 +173,7 @@ async fn answer(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
+    peer: Option<std::net::IpAddr>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
     request_id: &str,
     mounts: &mut Option<std::sync::Arc<Vec<keymint_store::mounts::MountRow>>>,
@@ -174,9 +191,10 @@ async fn answer(
         Err(e) => return e.into_response(),
     };
     let root = routes::find_root(&req.path);
-    // Unauthenticated routes (`sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`) need no
-    // token, as in Vault: load balancers, `vault status`, `keymint status` and hvac's
-    // `is_initialized` call them before anyone logs in. Unaudited.
+    // Unauthenticated routes (`sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`, and
+    // keymint's probes `sys/live` and `sys/ready`) need no token, as in Vault: load balancers,
+    // `vault status`, `keymint status` and hvac's `is_initialized` call them before anyone logs
+    // in. Unaudited.
     if let Some(compiled) = root
         && compiled.route.unauthenticated
         && compiled.route.op(served_as(req.op)).is_some()
@@ -184,7 +202,6 @@ async fn answer(
         let call = Call { state, identity: None, target: Target::root(&req.path, root), req };
         return render(dispatch::run(call).await, request_id);
     }
-    let peer = extensions.get::<axum::extract::ConnectInfo<crate::tls::Peer>>().map(|c| c.0.0.ip());
     let mut req = req;
     req.remote = peer;
     // Logins (`auth/<mount>/login`) need no token, as in Vault, but are audited like any

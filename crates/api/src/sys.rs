@@ -36,10 +36,12 @@ pub async fn health(state: &AppState, req: &LogicalRequest) -> Response {
     }
     // A health check that cannot reach the database is not healthy. The same round trip
     // reads whether automatic revocation is paused (a restored store), which operators should
-    // see where they look first.
-    let revocation_paused = match keymint_store::revocation::paused(state.store().pool()).await {
-        Ok(pause) => pause.is_some(),
-        Err(_) => {
+    // see where they look first. Bounded like the readiness check: a load balancer's check
+    // must not hang while the pool retries a database that refuses connections.
+    let paused = keymint_store::revocation::paused(state.store().pool());
+    let revocation_paused = match tokio::time::timeout(crate::health::READY_TIMEOUT, paused).await {
+        Ok(Ok(pause)) => pause.is_some(),
+        Ok(Err(_)) | Err(_) => {
             status = StatusCode::SERVICE_UNAVAILABLE;
             false
         }

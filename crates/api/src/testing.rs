@@ -30,6 +30,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The AWS the `aws/` mount talks to.
     pub fake: FakeAws,
+    /// The listener's `x_forwarded_for_*` rules, when set ([`TestApp::behind_proxies`]).
+    forwarded: Option<crate::forwarded::ForwardedFor>,
     _db: TestDb,
 }
 
@@ -62,7 +64,7 @@ impl TestApp {
         let state = AppState::with_engine(store.clone(), engine, RetryPolicy::default());
         keymint_auth::ensure_root_token(&store, ROOT_TOKEN, store.clock().now_ms()).await.unwrap();
         crate::ensure_default_mount(&state).await.unwrap();
-        let app = TestApp { state, fake, _db: db };
+        let app = TestApp { state, fake, forwarded: None, _db: db };
         let root = json!({
             "access_key": ROOT_KEY, "secret_key": ROOT_SECRET, "region": "us-east-1",
             // Reserved names: a request that ever missed the fake could go nowhere.
@@ -103,6 +105,25 @@ impl TestApp {
         self.send(remote, method, path, token, body, &[]).await
     }
 
+    /// [`TestApp::call_from`] with extra request headers (`X-Forwarded-For`).
+    pub async fn call_from_with(
+        &self,
+        remote: Option<std::net::IpAddr>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.send(remote, method, path, token, body, headers).await
+    }
+
+    /// Requests go through the listener's `x_forwarded_for_*` rules, as a served request does.
+    pub fn behind_proxies(mut self, rules: crate::forwarded::ForwardedFor) -> TestApp {
+        self.forwarded = Some(rules);
+        self
+    }
+
     async fn send(
         &self,
         remote: Option<std::net::IpAddr>,
@@ -130,7 +151,11 @@ impl TestApp {
             }
             None => Body::empty(),
         };
-        let response = router(self.state.clone()).oneshot(request.body(body).unwrap()).await.unwrap();
+        let mut app = router(self.state.clone());
+        if let Some(rules) = &self.forwarded {
+            app = crate::forwarded::behind_proxies(app, rules.clone());
+        }
+        let response = app.oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };

@@ -115,4 +115,5 @@ async fn unrouted_paths_and_operations_answer_as_vault_does() {
 }
 
 mod config_verify;
+mod health;
 mod wrapping;

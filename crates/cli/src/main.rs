@@ -230,6 +230,8 @@ async fn server(args: ServerArgs) -> Result<()> {
     let mut ui_enabled = true;
     let mut audit_file: Option<String> = None;
     let mut tls_files: Option<config::TlsFiles> = None;
+    let mut request_timeout = keymint_api::DEFAULT_REQUEST_TIMEOUT;
+    let mut forwarded_for = None;
     let (listen, options, key, log, dev_token) = if args.dev {
         // Dev mode has a known root token and plain HTTP: it will not listen on every
         // interface. A single address of the host's (a container's, say) is the caller's call.
@@ -266,6 +268,8 @@ async fn server(args: ServerArgs) -> Result<()> {
         ui_enabled = cfg.ui_enabled;
         audit_file = cfg.audit_file.clone();
         tls_files = cfg.tls.clone();
+        request_timeout = cfg.request_timeout;
+        forwarded_for = cfg.forwarded_for.clone();
         (cfg.listen, options, KeySource::Given(cfg.seal_key), cfg.log, None)
     };
     init_tracing(&log);
@@ -279,7 +283,8 @@ async fn server(args: ServerArgs) -> Result<()> {
     };
     let state = AppState::with_timing(store.clone(), policy, timing.iam_consistency_window)
         .with_audit_file(audit_file)
-        .with_jwks_refetch_interval(jwks_refetch_interval.max(Duration::from_secs(1)));
+        .with_jwks_refetch_interval(jwks_refetch_interval.max(Duration::from_secs(1)))
+        .with_request_timeout(request_timeout);
     state.start_audit().await.map_err(|e| anyhow::anyhow!("audit: {e}"))?;
     let now = chrono_now_ms();
     let mut stdout = std::io::stdout().lock();
@@ -333,6 +338,12 @@ async fn server(args: ServerArgs) -> Result<()> {
     let mut app = keymint_api::router(state.clone());
     if ui_enabled {
         app = app.merge(keymint_ui::router(state.clone(), keymint_ui::UiOptions { tls: tls.is_some() }));
+    }
+    // Outermost, over the UI too: everything that reads the caller's address sees the client.
+    if let Some(rules) = forwarded_for {
+        let trusted: Vec<String> = rules.authorized_addrs.iter().map(ToString::to_string).collect();
+        info!(trusted = ?trusted, hop_skips = rules.hop_skips, "X-Forwarded-For is believed from these addresses");
+        app = keymint_api::forwarded::behind_proxies(app, rules);
     }
     match tls {
         Some(config) => {

@@ -39,6 +39,9 @@ use crate::{Engine, MountCtx};
 /// How many times a call whose answer was lost is reconciled and tried again.
 const RECONCILE_ATTEMPTS: u32 = 2;
 
+/// What a wait for a usable key leaves of the request's time limit, to answer in.
+pub(crate) const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
 impl Engine {
     pub(crate) async fn mint_iam_user(
         &self,
@@ -123,13 +126,15 @@ impl Engine {
             warnings.push(ttl_capped_warning(asked, decision.max));
         }
         // The lease is committed first: a caller that gives up while we wait still has its
-        // user cleaned up when the lease ends.
+        // user cleaned up when the lease ends. The wait ends before the request's own time
+        // limit: the keys are answered with a warning rather than cut off with the request.
         if req.wait_until_usable.unwrap_or(role.wait_until_usable) {
-            let timeout = Duration::from_secs(if role.usable_timeout > 0 {
+            let asked = Duration::from_secs(if role.usable_timeout > 0 {
                 role.usable_timeout
             } else {
                 DEFAULT_USABLE_TIMEOUT
             });
+            let timeout = keymint_common::deadline::cap(asked, ANSWER_MARGIN);
             if let Some(w) = wait_until_usable(&clients, &key, timeout).await {
                 warnings.push(w);
             }

@@ -89,7 +89,8 @@ pub struct Limits {
 pub const DEFAULT_IAM_WRITE_RATE: u64 = 10;
 pub const DEFAULT_IAM_READ_RATE: u64 = 20;
 pub const DEFAULT_STS_RATE: u64 = 50;
-/// Well under the server's 150 s request timeout: an admitted request finishes in time.
+/// With `retry_deadline`, within the server's default request limit (90 s): an admitted
+/// request finishes in time. A shorter limit shortens the queue too (`admission_wait`).
 pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(30);
 

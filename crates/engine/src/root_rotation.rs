@@ -178,7 +178,10 @@ impl Engine {
                 "lost the claim on the root key rotation; the new key was deleted".into(),
             ));
         }
-        if let Err(why) = wait_until_accepted(&base, &new, VERIFY_TIMEOUT).await {
+        // Asked through config/rotate-root: ends before the request's limit, so the new key
+        // is deleted and the old config kept, and the caller is told, instead of a cut.
+        let verify_for = keymint_common::deadline::cap(VERIFY_TIMEOUT, crate::iam_user::ANSWER_MARGIN);
+        if let Err(why) = wait_until_accepted(&base, &new, verify_for).await {
             self.discard_new_key(&base, claim, stale, &user, &new.id).await;
             return Err(EngineError::RotationFailed(format!(
                 "{why}; the new key was deleted and config/root keeps the old one"

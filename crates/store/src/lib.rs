@@ -348,7 +348,9 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
-    /// A round trip to the database, for health checks.
+    /// A round trip to the database (`SELECT 1`) through the pool, for health checks. The
+    /// caller bounds it in time: while the database refuses connections, the pool keeps trying
+    /// until its acquire timeout (10 s).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -42,6 +42,13 @@ async fn bodies_use_vaults_shape() {
         json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
     );
     assert_eq!(body(ApiError::BadRequest("nope".into())).await, json!({"errors": ["nope"]}));
+    assert_eq!(status(ApiError::Timeout), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        body(ApiError::Timeout).await,
+        json!({"errors": ["1 error occurred:\n\t* context deadline exceeded\n\n"]})
+    );
+    assert_eq!(status(ApiError::Unavailable("not ready".into())), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body(ApiError::Unavailable("not ready".into())).await, json!({"errors": ["not ready"]}));
 }
 
 /// Every engine failure: its status and the exact text a client sees (Vault's, where Vault

@@ -133,6 +133,8 @@ const ROUTE_WORDS: &[&str] = &[
     "auth",
     "token",
     "health",
+    "live",
+    "ready",
     "metrics",
     "mounts",
     "tune",

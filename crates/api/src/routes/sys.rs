@@ -1,7 +1,7 @@
 //! `sys/` routes, by their full path.
 
 use super::{Kind, Param, ROUTE, Route, delete, handler, list, p, q, raw_handler, read, update};
-use crate::{audit, leases, policies, sys};
+use crate::{audit, health, leases, policies, sys};
 
 const LEASE_ID: Param = p("lease_id", Kind::String, "The lease (also accepted in the path).");
 const RENEW_PARAMS: &[Param] =
@@ -30,6 +30,28 @@ pub(crate) const SYS_ROUTES: &[Route] = &[
         synopsis: "Whether the server can serve: it answers 503 when the database does not.",
         params: &[q("activecode", Kind::Int, "Status code of a healthy answer (default 200).")],
         description: "Needs no token. HEAD answers the status alone.",
+        ..ROUTE
+    },
+    Route {
+        pattern: "sys/live",
+        paths: &["sys/live"],
+        ops: &[read(raw_handler!(c => health::live(&c.req)))],
+        unauthenticated: true,
+        synopsis: "Liveness: the process answers. Touches no database (keymint's, for Kubernetes).",
+        params: &[],
+        description: "Needs no token. HEAD answers the status alone. Never checked against \
+                      x_forwarded_for_* rules: probes connect directly.",
+        ..ROUTE
+    },
+    Route {
+        pattern: "sys/ready",
+        paths: &["sys/ready"],
+        ops: &[read(raw_handler!(c => health::ready(&c.state, &c.req).await))],
+        unauthenticated: true,
+        synopsis: "Readiness: 200 while the database answers within 2s, else 503 (keymint's, for Kubernetes).",
+        params: &[],
+        description: "Needs no token. HEAD answers the status alone. Never checked against \
+                      x_forwarded_for_* rules: probes connect directly.",
         ..ROUTE
     },
     Route {

@@ -122,7 +122,15 @@ fn rows_are_where_vault_puts_them() {
         COMPILED.iter().filter(|c| c.route.unauthenticated && !c.in_mount).map(|c| c.route.pattern).collect();
     assert_eq!(
         unauthenticated,
-        ["sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/wrapping/lookup"]
+        [
+            "sys/health",
+            "sys/live",
+            "sys/ready",
+            "sys/seal-status",
+            "sys/leader",
+            "sys/init",
+            "sys/wrapping/lookup"
+        ]
     );
     // In mounts, only the auth methods' logins need no token.
     for c in COMPILED.iter().filter(|c| c.route.unauthenticated && c.in_mount) {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::values::{
-    Count, FilePath, GoDuration, ListenAddress, LogFormat, LogLevel, StorageUrl, Switch, Text,
+    CidrList, Count, FilePath, GoDuration, ListenAddress, LogFormat, LogLevel, StorageUrl, Switch, Text,
 };
 
 /// The process environment, or a test's stand-in for it: name to value.
@@ -36,7 +36,8 @@ pub struct Settings {
     pub ui: Ui,
 }
 
-/// `[listener]`: where to listen, and with which certificate.
+/// `[listener]`: where to listen, with which certificate, for how long a request may run, and
+/// which load balancers' `X-Forwarded-For` to believe (Vault's listener options).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listener {
@@ -44,6 +45,11 @@ pub struct Listener {
     pub tls_cert_file: Option<FilePath>,
     pub tls_key_file: Option<FilePath>,
     pub tls_disable: Option<Switch>,
+    pub request_timeout: Option<GoDuration>,
+    pub x_forwarded_for_authorized_addrs: Option<CidrList>,
+    pub x_forwarded_for_hop_skips: Option<Count<0, 255>>,
+    pub x_forwarded_for_reject_not_authorized: Option<Switch>,
+    pub x_forwarded_for_reject_not_present: Option<Switch>,
 }
 
 /// `[storage]`: the database.

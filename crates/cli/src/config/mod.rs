@@ -17,6 +17,7 @@ mod values;
 use std::path::Path;
 use std::time::Duration;
 
+use keymint_api::forwarded::ForwardedFor;
 use keymint_store::KeyMaterial;
 
 pub use layers::Env;
@@ -40,6 +41,11 @@ pub struct Config {
     pub jwks_refetch_interval: Duration,
     /// `[ui] enabled`: serve the web UI at `/ui/` (the default).
     pub ui_enabled: bool,
+    /// `[listener] request_timeout`: how long one API request may take.
+    pub request_timeout: Duration,
+    /// `[listener] x_forwarded_for_*`: whose `X-Forwarded-For` to believe; `None` when no
+    /// address is authorized (the header is never read).
+    pub forwarded_for: Option<ForwardedFor>,
 }
 
 /// The default of `[auth] jwks_refetch_interval`.
@@ -161,6 +167,23 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
         problems.push("auth.jwks_refetch_interval must be at least 1s".into());
     }
 
+    let request_timeout =
+        settings.listener.request_timeout.map_or(keymint_api::DEFAULT_REQUEST_TIMEOUT, |d| d.0);
+    if request_timeout < Duration::from_secs(1) {
+        problems.push("listener.request_timeout must be at least 1s".into());
+    }
+    // The sweeper takes an intent older than intent_grace for a creation that was abandoned.
+    // Only a request writes intents, and no request outlives request_timeout: a grace longer
+    // than the limit means the sweeper never undoes a creation still under way.
+    if leases.intent_grace <= request_timeout {
+        let key = if flags.intent_grace.is_some() { "--intent-grace" } else { "leases.intent_grace" };
+        problems.push(format!(
+            "{key} must be longer than listener.request_timeout: an intent younger than the longest \
+             request may belong to a user creation still under way"
+        ));
+    }
+    let forwarded_for = forwarded_for(&settings.listener, &given_but_refused, &mut problems);
+
     // Plain HTTP only when asked for: a secrets server answers with secrets.
     let tls_disable = settings.listener.tls_disable.is_some_and(|s| s.0);
     let non_empty = |p: Option<values::FilePath>| p.map(|p| p.0).filter(|p| !p.as_os_str().is_empty());
@@ -194,9 +217,53 @@ pub fn parse(text: &str, env: &Env, flags: &Flags) -> Result<Config, Vec<String>
             tls,
             jwks_refetch_interval,
             ui_enabled: settings.ui.enabled.is_none_or(|s| s.0),
+            request_timeout,
+            forwarded_for,
         }),
         _ => Err(problems),
     }
+}
+
+/// The `x_forwarded_for_*` rules, with Vault's documented defaults (no hop skipped, both
+/// reject options on). As Vault does, the other three keys without authorized addresses are
+/// a mistake, not a no-op: the operator meant to turn forwarding on.
+fn forwarded_for(
+    listener: &layers::Listener,
+    given_but_refused: &dyn Fn(&str) -> bool,
+    problems: &mut Vec<String>,
+) -> Option<ForwardedFor> {
+    let authorized = listener.x_forwarded_for_authorized_addrs.as_ref().map_or(&[][..], |l| &l.0[..]);
+    if authorized.is_empty() {
+        if !given_but_refused("listener.x_forwarded_for_authorized_addrs") {
+            let set = [
+                ("x_forwarded_for_hop_skips", listener.x_forwarded_for_hop_skips.is_some()),
+                (
+                    "x_forwarded_for_reject_not_authorized",
+                    listener.x_forwarded_for_reject_not_authorized.is_some(),
+                ),
+                ("x_forwarded_for_reject_not_present", listener.x_forwarded_for_reject_not_present.is_some()),
+            ];
+            for (key, given) in set {
+                if given {
+                    problems.push(format!(
+                        "listener.{key} is set, but x_forwarded_for_authorized_addrs is not: forwarding is not enabled"
+                    ));
+                }
+            }
+        }
+        return None;
+    }
+    let mut rules = ForwardedFor::trusting(authorized.to_vec());
+    if let Some(skips) = listener.x_forwarded_for_hop_skips {
+        rules.hop_skips = skips.0 as usize;
+    }
+    if let Some(reject) = listener.x_forwarded_for_reject_not_authorized {
+        rules.reject_not_authorized = reject.0;
+    }
+    if let Some(reject) = listener.x_forwarded_for_reject_not_present {
+        rules.reject_not_present = reject.0;
+    }
+    Some(rules)
 }
 
 /// The seal key, from the file `seal.key_file` names or the variable `seal.key_env` names.

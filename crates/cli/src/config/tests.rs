@@ -138,7 +138,17 @@ fn the_key_lists_match_the_structs() {
     }
     assert_eq!(
         layers::keys::<layers::Listener>(),
-        ["address", "tls_cert_file", "tls_key_file", "tls_disable"]
+        [
+            "address",
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_disable",
+            "request_timeout",
+            "x_forwarded_for_authorized_addrs",
+            "x_forwarded_for_hop_skips",
+            "x_forwarded_for_reject_not_authorized",
+            "x_forwarded_for_reject_not_present",
+        ]
     );
     assert_eq!(layers::env_name("leases", "claim_timeout"), "KEYMINT_LEASES_CLAIM_TIMEOUT");
 }
@@ -312,4 +322,94 @@ fn the_jwks_refetch_interval_has_a_floor() {
     assert_eq!(default.jwks_refetch_interval, JWKS_REFETCH_INTERVAL);
     let errors = problems(&format!("{BASE}[auth]\njwks_refetch_interval = \"0s\"\n"), &with_key());
     assert!(errors.contains("auth.jwks_refetch_interval must be at least 1s"), "{errors}");
+}
+
+/// [`BASE`] with these extra `[listener]` lines.
+fn with_listener(lines: &str) -> String {
+    BASE.replacen("[listener]\n", &format!("[listener]\n{lines}"), 1)
+}
+
+#[test]
+fn the_request_timeout_defaults_to_vaults_and_has_a_floor() {
+    assert_eq!(parse(BASE, &with_key(), &no_flags()).unwrap().request_timeout, Duration::from_secs(90));
+    let cfg = parse(&with_listener("request_timeout = \"2m\"\n"), &with_key(), &no_flags()).unwrap();
+    assert_eq!(cfg.request_timeout, Duration::from_secs(120));
+    let env = env(&[("K", KEY), ("KEYMINT_LISTENER_REQUEST_TIMEOUT", "30s")]);
+    assert_eq!(parse(BASE, &env, &no_flags()).unwrap().request_timeout, Duration::from_secs(30));
+    let errors = problems(&with_listener("request_timeout = \"0s\"\n"), &with_key());
+    assert!(errors.contains("listener.request_timeout must be at least 1s"), "{errors}");
+}
+
+#[test]
+fn the_intent_grace_outlasts_the_longest_request() {
+    // A creation still under way must never look abandoned to the sweeper.
+    let text = with_listener("request_timeout = \"5m\"\n");
+    let errors = problems(&text, &with_key());
+    assert!(errors.contains("leases.intent_grace must be longer than listener.request_timeout"), "{errors}");
+    let flags = Flags { intent_grace: Some(Duration::from_secs(600)), ..no_flags() };
+    assert_eq!(parse(&text, &with_key(), &flags).unwrap().leases.intent_grace, Duration::from_secs(600));
+    let flags = Flags { intent_grace: Some(Duration::from_secs(300)), ..no_flags() };
+    let errors = parse(&text, &with_key(), &flags).unwrap_err().join("\n");
+    assert!(errors.contains("--intent-grace must be longer than listener.request_timeout"), "{errors}");
+}
+
+#[test]
+fn forwarded_for_rules_take_vaults_documented_defaults() {
+    assert_eq!(parse(BASE, &with_key(), &no_flags()).unwrap().forwarded_for, None);
+    let cfg = parse(
+        &with_listener("x_forwarded_for_authorized_addrs = [\"10.0.0.0/8\", \"192.0.2.7\"]\n"),
+        &with_key(),
+        &no_flags(),
+    )
+    .unwrap();
+    let rules = cfg.forwarded_for.unwrap();
+    let addrs: Vec<String> = rules.authorized_addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(addrs, ["10.0.0.0/8", "192.0.2.7"]);
+    assert_eq!((rules.hop_skips, rules.reject_not_authorized, rules.reject_not_present), (0, true, true));
+
+    let env = env(&[
+        ("K", KEY),
+        ("KEYMINT_LISTENER_X_FORWARDED_FOR_AUTHORIZED_ADDRS", "10.1.0.0/16, 10.2.0.0/16"),
+        ("KEYMINT_LISTENER_X_FORWARDED_FOR_HOP_SKIPS", "1"),
+        ("KEYMINT_LISTENER_X_FORWARDED_FOR_REJECT_NOT_PRESENT", "false"),
+    ]);
+    let rules = parse(&with_listener("x_forwarded_for_reject_not_authorized = false\n"), &env, &no_flags())
+        .unwrap()
+        .forwarded_for
+        .unwrap();
+    assert_eq!(rules.authorized_addrs.len(), 2);
+    assert_eq!((rules.hop_skips, rules.reject_not_authorized, rules.reject_not_present), (1, false, false));
+}
+
+#[test]
+fn forwarded_for_mistakes_are_reported_with_the_rest() {
+    // The other keys without authorized addresses: the operator meant to turn it on.
+    let errors = problems(
+        &with_listener("x_forwarded_for_hop_skips = 1\nx_forwarded_for_reject_not_present = false\n"),
+        &with_key(),
+    );
+    for key in ["x_forwarded_for_hop_skips", "x_forwarded_for_reject_not_present"] {
+        assert!(
+            errors.contains(&format!("listener.{key} is set, but x_forwarded_for_authorized_addrs is not")),
+            "{key}: {errors}"
+        );
+    }
+    let errors = problems(
+        &with_listener(
+            "x_forwarded_for_authorized_addrs = \"10.0.0.0/40\"\nx_forwarded_for_hop_skips = -1\n\
+             x_forwarded_for_reject_not_authorized = \"maybe\"\n",
+        ),
+        &with_key(),
+    );
+    assert!(errors.contains("listener.x_forwarded_for_authorized_addrs: error parsing address"), "{errors}");
+    assert!(
+        errors.contains("listener.x_forwarded_for_hop_skips must be a whole number from 0 to 255"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("listener.x_forwarded_for_reject_not_authorized must be true or false"),
+        "{errors}"
+    );
+    // A refused address list is not also reported as missing.
+    assert!(!errors.contains("is set, but x_forwarded_for_authorized_addrs is not"), "{errors}");
 }

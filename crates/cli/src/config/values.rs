@@ -107,6 +107,39 @@ impl<'de> Deserialize<'de> for Switch {
     }
 }
 
+/// `listener.x_forwarded_for_authorized_addrs`: address blocks (`10.0.0.0/8`, or one host), as
+/// a TOML array of strings or one comma-separated string (how an environment variable gives
+/// it, and how Vault also takes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CidrList(pub Vec<keymint_auth::cidr::Cidr>);
+
+impl<'de> Deserialize<'de> for CidrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items: Vec<String> = match raw(d)? {
+            Value::String(s) => {
+                s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+            }
+            Value::Array(values) => {
+                values.into_iter().map(text::<D::Error>).collect::<Result<_, _>>().map_err(|_| {
+                    D::Error::custom(" must be a list of strings (or one comma-separated string)")
+                })?
+            }
+            other => {
+                return Err(D::Error::custom(format!(
+                    " must be a list of address blocks (or one comma-separated string), got {}",
+                    other.type_str()
+                )));
+            }
+        };
+        items
+            .iter()
+            .map(|item| keymint_auth::cidr::Cidr::parse(item))
+            .collect::<Result<Vec<_>, _>>()
+            .map(CidrList)
+            .map_err(|e| D::Error::custom(format!(": {e}")))
+    }
+}
+
 /// `storage.url`: a SQLite or PostgreSQL URL the store can open. It may carry a database
 /// password, so its `Debug` shows only the scheme.
 #[derive(Clone, PartialEq, Eq)]
@@ -227,6 +260,25 @@ mod tests {
         assert_eq!(read::<Switch>(s("1")), Ok(Switch(true)));
         assert_eq!(read::<Switch>(s("false")), Ok(Switch(false)));
         assert_eq!(read::<Switch>(s("yes")).unwrap_err(), " must be true or false, got \"yes\"");
+    }
+
+    #[test]
+    fn address_blocks() {
+        let list = |v| read::<CidrList>(v).map(|l| l.0.iter().map(ToString::to_string).collect::<Vec<_>>());
+        assert_eq!(list(s("10.0.0.0/8, 192.0.2.7")), Ok(vec!["10.0.0.0/8".into(), "192.0.2.7".into()]));
+        assert_eq!(
+            list(Value::Array(vec![s("2001:db8::/32"), s("127.0.0.1/32")])),
+            Ok(vec!["2001:db8::/32".into(), "127.0.0.1".into()])
+        );
+        assert_eq!(list(s("")), Ok(vec![]));
+        assert_eq!(
+            list(s("10.0.0.0/40")).unwrap_err(),
+            ": error parsing address \"10.0.0.0/40\": not an IP address or CIDR block"
+        );
+        assert!(
+            list(Value::Array(vec![Value::Integer(10)])).unwrap_err().contains("must be a list of strings")
+        );
+        assert!(list(Value::Integer(10)).unwrap_err().contains("got integer"));
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Pacer {
     /// all their slots are paid, or refuses at once if that is over `max_queue_wait`.
     pub async fn admit(&self, op: Op, cost: u32) -> Result<Prepaid, AwsCallError> {
         let cost = cost.max(1);
-        self.wait_for(op, cost, self.limits().max_queue_wait).await?;
+        self.wait_for(op, cost, admission_wait(&self.limits())).await?;
         Ok(Prepaid { family: op.family, left: std::sync::atomic::AtomicU32::new(cost) })
     }
 
@@ -104,9 +104,14 @@ impl Pacer {
                 code: None,
                 text: format!(
                     "keymint's queue for this mount's AWS calls is {:.0}s long, over the {}s allowed \
-                     (max_queue_wait); {} is {:.1} calls per second",
+                     ({}); {} is {:.1} calls per second",
                     wait.as_secs_f64(),
                     max_wait.as_secs(),
+                    if max_wait < self.limits().max_queue_wait {
+                        "what the server's request_timeout leaves after retry_deadline"
+                    } else {
+                        "max_queue_wait"
+                    },
                     op.family.config_field(),
                     self.current_rate(op.family),
                 ),
@@ -142,7 +147,7 @@ impl Pacer {
         let limits = self.limits();
         let mut first_failure: Option<Instant> = None;
         let mut retries = 0u32;
-        let max_wait = if op.admission { limits.max_queue_wait } else { QUEUE_CEILING };
+        let max_wait = if op.admission { admission_wait(&limits) } else { QUEUE_CEILING };
         let mut paid = prepaid.is_some_and(|p| p.take(op.family));
         loop {
             if std::mem::take(&mut paid) {
@@ -232,6 +237,14 @@ fn backoff(retries: u32) -> Duration {
     rand::rng().random_range(low..=bound)
 }
 
+/// The longest a new credential request may queue for its slots: `max_queue_wait`, and no
+/// longer than leaves `retry_deadline` of its request's time limit for the calls it was
+/// admitted for. Refused at once, it has made nothing; cut by the limit half-way, it would
+/// leave its user to the intent sweeper.
+fn admission_wait(limits: &Limits) -> Duration {
+    keymint_common::deadline::cap(limits.max_queue_wait, limits.retry_deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +279,25 @@ mod tests {
             pacer.admit(Op::iam("CreateUser"), 4).await.unwrap_err().to_string().contains("max_queue_wait")
         );
         pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_admitted_only_with_time_left_for_its_calls() {
+        let limits =
+            Limits { rates: [1.0, 20.0, 50.0], retry_deadline: Duration::from_secs(4), ..Limits::default() };
+        // 6 s left of the request: it may queue 2 s, and a 4-call admission needs more.
+        let limit = tokio::time::Instant::now() + Duration::from_secs(6);
+        let refused =
+            keymint_common::deadline::scope(limit, Pacer::new(limits).admit(Op::iam("CreateUser"), 4))
+                .await
+                .unwrap_err()
+                .to_string();
+        assert!(
+            refused.contains("over the 2s allowed (what the server's request_timeout leaves"),
+            "{refused}"
+        );
+        // Outside a request (or with time enough), max_queue_wait alone decides.
+        Pacer::new(limits).admit(Op::iam("CreateUser"), 4).await.unwrap();
     }
 
     #[test]
