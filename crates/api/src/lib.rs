@@ -84,8 +84,10 @@ struct Inner {
     request_timeout: Duration,
 }
 
-/// The default of `[listener] request_timeout`: Vault's default `max_request_duration`.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// The default of `[listener] request_timeout`. Longer than Vault's `max_request_duration`
+/// (90 s): a request the AWS pacing queued for up to `max_queue_wait` (120 s by default) must
+/// still have its `retry_deadline` before the limit.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(150);
 
 impl AppState {
     /// The state of a server on `store`; its clock (`Store::with_clock`) is the one the API,

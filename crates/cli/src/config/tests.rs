@@ -331,7 +331,7 @@ fn with_listener(lines: &str) -> String {
 
 #[test]
 fn the_request_timeout_defaults_to_vaults_and_has_a_floor() {
-    assert_eq!(parse(BASE, &with_key(), &no_flags()).unwrap().request_timeout, Duration::from_secs(90));
+    assert_eq!(parse(BASE, &with_key(), &no_flags()).unwrap().request_timeout, Duration::from_secs(150));
     let cfg = parse(&with_listener("request_timeout = \"2m\"\n"), &with_key(), &no_flags()).unwrap();
     assert_eq!(cfg.request_timeout, Duration::from_secs(120));
     let env = env(&[("K", KEY), ("KEYMINT_LISTENER_REQUEST_TIMEOUT", "30s")]);
