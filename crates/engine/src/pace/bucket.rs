@@ -32,6 +32,8 @@ struct Learned {
     /// The rate that was throttled (CUBIC's W_max).
     max: f64,
     at: Instant,
+    /// The rate in force when AWS throttled: `max` is never raised above it.
+    ceiling: f64,
 }
 
 impl Learned {
@@ -55,9 +57,11 @@ pub(super) struct Bucket {
     pub(super) rate: f64,
     pub(super) tokens: f64,
     refilled: Instant,
-    /// When the next call may be sent without exceeding the rate (the theoretical arrival
-    /// time of a generic cell rate algorithm); one second's burst is tolerated ahead of it.
-    next_send: Instant,
+    /// The sending turns of calls without a reserved slot (retries, cleanup, reads), kept
+    /// apart from the admission queue so they never wait behind requests still to be admitted:
+    /// a second token bucket at the same rate, with its own numbered turns (see `issued`).
+    send_tokens: f64,
+    sends_issued: f64,
     /// Calls AWS accepted within the last [`WINDOW`].
     accepted: VecDeque<Instant>,
     /// Bumped at every cut: slots paid for before it were paid at a rate AWS refused.
@@ -77,7 +81,8 @@ impl Bucket {
             rate,
             tokens: burst(rate),
             refilled: now,
-            next_send: now,
+            send_tokens: burst(rate),
+            sends_issued: 0.0,
             accepted: VecDeque::new(),
             epoch: 0,
             issued: 0.0,
@@ -99,28 +104,39 @@ impl Bucket {
     /// second's worth, even when the rate was cut under reservations made before.
     pub(super) fn book_send(&mut self, now: Instant) {
         self.refill(now);
-        if self.unlimited() {
-            self.next_send = now;
-            return;
+        if !self.unlimited() {
+            // It uses up the saved burst, but never adds to a queue of turns already waiting.
+            self.send_tokens = (self.send_tokens - 1.0).max(self.send_tokens.min(0.0));
         }
-        let interval = Duration::from_secs_f64(1.0 / self.rate);
-        let tolerance = Duration::from_secs_f64((burst(self.rate) - 1.0) / self.rate);
-        self.next_send = (self.next_send.max(now) + interval).min(now + tolerance + interval);
     }
 
-    /// How long to wait before sending one call, which is then booked.
-    pub(super) fn send_wait(&mut self, now: Instant) -> Duration {
+    /// Takes the next sending turn of a call without a reserved slot: its number, to wait for
+    /// with [`Bucket::wait_for_turn`].
+    pub(super) fn send_turn(&mut self, now: Instant) -> f64 {
         self.refill(now);
-        if self.unlimited() {
-            self.next_send = now;
-            return Duration::ZERO;
+        if !self.unlimited() {
+            self.send_tokens -= 1.0;
+            self.sends_issued += 1.0;
         }
-        let interval = Duration::from_secs_f64(1.0 / self.rate);
-        let tolerance = Duration::from_secs_f64((burst(self.rate) - 1.0) / self.rate);
-        let due = self.next_send.max(now);
-        let wait = due.checked_sub(tolerance).map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
-        self.next_send = due + interval;
-        wait
+        self.sends_issued
+    }
+
+    /// How much longer the holder of sending turn `turn` waits, at the rate in force now.
+    pub(super) fn wait_for_turn(&mut self, now: Instant, turn: f64) -> Duration {
+        self.refill(now);
+        let released = self.sends_issued + self.send_tokens;
+        if self.unlimited() || released >= turn {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((turn - released) / self.rate)
+        }
+    }
+
+    /// How long to wait before sending one call without a reserved slot, at today's rate.
+    #[cfg(test)]
+    pub(super) fn send_wait(&mut self, now: Instant) -> Duration {
+        let turn = self.send_turn(now);
+        self.wait_for_turn(now, turn)
     }
 
     pub(super) fn refill(&mut self, now: Instant) {
@@ -133,11 +149,14 @@ impl Bucket {
         self.rate = self.rate_at(now);
         if self.unlimited() {
             self.tokens = f64::INFINITY;
+            self.send_tokens = f64::INFINITY;
         } else if was_unlimited {
             // Limited again (a throttle, or a cap set): start from a second's burst.
             self.tokens = burst(self.rate);
+            self.send_tokens = burst(self.rate);
         } else {
             self.tokens = (self.tokens + elapsed * self.rate).min(burst(self.rate));
+            self.send_tokens = (self.send_tokens + elapsed * self.rate).min(burst(self.rate));
         }
     }
 
@@ -168,7 +187,10 @@ impl Bucket {
         }
         let after = self.tokens - f64::from(n);
         let wait = if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate) };
-        if wait > max_wait {
+        // Right after a cut the rate is still being measured (see `accepted`): a queue judged
+        // by it would refuse requests for good on a figure about to be revised.
+        let settling = self.learned.is_some_and(|l| now.saturating_duration_since(l.at) < CUT_SPACING);
+        if wait > max_wait && !settling {
             return Err(wait);
         }
         self.tokens = after;
@@ -197,10 +219,21 @@ impl Bucket {
         }
     }
 
-    /// Notes a call AWS accepted: the measure a throttling answer is cut from.
+    /// Notes a call AWS accepted: the measure a throttling answer is cut from. Right after a
+    /// cut, the calls AWS accepted in the same burst are still coming back (a throttling answer
+    /// is quick, an accepted call takes AWS's time): until the cut's spacing is over, each one
+    /// raises what the cut was measured from.
     pub(super) fn accepted(&mut self, now: Instant) {
         self.forget_before(now);
         self.accepted.push_back(now);
+        if let Some(learned) = self.learned.as_mut()
+            && now.saturating_duration_since(learned.at) < CUT_SPACING
+        {
+            let accepting = (self.accepted.len() as f64 / WINDOW.as_secs_f64()).min(learned.ceiling);
+            if accepting > learned.max {
+                learned.max = accepting;
+            }
+        }
     }
 
     fn forget_before(&mut self, now: Instant) {
@@ -220,13 +253,12 @@ impl Bucket {
         self.forget_before(now);
         let accepting = self.accepted.len() as f64 / WINDOW.as_secs_f64();
         let max = accepting.min(self.rate).max(FLOOR_RATE);
-        self.learned = Some(Learned { max, at: now });
+        self.learned = Some(Learned { max, at: now, ceiling: self.rate });
         self.epoch += 1;
         self.rate = self.rate_at(now);
-        // Whatever burst was saved up is what just ran into AWS's limit; and the queue in
-        // front now moves at the new rate.
+        // Whatever burst was saved up is what just ran into AWS's limit.
         self.tokens = self.tokens.min(0.0);
-        self.next_send = self.next_send.max(now);
+        self.send_tokens = self.send_tokens.min(0.0);
     }
 
     /// Applies a changed cap (`None`: none).
