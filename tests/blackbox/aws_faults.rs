@@ -41,10 +41,11 @@ fn reached(proxy: &FaultProxy, action: &str) -> usize {
 }
 
 /// A burst against an account that throttles IAM writes above 8 per second. With keymint's
-/// pacing at 20 per second, AWS throttles and keymint slows down and retries; at 6 per second,
-/// AWS never has to. Either way every request gets its user and key.
+/// pacing capped at 20 per second, AWS throttles and keymint slows down and retries; at 6 per
+/// second, AWS never has to; with no cap (the default, 0), keymint sends at once, AWS throttles,
+/// and keymint learns the rate AWS accepts. Every time, every request gets its user and key.
 async fn a_burst_queues_instead_of_failing(backend: Backend) {
-    for (rate, expect_throttling) in [(20, true), (6, false)] {
+    for (rate, expect_throttling) in [(20, true), (6, false), (0, true)] {
         let (env, proxy) = env_via_proxy(backend, json!({"iam_write_rate": rate})).await;
         proxy.limit_iam_writes(8.0);
         let client = env.km.client();
@@ -399,11 +400,14 @@ async fn pacing_settings_are_validated_and_read_back(backend: Backend) {
             &d["max_queue_wait"],
             &d["call_timeout"]
         ],
-        [&json!(15), &json!(20), &json!(50), &json!(60), &json!(60), &json!(20)],
+        [&json!(15), &json!(0), &json!(0), &json!(60), &json!(120), &json!(20)],
         "{read}"
     );
     for (body, error) in [
-        (json!({"iam_write_rate": 0}), "iam_write_rate must be between 1 and 10000"),
+        (
+            json!({"iam_write_rate": 10_001}),
+            "iam_write_rate must be between 1 and 10000 calls per second, or 0 for no cap",
+        ),
         (json!({"sts_rate": -3}), "sts_rate must be a positive number"),
         (json!({"call_timeout": "10m"}), "call_timeout must be between"),
     ] {

@@ -27,12 +27,13 @@ pub struct BurstArgs {
     /// The IAM write rate AWS (the proxy) allows, per second.
     #[arg(long, default_value_t = 20.0)]
     aws_write_rate: f64,
-    /// keymint's `iam_write_rate` settings to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10,20,40")]
+    /// keymint's `iam_write_rate` settings to measure, comma-separated; 0 is no cap (keymint's
+    /// default: the rate is learned from AWS's throttling).
+    #[arg(long, value_delimiter = ',', default_value = "0,20,40")]
     rates: Vec<u64>,
-    /// keymint's `max_queue_wait`, in seconds.
-    #[arg(long, default_value_t = 120)]
-    max_queue_wait: u64,
+    /// keymint's `max_queue_wait`, in seconds [default: keymint's].
+    #[arg(long)]
+    max_queue_wait: Option<u64>,
 }
 
 /// IAM writes keymint makes per user of the bench's role: CreateUser, PutUserPolicy,
@@ -43,14 +44,14 @@ pub async fn run(args: BurstArgs) -> Result<()> {
     let ideal = args.requests as f64 * WRITES_PER_USER / args.aws_write_rate;
     println!(
         "{} concurrent iam_user requests; AWS throttles IAM writes above {}/s; ideal {:.0} s \
-         ({} users x {} writes / {}/s); keymint's max_queue_wait {} s",
+         ({} users x {} writes / {}/s); keymint's max_queue_wait {}",
         args.requests,
         args.aws_write_rate,
         ideal,
         args.requests,
         WRITES_PER_USER,
         args.aws_write_rate,
-        args.max_queue_wait
+        args.max_queue_wait.map_or_else(|| "the default".to_string(), |s| format!("{s} s")),
     );
     println!();
     println!(
@@ -60,7 +61,8 @@ pub async fn run(args: BurstArgs) -> Result<()> {
     for rate in &args.rates {
         let row = one_run(&args, *rate).await?;
         println!(
-            "| {rate}/s | {} | {} | {:.1} s | {:.2}x | {:.1} s | {:.1} s | {:.1} s | {} | {} |",
+            "| {} | {} | {} | {:.1} s | {:.2}x | {:.1} s | {:.1} s | {:.1} s | {} | {} |",
+            if *rate == 0 { "no cap (adaptive)".to_string() } else { format!("{rate}/s") },
             row.ok,
             row.failed,
             row.total.as_secs_f64(),
@@ -99,9 +101,11 @@ async fn one_run(args: &BurstArgs, rate: u64) -> Result<Row> {
     let call = |path: &str, body: Value| {
         http.post(format!("{}/v1/{path}", server.url)).header("X-Vault-Token", TOKEN).json(&body).send()
     };
-    let root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
-                      "iam_endpoint": proxy.url(), "sts_endpoint": proxy.url(), "iam_write_rate": rate,
-                      "max_queue_wait": args.max_queue_wait});
+    let mut root = json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
+                      "iam_endpoint": proxy.url(), "sts_endpoint": proxy.url(), "iam_write_rate": rate});
+    if let Some(wait) = args.max_queue_wait {
+        root["max_queue_wait"] = json!(wait);
+    }
     let policy =
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
     for (path, body) in [

@@ -17,10 +17,6 @@ use crate::{Moto, Server, TOKEN};
 pub const STS_ROLE: &str = "bench-sts";
 /// The `iam_user` role measured through `aws/creds/ROLE`.
 pub const USER_ROLE: &str = "bench-user";
-/// keymint's pacing rates (IAM writes, IAM reads, STS), per second: the most `config/root`
-/// accepts, so pacing never holds a benchmark back. At this rate an `iam_user` request's
-/// seven writes cap one mount at about 1,400 requests per second.
-pub const RATE: u64 = 10_000;
 pub const POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
 const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
@@ -312,9 +308,9 @@ impl Keymint {
         for (path, body) in [
             (
                 "aws/config/root",
+                // keymint's default pacing: no caps, nothing held back until AWS throttles.
                 json!({"access_key": "bench-root", "secret_key": "bench-root-secret", "region": "us-east-1",
-                       "iam_endpoint": upstream, "sts_endpoint": upstream,
-                       "iam_write_rate": RATE, "iam_read_rate": RATE, "sts_rate": RATE}),
+                       "iam_endpoint": upstream, "sts_endpoint": upstream}),
             ),
             (
                 &format!("aws/roles/{STS_ROLE}"),

@@ -305,12 +305,11 @@ fn print_table(args: &ThroughputArgs, rows: &[Row]) {
     println!(
         "{} s measured per point after {} s of warm-up; {} round(s), each point from the round with \
          the median requests/s (the range over the rounds in brackets); {}; keymint's \
-         pacing rates at {}/s.",
+         default pacing (no caps).",
         args.seconds,
         args.warmup_seconds,
         args.rounds.max(1),
         args.upstream.describe(),
-        crate::setup::RATE
     );
     println!();
     println!(

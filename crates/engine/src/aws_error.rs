@@ -166,8 +166,9 @@ fn hint(e: &AwsCallError) -> Option<String> {
             "role ARNs take the form arn:<partition>:iam::<account-id>:role/<name>".to_string()
         }
         _ if e.retry == Retry::Throttled && e.gave_up.is_some() => {
-            "AWS kept throttling: lower this mount's iam_write_rate, iam_read_rate or sts_rate in \
-             config/root so calls queue in keymint instead"
+            "AWS kept throttling: something else may be using the account's quota, or a cap \
+             (iam_write_rate, iam_read_rate, sts_rate in config/root) is above what it allows; \
+             lower or remove the cap, or raise retry_deadline"
                 .to_string()
         }
         _ => return None,

@@ -42,11 +42,12 @@ pub struct RootConfig {
     pub duration: u64,
     /// keymint: the account the credentials must belong to; checked on write.
     pub expected_account_id: String,
-    /// keymint: IAM write calls (CreateUser, DeleteUser...) per second, at most.
+    /// keymint: IAM write calls (CreateUser, DeleteUser...) per second, at most; 0: no cap, the
+    /// rate is learned from AWS's throttling.
     pub iam_write_rate: u64,
-    /// keymint: IAM read calls (Get*, List*) per second, at most.
+    /// keymint: IAM read calls (Get*, List*) per second, at most; 0: no cap.
     pub iam_read_rate: u64,
-    /// keymint: STS calls per second, at most.
+    /// keymint: STS calls per second, at most; 0: no cap.
     pub sts_rate: u64,
     /// keymint: the longest, in seconds, a call may queue for its pacing slot.
     pub max_queue_wait: u64,
@@ -83,9 +84,9 @@ impl Default for RootConfig {
             role_session_name: String::new(),
             duration: 0,
             expected_account_id: String::new(),
-            iam_write_rate: pace::DEFAULT_IAM_WRITE_RATE,
-            iam_read_rate: pace::DEFAULT_IAM_READ_RATE,
-            sts_rate: pace::DEFAULT_STS_RATE,
+            iam_write_rate: 0,
+            iam_read_rate: 0,
+            sts_rate: 0,
             max_queue_wait: pace::DEFAULT_MAX_QUEUE_WAIT.as_secs(),
             retry_deadline: pace::DEFAULT_RETRY_DEADLINE.as_secs(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
@@ -97,7 +98,8 @@ impl RootConfig {
     /// The mount's pacing and retry settings.
     pub fn limits(&self) -> pace::Limits {
         pace::Limits {
-            rates: [self.iam_write_rate as f64, self.iam_read_rate as f64, self.sts_rate as f64],
+            caps: [self.iam_write_rate, self.iam_read_rate, self.sts_rate]
+                .map(|r| (r > 0).then_some(r as f64)),
             max_queue_wait: Duration::from_secs(self.max_queue_wait),
             retry_deadline: Duration::from_secs(self.retry_deadline),
             max_retries: u32::try_from(self.max_retries).ok(),
@@ -187,7 +189,7 @@ pub fn apply_root_write(
     ] {
         if rate.is_some_and(|r| r < 0) {
             return Err(EngineError::invalid_root_config(format!(
-                "{name} must be a positive number of calls per second"
+                "{name} must be a positive number of calls per second, or 0 for no cap"
             )));
         }
     }
@@ -265,8 +267,8 @@ fn validate_root(cfg: &RootConfig, secrets: &RootSecrets) -> Result<()> {
         ("iam_read_rate", cfg.iam_read_rate),
         ("sts_rate", cfg.sts_rate),
     ] {
-        if !(1..=10_000).contains(&rate) {
-            return bad(&format!("{name} must be between 1 and 10000 calls per second"));
+        if rate > 10_000 {
+            return bad(&format!("{name} must be between 1 and 10000 calls per second, or 0 for no cap"));
         }
     }
     if !(1..=300).contains(&cfg.call_timeout) {

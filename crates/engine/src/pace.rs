@@ -1,10 +1,13 @@
 //! AWS call pacing, per mount and API family (IAM writes, IAM reads, STS).
 //!
-//! Each family has a token bucket whose slots are handed out in arrival order, so a burst of
-//! requests queues inside keymint at a rate AWS accepts instead of failing against AWS's own
-//! throttling. A throttling answer halves the family's rate for a while (it creeps back to
-//! the configured rate after calm seconds) and the call is repeated after a jittered,
-//! exponentially growing pause, within a retry deadline. 5xx answers and broken connections
+//! Pacing costs nothing until AWS pushes back: by default a family has no rate at all, and
+//! calls go as fast as callers make them. A throttling answer teaches the family the rate AWS
+//! accepts (cut a little below it) and from then on its token bucket hands out slots in arrival
+//! order at that rate, which grows back along a CUBIC curve to probe for more, and is forgotten
+//! after long calm. An operator may also cap a family's rate (`iam_write_rate`,
+//! `iam_read_rate`, `sts_rate`); the learned rate then stays under the cap. The throttled call
+//! is repeated after a jittered, exponentially growing pause, within a retry deadline that
+//! counts time spent failing, not time spent in the queue. 5xx answers and broken connections
 //! are repeated too, but only for calls that are safe to repeat: `CreateUser` and
 //! `CreateAccessKey` come back to the caller, which reconciles (see `mint`).
 //!
@@ -51,6 +54,15 @@ impl Family {
         }
     }
 
+    /// The family's calls, in words.
+    fn service_calls(self) -> &'static str {
+        match self {
+            Family::IamWrite => "IAM write",
+            Family::IamRead => "IAM read",
+            Family::Sts => "STS",
+        }
+    }
+
     fn config_field(self) -> &'static str {
         match self {
             Family::IamWrite => "iam_write_rate",
@@ -73,8 +85,9 @@ const QUEUE_CEILING: Duration = Duration::from_secs(3600);
 /// Pacing and retry settings of one mount (from `config/root`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Calls per second, by [`Family`] index.
-    pub rates: [f64; 3],
+    /// The most calls per second, by [`Family`] index; `None`: no cap, the rate is learned
+    /// from AWS's throttling answers alone.
+    pub caps: [Option<f64>; 3],
     /// The longest a new credential request may wait for its first slot; a longer queue is
     /// refused at once.
     pub max_queue_wait: Duration,
@@ -84,20 +97,15 @@ pub struct Limits {
     pub max_retries: Option<u32>,
 }
 
-/// Default rates: well under what AWS grants an account, so several keymint mounts or other
-/// tools sharing the account still fit.
-pub const DEFAULT_IAM_WRITE_RATE: u64 = 10;
-pub const DEFAULT_IAM_READ_RATE: u64 = 20;
-pub const DEFAULT_STS_RATE: u64 = 50;
-/// With `retry_deadline`, within the server's default request limit (90 s): an admitted
+/// With `retry_deadline`, within the server's default request limit (150 s): an admitted
 /// request finishes in time. A shorter limit shortens the queue too (`admission_wait`).
-pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(120);
 pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            rates: [DEFAULT_IAM_WRITE_RATE as f64, DEFAULT_IAM_READ_RATE as f64, DEFAULT_STS_RATE as f64],
+            caps: [None; 3],
             max_queue_wait: DEFAULT_MAX_QUEUE_WAIT,
             retry_deadline: DEFAULT_RETRY_DEADLINE,
             max_retries: None,
@@ -107,19 +115,38 @@ impl Default for Limits {
 
 /// Slots paid for in advance: a credential request is admitted with all the writes it will
 /// make, so once admitted it never queues again behind requests that came after it (and never
-/// outlives its client's patience half-way through). Retries still queue.
+/// outlives its client's patience half-way through). Retries still queue. Slots paid before
+/// AWS last throttled the family (a different `epoch`) were paid at a rate AWS refused: they
+/// no longer count, and those calls keep to the new rate like any other.
 #[derive(Debug)]
 pub struct Prepaid {
     family: Family,
+    epoch: u64,
     left: std::sync::atomic::AtomicU32,
 }
 
+/// What a prepaid ticket holds for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paid {
+    /// A slot paid in the current epoch: the call goes at once.
+    Current,
+    /// A slot paid before AWS last throttled: not paid again, but the call waits for a sending
+    /// turn at the new rate.
+    Stale,
+    Not,
+}
+
 impl Prepaid {
-    /// Uses one prepaid slot of `family`, if any is left.
-    fn take(&self, family: Family) -> bool {
+    /// Uses one prepaid slot of `family`, if any is left; `epoch` is the family's now.
+    fn take(&self, family: Family, epoch: u64) -> Paid {
         use std::sync::atomic::Ordering;
-        family == self.family
-            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        let taken = family == self.family
+            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        match (taken, epoch == self.epoch) {
+            (false, _) => Paid::Not,
+            (true, true) => Paid::Current,
+            (true, false) => Paid::Stale,
+        }
     }
 }
 

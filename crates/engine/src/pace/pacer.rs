@@ -12,12 +12,14 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::bucket::Bucket;
-use super::{Family, Limits, Op, Prepaid, QUEUE_CEILING, lock};
+use super::{Family, Limits, Op, Paid, Prepaid, QUEUE_CEILING, lock};
 use crate::aws_error::{AwsCallError, Retry, classify};
 use crate::error::AwsFailure;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
+/// How often a queued request looks at the queue again, in case the rate changed.
+const RECHECK: Duration = Duration::from_millis(250);
 /// Retries of a transient failure when `max_retries` is the SDK default (-1).
 const DEFAULT_TRANSIENT_RETRIES: u32 = 4;
 
@@ -31,14 +33,15 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(limits: Limits) -> Pacer {
         let now = Instant::now();
-        Pacer { buckets: limits.rates.map(|r| Mutex::new(Bucket::new(r, now))), limits: Mutex::new(limits) }
+        Pacer { buckets: limits.caps.map(|c| Mutex::new(Bucket::new(c, now))), limits: Mutex::new(limits) }
     }
 
-    /// Applies changed settings (a `config/root` write) without losing the current debt.
+    /// Applies changed settings (a `config/root` write) without losing the current debt or
+    /// what AWS's throttling taught.
     pub fn set_limits(&self, limits: Limits) {
         let now = Instant::now();
-        for (bucket, rate) in self.buckets.iter().zip(limits.rates) {
-            lock(bucket).set_rate(rate, now);
+        for (bucket, cap) in self.buckets.iter().zip(limits.caps) {
+            lock(bucket).set_cap(cap, now);
         }
         *lock(&self.limits) = limits;
     }
@@ -47,19 +50,25 @@ impl Pacer {
         *lock(&self.limits)
     }
 
-    /// The current (possibly cut) rate of a family, in calls per second.
-    pub fn current_rate(&self, family: Family) -> f64 {
+    /// The rate a family keeps to now, in calls per second: its cap or what AWS's throttling
+    /// taught, whichever is lower; `None` when nothing limits it.
+    pub fn current_rate(&self, family: Family) -> Option<f64> {
         let mut b = lock(&self.buckets[family.index()]);
         b.refill(Instant::now());
-        b.rate
+        (!b.unlimited()).then_some(b.rate)
+    }
+
+    fn epoch(&self, family: Family) -> u64 {
+        lock(&self.buckets[family.index()]).epoch
     }
 
     /// Admits a request that will make `cost` calls of `op`'s family, `op` first: waits until
     /// all their slots are paid, or refuses at once if that is over `max_queue_wait`.
     pub async fn admit(&self, op: Op, cost: u32) -> Result<Prepaid, AwsCallError> {
         let cost = cost.max(1);
+        let epoch = self.epoch(op.family);
         self.wait_for(op, cost, admission_wait(&self.limits())).await?;
-        Ok(Prepaid { family: op.family, left: std::sync::atomic::AtomicU32::new(cost) })
+        Ok(Prepaid { family: op.family, epoch, left: std::sync::atomic::AtomicU32::new(cost) })
     }
 
     /// Notes a call sent on a reserved slot, so calls without one wait for a gap after it.
@@ -69,19 +78,25 @@ impl Pacer {
 
     /// Waits for the family's next sending turn at its current rate: how retries and calls
     /// outside admission (cleanup, reads) keep to the rate AWS has been accepting, between the
-    /// calls sent on reserved slots.
-    async fn send_turn(&self, family: Family) {
-        let wait = lock(&self.buckets[family.index()]).send_wait(Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+    /// calls sent on reserved slots. The wait follows the rate as it moves. Returns how long it
+    /// waited.
+    async fn send_turn(&self, family: Family) -> Duration {
+        let started = Instant::now();
+        let (turn, mut wait) = {
+            let mut bucket = lock(&self.buckets[family.index()]);
+            let turn = bucket.send_turn(started);
+            (turn, bucket.wait_for_turn(started, turn))
+        };
+        while !wait.is_zero() {
+            tokio::time::sleep(wait.min(RECHECK)).await;
+            wait = lock(&self.buckets[family.index()]).wait_for_turn(Instant::now(), turn);
         }
+        started.elapsed()
     }
 
     /// Takes a slot of `family` without waiting for it.
     fn charge(&self, family: Family) {
-        let mut bucket = lock(&self.buckets[family.index()]);
-        bucket.refill(Instant::now());
-        bucket.tokens -= 1.0;
+        lock(&self.buckets[family.index()]).charge(Instant::now());
     }
 
     /// Waits for a slot of `op`'s family.
@@ -90,13 +105,19 @@ impl Pacer {
     }
 
     async fn wait_for(&self, op: Op, n: u32, max_wait: Duration) -> Result<(), AwsCallError> {
-        let reserved = lock(&self.buckets[op.family.index()]).reserve_n(Instant::now(), n, max_wait);
+        let reserved = lock(&self.buckets[op.family.index()]).take_n(Instant::now(), n, max_wait);
         match reserved {
-            Ok(wait) if wait.is_zero() => Ok(()),
-            Ok(wait) => {
+            Ok((wait, _)) if wait.is_zero() => Ok(()),
+            Ok((wait, slot)) => {
                 metrics::histogram!("keymint_aws_queue_seconds", "family" => op.family.config_field())
                     .record(wait.as_secs_f64());
-                tokio::time::sleep(wait).await;
+                // The wait is estimated at today's rate; the rate may grow back (or be cut)
+                // meanwhile, so the queue is looked at again now and then.
+                let mut wait = wait;
+                while !wait.is_zero() {
+                    tokio::time::sleep(wait.min(RECHECK)).await;
+                    wait = lock(&self.buckets[op.family.index()]).wait_for_slot(Instant::now(), slot);
+                }
                 Ok(())
             }
             Err(wait) => Err(AwsCallError {
@@ -104,7 +125,7 @@ impl Pacer {
                 code: None,
                 text: format!(
                     "keymint's queue for this mount's AWS calls is {:.0}s long, over the {}s allowed \
-                     ({}); {} is {:.1} calls per second",
+                     ({}); {} calls go at {:.1} per second{}",
                     wait.as_secs_f64(),
                     max_wait.as_secs(),
                     if max_wait < self.limits().max_queue_wait {
@@ -112,8 +133,9 @@ impl Pacer {
                     } else {
                         "max_queue_wait"
                     },
-                    op.family.config_field(),
-                    self.current_rate(op.family),
+                    op.family.service_calls(),
+                    self.current_rate(op.family).unwrap_or(f64::INFINITY),
+                    self.rate_source(op.family),
                 ),
                 failure: AwsFailure::Unavailable,
                 retry: Retry::Throttled,
@@ -146,13 +168,20 @@ impl Pacer {
     {
         let limits = self.limits();
         let mut first_failure: Option<Instant> = None;
+        // Time spent waiting for sending turns since the first failure: pacing, not failing,
+        // so it does not count against the retry deadline.
+        let mut queued = Duration::ZERO;
         let mut retries = 0u32;
         let max_wait = if op.admission { admission_wait(&limits) } else { QUEUE_CEILING };
-        let mut paid = prepaid.is_some_and(|p| p.take(op.family));
+        let mut paid = prepaid.map_or(Paid::Not, |p| p.take(op.family, self.epoch(op.family)));
         loop {
-            if std::mem::take(&mut paid) {
+            let this = std::mem::replace(&mut paid, Paid::Not);
+            if this == Paid::Current {
                 // Its turn was reserved at admission, in admission order.
                 self.book_send(op.family);
+            } else if this == Paid::Stale {
+                // Paid at a rate AWS has since refused: it waits for a turn at the new one.
+                self.send_turn(op.family).await;
             } else if op.admission && retries == 0 {
                 self.slot(op, max_wait).await?;
                 self.book_send(op.family);
@@ -161,7 +190,10 @@ impl Pacer {
                 // waiting behind them: a retry or a cleanup call is not sent to the back of the
                 // queue, but it keeps to the rate AWS has been accepting.
                 self.charge(op.family);
-                self.send_turn(op.family).await;
+                let waited = self.send_turn(op.family).await;
+                if first_failure.is_some() {
+                    queued += waited;
+                }
             }
             // Boxed: SDK futures are large, and kept inline they would make every caller's
             // future (and the stack that polls it) larger still.
@@ -171,6 +203,7 @@ impl Pacer {
             let mut err = match outcome {
                 Ok(v) => {
                     record_call(op, "ok", took);
+                    lock(&self.buckets[op.family.index()]).accepted(Instant::now());
                     return Ok(v);
                 }
                 Err(e) => classify(op.name, &e),
@@ -204,7 +237,7 @@ impl Pacer {
                 (None, _) => u32::MAX,
             };
             let pause = backoff(retries);
-            let elapsed = since.elapsed();
+            let elapsed = since.elapsed().saturating_sub(queued);
             if retries >= cap || elapsed + pause > limits.retry_deadline {
                 err.gave_up = Some(format!(
                     "gave up after {} attempts over {:.1}s",
@@ -216,6 +249,20 @@ impl Pacer {
             retries += 1;
             debug!(aws.op = op.name, attempt = retries, pause_ms = pause.as_millis() as u64, error = %err.text, "retrying AWS call");
             tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+impl Pacer {
+    /// Where a family's rate comes from, for error texts.
+    fn rate_source(&self, family: Family) -> String {
+        let b = lock(&self.buckets[family.index()]);
+        match (self.limits().caps[family.index()], b.learned_rate(Instant::now())) {
+            (Some(cap), Some(learned)) if learned < cap => {
+                format!(", learned from AWS's throttling (under the {} cap of {cap})", family.config_field())
+            }
+            (Some(cap), _) => format!(", the {} cap of {cap}", family.config_field()),
+            (None, _) => format!(", learned from AWS's throttling ({} is not set)", family.config_field()),
         }
     }
 }
@@ -248,11 +295,10 @@ fn admission_wait(limits: &Limits) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pace::DEFAULT_IAM_READ_RATE;
 
     #[tokio::test(start_paused = true)]
     async fn an_admitted_request_does_not_queue_again() {
-        let pacer = Pacer::new(Limits { rates: [2.0, 20.0, 50.0], ..Limits::default() });
+        let pacer = Pacer::new(Limits { caps: [Some(2.0), None, None], ..Limits::default() });
         let ticket = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
         // Requests admitted later queue behind the three paid slots...
         for _ in 0..3 {
@@ -271,7 +317,7 @@ mod tests {
         assert_eq!(t0.elapsed(), Duration::ZERO);
         // Too long a queue is refused before anything is paid.
         let pacer = Pacer::new(Limits {
-            rates: [1.0, 20.0, 50.0],
+            caps: [Some(1.0), None, None],
             max_queue_wait: Duration::from_secs(2),
             ..Limits::default()
         });
@@ -283,8 +329,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_is_admitted_only_with_time_left_for_its_calls() {
-        let limits =
-            Limits { rates: [1.0, 20.0, 50.0], retry_deadline: Duration::from_secs(4), ..Limits::default() };
+        let limits = Limits {
+            caps: [Some(1.0), None, None],
+            retry_deadline: Duration::from_secs(4),
+            ..Limits::default()
+        };
         // 6 s left of the request: it may queue 2 s, and a 4-call admission needs more.
         let limit = tokio::time::Instant::now() + Duration::from_secs(6);
         let refused =
@@ -309,7 +358,7 @@ mod tests {
         }
     }
 
-    fn throttling() -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
+    pub(super) fn throttling() -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
         use aws_smithy_types::error::ErrorMetadata;
         let err = aws_sdk_iam::operation::get_user::GetUserError::generic(
             ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build(),
@@ -334,7 +383,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, 4);
-        assert!(pacer.current_rate(Family::IamRead) < DEFAULT_IAM_READ_RATE as f64);
+        assert!(pacer.current_rate(Family::IamRead).is_some(), "a throttle taught a rate");
 
         let err = pacer.run(Op::iam("GetUser"), || async { Err::<(), _>(throttling()) }).await.unwrap_err();
         assert_eq!(err.retry, Retry::Throttled);
@@ -354,5 +403,155 @@ mod tests {
             })
             .await;
         assert_eq!(n, 1);
+    }
+}
+
+#[cfg(test)]
+mod adaptive_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use aws_sdk_iam::operation::get_user::GetUserError;
+
+    type Answer = Result<(), SdkError<GetUserError, HttpResponse>>;
+
+    /// An account that accepts `rate` writes a second (a token bucket with a second's burst)
+    /// and throttles the rest, in tokio's (paused) time.
+    struct Account {
+        rate: f64,
+        state: Mutex<(f64, Instant)>,
+        throttled: AtomicU32,
+        accepted: AtomicU32,
+    }
+
+    impl Account {
+        fn new(rate: f64) -> Arc<Account> {
+            Arc::new(Account {
+                rate,
+                state: Mutex::new((rate, Instant::now())),
+                throttled: AtomicU32::new(0),
+                accepted: AtomicU32::new(0),
+            })
+        }
+
+        /// A throttling answer comes at once; an accepted call takes `LATENCY`, as moto's or
+        /// AWS's work does, so when the first throttle arrives few successes have come back.
+        async fn call(&self) -> Answer {
+            let accepted = {
+                let mut state = lock(&self.state);
+                let now = Instant::now();
+                let (tokens, at) = *state;
+                let tokens =
+                    (tokens + now.saturating_duration_since(at).as_secs_f64() * self.rate).min(self.rate);
+                let accepted = tokens >= 1.0;
+                *state = (if accepted { tokens - 1.0 } else { tokens }, now);
+                accepted
+            };
+            if accepted {
+                tokio::time::sleep(LATENCY).await;
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            } else {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                Err(super::tests::throttling())
+            }
+        }
+    }
+
+    const LATENCY: Duration = Duration::from_millis(30);
+
+    /// One iam_user request's writes: admitted as a unit, then sent one after the other.
+    async fn request(pacer: Arc<Pacer>, account: Arc<Account>) -> Result<(), AwsCallError> {
+        let ticket = pacer.admit(Op::iam("CreateUser"), 3).await?;
+        for op in ["CreateUser", "PutUserPolicy", "CreateAccessKey"] {
+            let account = account.clone();
+            pacer
+                .run_paid(Op::iam(op), Some(&ticket), move || {
+                    let account = account.clone();
+                    async move { account.call().await }
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_aws_pushes_back_nothing_waits() {
+        let pacer = Arc::new(Pacer::new(Limits::default()));
+        let t0 = Instant::now();
+        let account = Account::new(1e9);
+        let all: Vec<_> = (0..200).map(|_| tokio::spawn(request(pacer.clone(), account.clone()))).collect();
+        for r in all {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(t0.elapsed(), LATENCY * 3, "three calls one after the other, nothing else");
+        assert_eq!(pacer.current_rate(Family::IamWrite), None);
+    }
+
+    /// The burst benchmark's scenario in tokio's time: 500 iam_user requests at once against an
+    /// account that throttles writes above 20 per second. The ideal is 500 x 3 / 20 = 75 s.
+    async fn burst(caps: [Option<f64>; 3]) -> (f64, u32) {
+        let pacer = Arc::new(Pacer::new(Limits { caps, ..Limits::default() }));
+        let account = Account::new(20.0);
+        let t0 = Instant::now();
+        let all: Vec<_> = (0..500).map(|_| tokio::spawn(request(pacer.clone(), account.clone()))).collect();
+        let mut failed = Vec::new();
+        for r in all {
+            if let Err(e) = r.await.unwrap() {
+                failed.push(e.to_string());
+            }
+        }
+        assert!(failed.is_empty(), "{caps:?}: {} failed, first: {:?}", failed.len(), failed.first());
+        assert_eq!(account.accepted.load(Ordering::Relaxed), 1500);
+        assert!(pacer.current_rate(Family::IamWrite).is_some_and(|r| r > 5.0));
+        (t0.elapsed().as_secs_f64(), account.throttled.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_against_a_throttling_account_is_served_near_the_ideal_time() {
+        let (took, throttled) = burst(Limits::default().caps).await;
+        eprintln!("adaptive: {took:.1}s, {throttled} throttled");
+        assert!(took <= 75.0 * 1.25, "took {took:.1}s, over 1.25x the ideal 75 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cap_above_what_aws_allows_no_longer_fails_requests() {
+        // Before pacing learned and queued requests moved with it, a cap of twice AWS's rate
+        // failed 78 of these 500 requests on their retry deadline.
+        let (took, _) = burst([Some(40.0), None, None]).await;
+        assert!(took <= 75.0 * 1.25, "took {took:.1}s");
+        let (took, throttled) = burst([Some(20.0), None, None]).await;
+        assert!(took <= 75.0 * 1.1 && throttled < 100, "took {took:.1}s, {throttled} throttled");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_paid_before_a_throttle_keep_to_the_new_rate() {
+        let pacer = Pacer::new(Limits::default());
+        let ticket = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap();
+        // AWS throttles some other call of the family: the rate is learned, the epoch moves on.
+        let _ = pacer
+            .run(Op::iam("DeleteUser"), {
+                let mut n = 0;
+                move || {
+                    n += 1;
+                    std::future::ready(if n == 1 { Err(super::tests::throttling()) } else { Ok(()) })
+                }
+            })
+            .await;
+        assert!(pacer.current_rate(Family::IamWrite).is_some());
+        // The ticket's slots no longer jump the queue: the call waits for a turn at the new
+        // rate, and is not paid for twice.
+        let before = lock(&pacer.buckets[Family::IamWrite.index()]).tokens;
+        pacer
+            .run_paid(Op::iam("PutUserPolicy"), Some(&ticket), || {
+                std::future::ready(Ok::<(), SdkError<GetUserError, HttpResponse>>(()))
+            })
+            .await
+            .unwrap();
+        let after = lock(&pacer.buckets[Family::IamWrite.index()]).tokens;
+        assert!(after >= before, "not charged again: {before} -> {after}");
+        let turn = lock(&pacer.buckets[Family::IamWrite.index()]).send_wait(Instant::now());
+        assert!(!turn.is_zero(), "it took the next sending turn");
     }
 }

@@ -61,7 +61,7 @@ async fn pacing_and_rotation_are_saved_and_come_back_into_the_form() {
     assert!(saved.body.contains(&format!("Saved. Connected: account {ACCOUNT}")), "{}", saved.body);
     let data = stored(&app).await;
     assert_eq!((&data["iam_write_rate"], &data["iam_read_rate"]), (&json!(5), &json!(15)));
-    assert_eq!(data["sts_rate"], json!(keymint_engine::pace::DEFAULT_STS_RATE), "empty: the default");
+    assert_eq!(data["sts_rate"], json!(0), "empty: no cap");
     assert_eq!((&data["max_queue_wait"], &data["retry_deadline"]), (&json!(120), &json!(45)));
     assert_eq!((&data["call_timeout"], &data["max_retries"]), (&json!(10), &json!(-1)));
     assert_eq!((&data["rotation_schedule"], &data["rotation_window"]), (&json!("0 3 * * SUN"), &json!(7200)));
@@ -72,7 +72,7 @@ async fn pacing_and_rotation_are_saved_and_come_back_into_the_form() {
     let page = get(&app, CONFIG, Some(&cookie)).await;
     for shown in [
         r#"name="iam_write_rate" value="5""#,
-        r#"name="sts_rate" value="50""#,
+        r#"name="sts_rate" value="""#,
         r#"name="max_queue_wait" value="120""#,
         r#"name="rotation_window" value="7200""#,
         r#"name="rotation_period" value="""#,
@@ -151,7 +151,7 @@ async fn the_fields_carry_the_apis_rules_and_its_errors_sit_beside_them() {
         r#"id="expected_account_id" name="expected_account_id" value="" autocomplete="off" pattern="[0-9]{12}" maxlength="12" inputmode="numeric""#,
         r#"maxlength="64""#,
         r#"maxlength="1224""#,
-        r#"id="iam_write_rate" name="iam_write_rate" value="10000" autocomplete="off" inputmode="numeric" min="1" max="10000""#,
+        r#"id="iam_write_rate" name="iam_write_rate" value="10000" autocomplete="off" inputmode="numeric" min="0" max="10000""#,
         r#"<legend>Credentials</legend>"#,
         r#"<details class="advanced">"#,
         r#"<legend>Pacing</legend>"#,
@@ -168,7 +168,7 @@ async fn the_fields_carry_the_apis_rules_and_its_errors_sit_beside_them() {
     assert!(refused.body.contains(r#"<details class="advanced" open>"#), "{}", refused.body);
     assert!(after(&refused.body, r#"id="duration-error" class="field-error">"#).contains("900 seconds"));
     assert!(refused.body.contains("One field needs a change"), "{}", refused.body);
-    let rate = [("iam_write_rate", "0"), ("action", "test")];
+    let rate = [("iam_write_rate", "20000"), ("action", "test")];
     let refused = post(&app, CONFIG, Some(&cookie), SAME, &form(&rate)).await;
     assert!(
         after(&refused.body, r#"id="iam_write_rate-error" class="field-error">"#)

@@ -129,11 +129,15 @@ pub(crate) fn specs() -> Vec<Spec> {
     use Group::*;
     use Input::*;
     use patterns::*;
-    let rate = |name, label, default: u64| {
-        spec(name, label, Pacing, Number(1, 10_000))
+    let rate = |name, label| {
+        spec(name, label, Pacing, Number(0, 10_000))
             .numeric()
-            .hint(format!("Calls per second, 1 to 10000. Empty: the default, {default}."))
-            .empty_sends(json!(default))
+            .hint(
+                "The most calls per second, 1 to 10000. Empty or 0: no cap; keymint goes as fast as \
+                 requests come until AWS throttles, then keeps to the rate AWS accepts.",
+            )
+            .empty_sends(json!(0))
+            .zero_unset()
     };
     vec![
         spec("access_key", "Access key ID", Keys, Text)
@@ -172,9 +176,9 @@ pub(crate) fn specs() -> Vec<Spec> {
             .empty_sends(json!(-1)),
         spec("username_template", "User name template", Advanced, Text)
             .hint("Names of the IAM users made for iam_user roles. Empty: keymint's default template."),
-        rate("iam_write_rate", "IAM write calls per second", pace::DEFAULT_IAM_WRITE_RATE),
-        rate("iam_read_rate", "IAM read calls per second", pace::DEFAULT_IAM_READ_RATE),
-        rate("sts_rate", "STS calls per second", pace::DEFAULT_STS_RATE),
+        rate("iam_write_rate", "IAM write calls per second"),
+        rate("iam_read_rate", "IAM read calls per second"),
+        rate("sts_rate", "STS calls per second"),
         spec("max_queue_wait", "Longest queue wait", Pacing, Text)
             .rule(DURATION, 32)
             .hint(format!(
@@ -308,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_pacing_fields_send_the_defaults_and_absent_fields_nothing() {
+    fn empty_pacing_fields_send_no_cap_or_the_defaults_and_absent_fields_nothing() {
         let sent = body(&form(&[
             ("iam_write_rate", ""),
             ("sts_rate", "7"),
@@ -318,7 +322,7 @@ mod tests {
             ("disable_automated_rotation", "true"),
             ("sts_fallback_endpoints", "http://a.invalid\nhttp://b.invalid\n"),
         ]));
-        assert_eq!(sent["iam_write_rate"], json!(pace::DEFAULT_IAM_WRITE_RATE));
+        assert_eq!(sent["iam_write_rate"], json!(0), "empty: no cap");
         assert_eq!(sent["sts_rate"], json!(7));
         assert_eq!(sent["max_queue_wait"], json!(pace::DEFAULT_MAX_QUEUE_WAIT.as_secs()));
         assert_eq!(sent["max_retries"], json!(-1));
