@@ -124,7 +124,7 @@ impl Engine {
                 });
             }
         };
-        stale.push(StaleKey { user: user.to_string(), key: new.id.clone() });
+        stale.push(StaleKey::new(user.to_string(), new.id.clone()));
         if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
             self.discard_new_key(&clients, claim, stale, user, &new.id).await;
             return Err(EngineError::RotationFailed("lost the claim on the static role's rotation".into()));
@@ -132,7 +132,7 @@ impl Engine {
 
         let mut after: Vec<StaleKey> = stale.iter().filter(|k| k.key != new.id).cloned().collect();
         if let Some(old) = &previous {
-            after.push(StaleKey { user: user.to_string(), key: old.clone() });
+            after.push(StaleKey::new(user.to_string(), old.clone()));
         }
         let expiration = self.now_ms() + ms(std::time::Duration::from_secs(role.rotation_period));
         let sealed =
