@@ -217,6 +217,7 @@ impl Engine {
         };
         let mount =
             MountCtx { id: due.mount_id.clone(), path: due.mount_path.clone(), ttls: MountTtls::default() };
+        info!(mount.path = %mount.path, target = %due.target, "claimed a due key rotation");
         let outcome = if due.target == rows::ROOT {
             self.holding(&claim, self.scheduled_root_rotation(&mount, &claim)).await
         } else if let Some(name) = due.target.strip_prefix("static-roles/") {
