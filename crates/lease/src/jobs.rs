@@ -78,3 +78,78 @@ impl Jobs {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two replicas' `Jobs` on one store, on held tokio time: a job runs on one at a time, and
+    //! a holder that dies mid-run is taken over once its claim lapses by the store's clock.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use keymint_common::clock::ManualTime;
+    use keymint_store::KeySource;
+    use keymint_store::testing::TestDb;
+
+    use super::*;
+
+    const CLAIM: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn a_job_runs_on_one_replica_and_a_dead_holder_is_taken_over() {
+        let time = ManualTime::start();
+        let db = TestDb::new(false).await;
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+        let (a, b) = (Jobs::new(store.clone(), CLAIM), Jobs::new(store.clone(), CLAIM));
+        assert_ne!(a.holder(), b.holder());
+
+        // While `a` works (longer than its claim: it renews), `b` is turned away.
+        let (started, finish) = (Arc::new(AtomicBool::new(false)), Arc::new(tokio::sync::Notify::new()));
+        let running = tokio::spawn({
+            let (a, started, finish) = (a.clone(), started.clone(), finish.clone());
+            async move {
+                a.exclusive("j", async {
+                    started.store(true, Ordering::SeqCst);
+                    finish.notified().await;
+                })
+                .await
+            }
+        });
+        while !started.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(b.exclusive("j", async { 1 }).await, None);
+        for _ in 0..6 {
+            time.advance(CLAIM / 3 + Duration::from_millis(1)).await;
+            time.until("the claim to be renewed", Duration::from_secs(5), || async {
+                let (_, until) = jobs::holder(store.pool(), "j").await.unwrap().unwrap();
+                until > store.clock().now_ms() + millis(CLAIM / 2)
+            })
+            .await;
+        }
+        assert_eq!(b.exclusive("j", async { 1 }).await, None, "renewed while it works");
+        finish.notify_one();
+        assert_eq!(running.await.unwrap(), Some(()));
+        // Released when done: free at once.
+        assert_eq!(b.exclusive("j", async { 2 }).await, Some(2));
+
+        // A holder that dies mid-run (its run dropped: no renewal, no release)...
+        let dead = Jobs::new(store.clone(), CLAIM);
+        let dead_holder = dead.holder().to_owned();
+        let run = tokio::spawn(async move { dead.exclusive("j", std::future::pending::<()>()).await });
+        time.until("the doomed replica to claim the job", Duration::from_secs(5), || async {
+            jobs::holder(store.pool(), "j")
+                .await
+                .unwrap()
+                .is_some_and(|(h, until)| h == dead_holder && until > 0)
+        })
+        .await;
+        run.abort();
+        assert_eq!(a.exclusive("j", async { 3 }).await, None);
+        time.advance(CLAIM - Duration::from_secs(1)).await;
+        assert_eq!(a.exclusive("j", async { 3 }).await, None, "not before its claim lapses");
+        // ...is taken over once it lapses.
+        time.advance(Duration::from_secs(1)).await;
+        assert_eq!(a.exclusive("j", async { 3 }).await, Some(3));
+    }
+}
