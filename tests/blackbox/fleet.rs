@@ -1,7 +1,8 @@
 //! Scheduled work across a fleet: three keymint processes on one PostgreSQL, their AWS calls
 //! going through a fault proxy in front of moto, which counts what reaches AWS. A root key
 //! rotation that falls due once is carried out once, and a replica killed in the middle of one
-//! leaves no key behind: the rotation claim lapses and another replica finishes.
+//! leaves no key behind: the rotation claim lapses and another replica finishes. The intent
+//! sweep, a periodic job under a job claim, undoes an abandoned creation on one replica.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -10,8 +11,11 @@ use std::time::Duration;
 
 use keymint_tests::*;
 
-/// A short claim timeout, so a dead replica's rotation is taken over within the test.
-const FLAGS: &[&str] = &["--lease-claim-timeout", "3s"];
+/// A short claim timeout, so a dead replica's rotation is taken over within the test, and a
+/// short intent grace, so the sweeper runs every 2 seconds on every replica.
+const FLAGS: &[&str] =
+    &["--lease-claim-timeout", "3s", "--intent-grace", "2s", "--iam-consistency-window", "1s"];
+const USER_PATH: &str = "/km-fleet/";
 const ROOT_USER: &str = "keymint-root";
 
 /// moto, a proxy in front of it, three replicas (the first applies the migrations), and
@@ -31,7 +35,7 @@ async fn fleet(storage: &Storage) -> (Moto, FaultProxy, Vec<Keymint>, String) {
     config["secret_key"] = json!(key.secret_access_key());
     config["rotation_period"] = json!(3600);
     first.post("aws/config/root", config).await.expect(200);
-    write_iam_user_role(&first, "deploy", "/km-fleet/").await;
+    write_iam_user_role(&first, "deploy", USER_PATH).await;
     let k0 = key.access_key_id().to_owned();
     (moto, proxy, vec![first, second, third], k0)
 }
@@ -133,4 +137,40 @@ async fn killing_the_rotating_replica_leaves_one_working_key() {
     assert_eq!(root_keys(&moto).await, BTreeSet::from([stored.clone()]));
     assert_eq!(root_creations(&proxy).len(), 2);
     every_replica_uses(&proxy, &survivors, &stored).await;
+}
+
+/// A replica killed between CreateUser and CreateAccessKey leaves a write-ahead intent. The two
+/// others both sweep every 2 seconds, and the teardown's DeleteUser answers 4 seconds late:
+/// without the job claim the second would tear the same user down beside the first.
+#[tokio::test]
+async fn an_abandoned_creation_is_undone_by_one_replica() {
+    let storage = Storage::new(Backend::Postgres);
+    let (moto, proxy, mut replicas, _) = fleet(&storage).await;
+    proxy.fail("CreateAccessKey", Fault::Hold);
+    let client = replicas[0].client();
+    let request = tokio::spawn(async move { client.get("aws/creds/deploy").await });
+    eventually("CreateAccessKey to be held", Duration::from_secs(30), async || {
+        (proxy.held() == 1).then_some(())
+    })
+    .await;
+    let half_made = moto.user_names(USER_PATH).await;
+    assert_eq!(half_made.len(), 1, "the user exists, without keys");
+    replicas[0].kill9();
+    request.abort();
+    proxy.clear();
+    proxy.release_held();
+    proxy.fail("DeleteUser", Fault::SlowAnswer(Duration::from_secs(4)));
+
+    eventually("the half-made user to be torn down", Duration::from_secs(60), async || {
+        moto.user_names(USER_PATH).await.is_empty().then_some(())
+    })
+    .await;
+    // Let every survivor sweep a few more times.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let undone: usize =
+        replicas[1..].iter().map(|km| km.logs().matches("abandoned creation undone").count()).sum();
+    assert_eq!(undone, 1, "one replica undid the creation");
+    let deletes = proxy.calls(Some("DeleteUser"));
+    let deletes = deletes.iter().filter(|c| c.forwarded() && c.param("UserName") == Some(&half_made[0]));
+    assert_eq!(deletes.count(), 1);
 }
