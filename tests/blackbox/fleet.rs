@@ -174,3 +174,50 @@ async fn an_abandoned_creation_is_undone_by_one_replica() {
     let deletes = deletes.iter().filter(|c| c.forwarded() && c.param("UserName") == Some(&half_made[0]));
     assert_eq!(deletes.count(), 1);
 }
+
+/// The same kill during a static role's rotation: its user ends with the one key
+/// `static-creds` returns, never losing the key keymint did not make.
+#[tokio::test]
+async fn killing_a_replica_mid_static_rotation_leaves_the_users_keys_right() {
+    let storage = Storage::new(Backend::Postgres);
+    let (moto, proxy, mut replicas, _) = fleet(&storage).await;
+    moto.iam().create_user().user_name("app").send().await.expect("CreateUser");
+    let made = moto.iam().create_access_key().user_name("app").send().await.expect("CreateAccessKey");
+    let foreign = made.access_key().unwrap().access_key_id().to_owned();
+    let app_keys = async || -> BTreeSet<String> { moto.user("app").await.access_keys.into_iter().collect() };
+    replicas[0]
+        .post("aws/static-roles/app", json!({"username": "app", "rotation_period": "1h"}))
+        .await
+        .expect(200);
+    let creds = async |km: &Keymint| {
+        km.get("aws/static-creds/app").await.expect(200).data()["access_key"].as_str().unwrap().to_owned()
+    };
+    let first = creds(&replicas[0]).await;
+    assert_eq!(app_keys().await, BTreeSet::from([foreign.clone(), first.clone()]));
+
+    proxy.fail_times("CreateAccessKey", Fault::SlowAnswer(Duration::from_secs(120)), 1);
+    psql(storage.url(), "UPDATE aws_key_rotations SET next_due = 0 WHERE target = 'static-roles/app'");
+    // IAM allows two keys: the rotation deletes keymint's own to make room, then creates.
+    let orphan = eventually("the new key to exist in AWS", Duration::from_secs(30), async || {
+        app_keys().await.into_iter().find(|k| *k != first && *k != foreign)
+    })
+    .await;
+    let holder = replicas
+        .iter()
+        .position(|km| km.logs().contains("claimed a due key rotation"))
+        .expect("the replica holding the rotation claim");
+    replicas[holder].kill9();
+    let survivor = replicas.iter().enumerate().find(|(i, _)| *i != holder).map(|(_, km)| km).unwrap();
+
+    let stored = eventually("a survivor to finish the rotation", Duration::from_secs(60), async || {
+        let key = creds(survivor).await;
+        (key != first && app_keys().await == BTreeSet::from([foreign.clone(), key.clone()])).then_some(key)
+    })
+    .await;
+    assert_ne!(stored, orphan);
+    let deleted = proxy.calls(Some("DeleteAccessKey"));
+    assert!(
+        deleted.iter().any(|c| c.param("AccessKeyId") == Some(orphan.as_str()) && c.forwarded()),
+        "the orphaned key was deleted: {deleted:?}"
+    );
+}
