@@ -20,6 +20,7 @@ mod config_verify;
 mod crash;
 mod creds;
 mod enforcement;
+mod fleet;
 mod harness;
 mod leases;
 mod listener;

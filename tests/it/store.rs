@@ -470,3 +470,48 @@ async fn backup_restore_from_sqlite() {
 async fn backup_restore_from_postgres() {
     backup_restore_body(true).await
 }
+
+both!(job_claims_go_to_one_holder_at_a_time, job_claims_body);
+async fn job_claims_body(db: Db) {
+    use keymint_store::jobs;
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let pool = store.pool();
+
+    // Many replicas race for a free job: exactly one wins.
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                jobs::claim(&pool, "sweep", &format!("r{i}"), 1_000, 61_000).await.unwrap()
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for racer in racers {
+        won.push(racer.await.unwrap());
+    }
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let (holder, until) = jobs::holder(pool, "sweep").await.unwrap().unwrap();
+    assert_eq!(until, 61_000);
+    let other = if holder == "r0" { "r1" } else { "r0" };
+
+    // Held: others are refused until the deadline, the holder may claim again and renew.
+    assert!(!jobs::claim(pool, "sweep", other, 60_999, 120_000).await.unwrap());
+    assert!(jobs::claim(pool, "sweep", &holder, 30_000, 90_000).await.unwrap(), "already ours");
+    assert!(jobs::renew(pool, "sweep", &holder, 100_000).await.unwrap());
+    assert!(!jobs::renew(pool, "sweep", other, 200_000).await.unwrap(), "not held by it");
+    assert!(!jobs::claim(pool, "sweep", other, 99_999, 160_000).await.unwrap());
+    // Other jobs are claimed on their own.
+    assert!(jobs::claim(pool, "tidy", other, 99_999, 160_000).await.unwrap());
+
+    // A holder that died: at its deadline another replica takes over, and the dead one's
+    // renewal and release no longer count.
+    assert!(jobs::claim(pool, "sweep", other, 100_000, 160_000).await.unwrap());
+    assert!(!jobs::renew(pool, "sweep", &holder, 220_000).await.unwrap());
+    assert!(!jobs::release(pool, "sweep", &holder).await.unwrap());
+    assert_eq!(jobs::holder(pool, "sweep").await.unwrap().unwrap(), (other.to_owned(), 160_000));
+
+    // Released: free at once.
+    assert!(jobs::release(pool, "sweep", other).await.unwrap());
+    assert!(jobs::claim(pool, "sweep", &holder, 100_001, 160_001).await.unwrap());
+}

@@ -34,13 +34,15 @@ pub(crate) fn tail(path: &str) -> &str {
 }
 
 /// `sys/leases/tidy`: keymint's tidy undoes abandoned user creations now instead of at the next
-/// sweep; like Vault's, it runs in the background and reports to the server log.
+/// sweep; like Vault's, it runs in the background and reports to the server log. It takes the
+/// intent sweep's job claim, so it never sweeps beside another replica's sweep.
 pub(crate) fn tidy(state: &AppState) -> Reply {
     let leases = state.leases().clone();
     tokio::spawn(async move {
-        match leases.sweep_intents().await {
-            Ok(n) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
-            Err(e) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
+        match leases.sweep_intents_exclusive().await {
+            Some(Ok(n)) => tracing::info!(cleared = n, "tidy: abandoned creations undone"),
+            Some(Err(e)) => tracing::warn!(error = %e, "tidy: intent sweep failed"),
+            None => tracing::info!("tidy: another replica is sweeping abandoned creations now"),
         }
     });
     Reply {

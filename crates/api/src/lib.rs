@@ -102,7 +102,9 @@ impl AppState {
     }
 
     pub fn with_timing(store: Store, policy: RetryPolicy, consistency_window: Duration) -> Self {
-        let engine = Engine::new(store.clone()).with_consistency_window(consistency_window);
+        let engine = Engine::new(store.clone())
+            .with_consistency_window(consistency_window)
+            .with_claim_timeout(policy.claim_for);
         Self::with_engine(store, engine, policy)
     }
 

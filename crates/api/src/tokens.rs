@@ -313,8 +313,22 @@ pub async fn revoke_token(state: &AppState, accessor: &str, orphan_children: boo
     Ok(())
 }
 
+/// Revokes the tokens that have expired, a batch at a time.
+async fn revoke_expired_tokens(state: &AppState) {
+    match tokens::expired(state.store().pool(), state.now_ms(), 100).await {
+        Ok(accessors) => {
+            for acc in accessors {
+                if let Err(e) = revoke_token(state, &acc, false).await {
+                    warn!(token.accessor = %acc, error = %e, "could not revoke an expired token; will retry");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "could not look for expired tokens"),
+    }
+}
+
 /// Revokes tokens that expired or ran out of uses, with their children and leases, every few
-/// seconds until `shutdown`; also follows audit device changes made through other replicas
+/// seconds until `shutdown`, one replica at a time (job claims); also follows audit device changes made through other replicas
 /// and data keys added by `keymint operator rotate`.
 pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     while !shutdown.is_cancelled() {
@@ -328,23 +342,18 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
         }
         // A restored store's tokens carry the expiry times of the backup: renewed since, they
         // would look expired, and revoking them would revoke their leases.
-        let paused = state.leases().revocation_paused().await;
-        match if paused {
-            Ok(Vec::new())
-        } else {
-            tokens::expired(state.store().pool(), state.now_ms(), 100).await
-        } {
-            Ok(accessors) => {
-                for acc in accessors {
-                    if let Err(e) = revoke_token(&state, &acc, false).await {
-                        warn!(token.accessor = %acc, error = %e, "could not revoke an expired token; will retry");
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "could not look for expired tokens"),
+        if !state.leases().revocation_paused().await {
+            // One replica at a time: two would revoke the same tokens (and their leases) twice.
+            state
+                .leases()
+                .jobs()
+                .exclusive(keymint_lease::jobs::TOKEN_EXPIRY, revoke_expired_tokens(&state))
+                .await;
         }
         // Expired AppRole secret ids are refused at login already; this keeps their table small.
-        if let Err(e) = crate::auth_methods::approle::tidy_expired(&state).await {
+        let tidy = crate::auth_methods::approle::tidy_expired(&state);
+        if let Some(Err(e)) = state.leases().jobs().exclusive(keymint_lease::jobs::SECRET_ID_TIDY, tidy).await
+        {
             warn!(error = %e, "could not remove expired secret ids; will retry");
         }
         tokio::select! {

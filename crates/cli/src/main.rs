@@ -144,8 +144,8 @@ struct ServerArgs {
     /// intent_grace`), e.g. `5m`.
     #[arg(long, value_parser = config::parse_duration)]
     intent_grace: Option<Duration>,
-    /// How soon another replica takes over the leases a dead one was revoking (overrides
-    /// `[leases] claim_timeout`), e.g. `1m`.
+    /// How soon another replica takes over the leases, key rotations and periodic jobs of a
+    /// dead one (overrides `[leases] claim_timeout`), e.g. `1m`.
     #[arg(long, value_parser = config::parse_duration)]
     lease_claim_timeout: Option<Duration>,
     /// Revocations one replica runs at once (overrides `[leases] revocation_concurrency`).

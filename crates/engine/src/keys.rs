@@ -24,11 +24,30 @@ use crate::pace::Prepaid;
 const RECONCILE_ATTEMPTS: u32 = 2;
 
 /// A key that keymint must delete: one it created and never stored, or one a rotation
-/// replaced whose deletion has not succeeded yet.
+/// replaced whose deletion has not succeeded yet; or a creation under way whose key id is not
+/// known yet ([`StaleKey::creating`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaleKey {
     pub user: String,
+    /// Empty for a creation under way.
     pub key: String,
+    /// For a creation under way: the user's keys listed just before CreateAccessKey. Any other
+    /// key of the user (but the one in use) was made by that call and must go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<Vec<String>>,
+}
+
+impl StaleKey {
+    pub fn new(user: impl Into<String>, key: impl Into<String>) -> StaleKey {
+        StaleKey { user: user.into(), key: key.into(), known: None }
+    }
+
+    /// A CreateAccessKey about to be sent for `user`, who holds `known`: recorded before the
+    /// call, so a replica that dies before it can record the new key id leaves no key that
+    /// nobody would delete.
+    pub fn creating(user: impl Into<String>, known: &[String]) -> StaleKey {
+        StaleKey { user: user.into(), key: String::new(), known: Some(known.to_vec()) }
+    }
 }
 
 /// Reads a stored list of stale keys; a list that does not parse is kept as empty rather than
@@ -101,7 +120,7 @@ pub async fn create_key(
 
 /// Deletes the user's keys that are neither in `known` nor `keep`: keys made by a call whose
 /// answer was lost.
-async fn delete_unknown(
+pub(crate) async fn delete_unknown(
     clients: &AwsClients,
     user: &str,
     known: &[String],

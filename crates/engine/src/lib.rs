@@ -68,6 +68,9 @@ pub struct Engine {
     pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<pace::Pacer>>>>,
     /// How long a missing IAM user may be eventual consistency (see `revoke`).
     consistency_window: std::time::Duration,
+    /// How long a rotation claim lasts unless renewed: how long a dead replica's rotation
+    /// waits before another replica takes it over (`[leases] claim_timeout`).
+    claim_for: std::time::Duration,
     /// Roles and configuration as requests read them (see `keymint_store::cache`).
     cached: Arc<ConfigCaches>,
 }
@@ -116,6 +119,7 @@ impl Engine {
             clients: Arc::new(ClientCache::default()),
             pacers: Arc::default(),
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
+            claim_for: rotation::CLAIM_FOR,
             cached: Arc::default(),
         }
     }
@@ -130,6 +134,12 @@ impl Engine {
     /// Sets IAM's eventual-consistency window (tests shorten it).
     pub fn with_consistency_window(mut self, window: std::time::Duration) -> Self {
         self.consistency_window = window;
+        self
+    }
+
+    /// Sets how long rotation claims last unless renewed (default one minute).
+    pub fn with_claim_timeout(mut self, claim_for: std::time::Duration) -> Self {
+        self.claim_for = claim_for.max(std::time::Duration::from_secs(1));
         self
     }
 

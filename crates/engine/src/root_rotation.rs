@@ -1,8 +1,9 @@
 //! Rotation of the root access key: `config/rotate-root`, and the same routine on the
 //! schedule of `rotation_period` or `rotation_schedule`.
 //!
-//! keymint's order is safer than Vault's: GetUser, ListAccessKeys, CreateAccessKey (the new
-//! key is listed as stale at once, so a crash from here on cannot forget it), then wait until
+//! keymint's order is safer than Vault's: GetUser, ListAccessKeys, CreateAccessKey (the
+//! creation is listed as stale before it is sent, with the keys the user held, and the new key
+//! in its place at once, so a crash from here on cannot forget it), then wait until
 //! AWS accepts the new key, store it (only if `config/root` was not rewritten meanwhile, in
 //! the transaction that moves the schedule on), drop the cached clients, and only then delete
 //! the old key. A new key that never works, or that cannot be stored, is deleted and the old
@@ -167,11 +168,30 @@ impl Engine {
             .ok_or_else(|| EngineError::Unexpected("error calling GetUser: AWS returned no user".into()))?;
         let known =
             list_keys(&base, &user).await.map_err(|e| internal("error calling ListAccessKeys", &e))?;
-        let new = create_key(&base, None, &user, &known)
-            .await
-            .map_err(|e| internal("error calling CreateAccessKey", &e))?;
+        // The creation is listed before it is sent: should this replica die before it records
+        // the new key's id, the replica that takes the claim over deletes the key it made.
+        let creating = stale.len();
+        stale.push(StaleKey::creating(user.clone(), &known));
+        if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
+            stale.remove(creating);
+            return Err(EngineError::RotationFailed("lost the claim on the root key rotation".into()));
+        }
+        let new = match create_key(&base, None, &user, &known).await {
+            Ok(new) => new,
+            Err(e) => {
+                if !e.outcome_unknown() {
+                    // Nothing was made; a key made by a call whose answer was lost would stay
+                    // listed for the cleanup.
+                    stale.remove(creating);
+                    if let Err(se) = self.save_stale(claim, stale, false).await {
+                        warn!(error = %se, "could not record a failed key creation; the cleanup will look again");
+                    }
+                }
+                return Err(internal("error calling CreateAccessKey", &e));
+            }
+        };
 
-        stale.push(StaleKey { user: user.clone(), key: new.id.clone() });
+        stale[creating] = StaleKey::new(user.clone(), new.id.clone());
         if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
             self.discard_new_key(&base, claim, stale, &user, &new.id).await;
             return Err(EngineError::RotationFailed(
@@ -193,7 +213,7 @@ impl Engine {
         new_cfg.access_key = new.id.clone();
         let new_secrets = RootSecrets { secret_key: Some(new.secret.clone()), session_token: None };
         let mut after: Vec<StaleKey> = stale.iter().filter(|k| k.key != new.id).cloned().collect();
-        after.push(StaleKey { user: user.clone(), key: old.clone() });
+        after.push(StaleKey::new(user.clone(), old.clone()));
         let now = self.now();
         let next_due = Schedule::of_root(&cfg).and_then(|s| s.next_after(now)).map(|t| t.timestamp_millis());
         let stored =

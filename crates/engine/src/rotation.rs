@@ -19,10 +19,10 @@ use tracing::{info, warn};
 
 use crate::clients::AwsClients;
 use crate::error::{EngineError, Result};
-use crate::keys::{StaleKey, delete_key, stale_json};
+use crate::keys::{StaleKey, delete_key, delete_unknown, stale_json};
 use crate::{Engine, MountCtx};
 
-/// How long a claim lasts unless renewed; it is renewed every third of that.
+/// How long a claim lasts unless renewed, by default; it is renewed every third of that.
 pub(crate) const CLAIM_FOR: Duration = Duration::from_secs(60);
 /// How often each replica looks for due rotations.
 const TICK: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ impl Engine {
     pub(crate) async fn claim(&self, mount_id: &str, target: &str, due_only: bool) -> Result<Option<Claim>> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = self.now_ms();
-        let until = now + ms(CLAIM_FOR);
+        let until = now + ms(self.claim_for);
         let pool = self.store.pool();
         let taken = if due_only {
             rows::claim(pool, mount_id, target, &id, now, until, true).await?
@@ -74,8 +74,8 @@ impl Engine {
 
     /// Runs `work` while renewing `claim`.
     pub(crate) async fn holding<F: Future>(&self, claim: &Claim, work: F) -> F::Output {
-        keymint_lease::while_renewing(CLAIM_FOR / 3, work, || async {
-            let until = self.now_ms() + ms(CLAIM_FOR);
+        keymint_lease::while_renewing(self.claim_for / 3, work, || async {
+            let until = self.now_ms() + ms(self.claim_for);
             match rows::extend(self.store.pool(), &claim.mount_id, &claim.target, &claim.id, until).await {
                 Ok(true) => {}
                 Ok(false) => warn!(mount.id = %claim.mount_id, target = %claim.target,
@@ -93,7 +93,7 @@ impl Engine {
             rows::release(self.store.pool(), &claim.mount_id, &claim.target, &claim.id, &outcome).await
         {
             warn!(mount.id = %claim.mount_id, target = %claim.target, error = %e,
-                "could not release a rotation claim; it lapses in a minute");
+                "could not release a rotation claim; it lapses by itself");
         }
     }
 
@@ -111,7 +111,8 @@ impl Engine {
         .await?)
     }
 
-    /// Deletes the stale keys (never `current`); what could not be deleted stays listed.
+    /// Deletes the stale keys (never `current`), and for a creation that never recorded its key,
+    /// the user's keys made since; what could not be deleted stays listed.
     /// Returns the failures.
     pub(crate) async fn delete_stale(
         &self,
@@ -126,6 +127,20 @@ impl Engine {
         let mut failures = Vec::new();
         let mut kept = Vec::new();
         for k in stale.drain(..) {
+            if let Some(known) = &k.known {
+                // A creation that never recorded its key: whatever key it made goes.
+                let mut keep = known.clone();
+                keep.extend(current.map(str::to_owned));
+                match delete_unknown(clients, &k.user, &keep, None).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        failures
+                            .push(format!("access keys of {} made by an unfinished rotation: {e}", k.user));
+                        kept.push(k);
+                    }
+                }
+                continue;
+            }
             if current == Some(k.key.as_str()) {
                 continue;
             }
@@ -202,6 +217,7 @@ impl Engine {
         };
         let mount =
             MountCtx { id: due.mount_id.clone(), path: due.mount_path.clone(), ttls: MountTtls::default() };
+        info!(mount.path = %mount.path, target = %due.target, "claimed a due key rotation");
         let outcome = if due.target == rows::ROOT {
             self.holding(&claim, self.scheduled_root_rotation(&mount, &claim)).await
         } else if let Some(name) = due.target.strip_prefix("static-roles/") {

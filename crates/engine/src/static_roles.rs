@@ -185,7 +185,7 @@ impl Engine {
                 &mount.id,
                 &target,
                 &claim_id,
-                self.now_ms() + ms(crate::rotation::CLAIM_FOR),
+                self.now_ms() + ms(self.claim_for),
             )
             .await?;
         if !created {
@@ -240,7 +240,7 @@ impl Engine {
                 None => Vec::new(),
             };
             if let Some(key) = &row.access_key {
-                stale.push(StaleKey { user: role.username.clone(), key: key.clone() });
+                stale.push(StaleKey::new(role.username.clone(), key.clone()));
             }
             let failures = self.delete_stale(&clients, &claim, &mut stale, None).await;
             if let Some(first) = failures.first() {

@@ -109,9 +109,23 @@ impl Engine {
             made_room = true;
         }
 
+        // Listed before it is sent, as for the root key: a replica that dies before recording
+        // the new key's id leaves the taker-over enough to find and delete it.
+        let creating = stale.len();
+        stale.push(StaleKey::creating(user.to_string(), &known));
+        if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
+            stale.remove(creating);
+            return Err(EngineError::RotationFailed("lost the claim on the static role's rotation".into()));
+        }
         let new = match create_key(&clients, None, user, &known).await {
             Ok(new) => new,
             Err(e) => {
+                if !e.outcome_unknown() {
+                    stale.remove(creating);
+                    if let Err(se) = self.save_stale(claim, stale, false).await {
+                        warn!(error = %se, "could not record a failed key creation; the cleanup will look again");
+                    }
+                }
                 if made_room {
                     // The stored key is gone in AWS: readers get a 404 until the retry, not a
                     // key that does not work. (Until now they kept the old key for the second
@@ -124,7 +138,7 @@ impl Engine {
                 });
             }
         };
-        stale.push(StaleKey { user: user.to_string(), key: new.id.clone() });
+        stale[creating] = StaleKey::new(user.to_string(), new.id.clone());
         if !self.save_stale(claim, stale, true).await.unwrap_or(false) {
             self.discard_new_key(&clients, claim, stale, user, &new.id).await;
             return Err(EngineError::RotationFailed("lost the claim on the static role's rotation".into()));
@@ -132,7 +146,7 @@ impl Engine {
 
         let mut after: Vec<StaleKey> = stale.iter().filter(|k| k.key != new.id).cloned().collect();
         if let Some(old) = &previous {
-            after.push(StaleKey { user: user.to_string(), key: old.clone() });
+            after.push(StaleKey::new(user.to_string(), old.clone()));
         }
         let expiration = self.now_ms() + ms(std::time::Duration::from_secs(role.rotation_period));
         let sealed =

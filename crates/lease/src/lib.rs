@@ -4,11 +4,13 @@
 //! expiry, a renewable flag and what revocation needs. The TTL rules here are pure functions of
 //! their inputs (Vault's `CalculateTTL`), so they are tested without a clock.
 
+pub mod jobs;
 pub mod manager;
 mod model;
 pub mod ttl;
 mod worker;
 
+pub use jobs::Jobs;
 pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
 pub use model::{Lease, LeaseRecord, LeaseState, UnreadableLease};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};

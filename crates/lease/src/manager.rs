@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use keymint_store::leases;
 
+use crate::jobs::Jobs;
 use crate::model::{Lease, UnreadableLease};
 use keymint_store::revocation;
 use keymint_store::wal::IntentRow;
@@ -149,6 +150,9 @@ pub struct LeaseManager {
     pub(crate) planned_wake: AtomicI64,
     /// Whether the last look found automatic revocation paused (to log changes once).
     paused_seen: AtomicBool,
+    /// Claims on the periodic jobs (intent sweep, and those of other crates), as long as
+    /// lease claims.
+    jobs: Jobs,
 }
 
 /// How often paused background work looks whether revocation was resumed.
@@ -160,7 +164,9 @@ pub(crate) const AWAKE: i64 = i64::MIN;
 
 impl LeaseManager {
     pub fn new(store: Store, revoker: Arc<dyn Revoker>, policy: RetryPolicy) -> Arc<Self> {
+        let jobs = Jobs::new(store.clone(), policy.claim_for);
         Arc::new(LeaseManager {
+            jobs,
             store,
             revoker,
             policy,
@@ -168,6 +174,11 @@ impl LeaseManager {
             planned_wake: AtomicI64::new(AWAKE),
             paused_seen: AtomicBool::new(false),
         })
+    }
+
+    /// This replica's claims on periodic jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
     }
 
     /// Tells the worker a lease was created (call it once the lease is committed), falling due

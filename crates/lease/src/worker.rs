@@ -183,14 +183,20 @@ impl LeaseManager {
         }
     }
 
-    /// The intent sweeper: runs [`LeaseManager::sweep_intents`] every `sweep_interval`.
+    /// [`LeaseManager::sweep_intents`] under the intent-sweep job claim: `None` when another
+    /// replica is sweeping (two sweeps would tear the same users down twice).
+    pub async fn sweep_intents_exclusive(&self) -> Option<Result<usize, LeaseError>> {
+        self.jobs().exclusive(crate::jobs::INTENT_SWEEP, self.sweep_intents()).await
+    }
+
+    /// The intent sweeper: runs [`LeaseManager::sweep_intents_exclusive`] every `sweep_interval`.
     pub async fn run_sweeper(self: Arc<Self>, cancel: CancellationToken) {
         while !cancel.is_cancelled() {
             if self.revocation_paused().await {
                 self.sleep(&cancel, PAUSED_POLL).await;
                 continue;
             }
-            if let Err(e) = self.sweep_intents().await {
+            if let Some(Err(e)) = self.sweep_intents_exclusive().await {
                 warn!(error = %e, "intent sweep failed");
             }
             tokio::select! {

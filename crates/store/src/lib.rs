@@ -12,6 +12,7 @@ pub mod aws;
 pub mod backup;
 pub mod cache;
 pub mod crypto;
+pub mod jobs;
 pub mod leases;
 mod migrate;
 pub mod mounts;

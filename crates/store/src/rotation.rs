@@ -170,7 +170,9 @@ pub async fn set_stale<'e>(
 }
 
 /// A successful rotation, under a claim still held: the new schedule, the keys left to
-/// delete, and the time of the rotation.
+/// delete, and the time of the rotation. With keys left, the row is due at once: the holder
+/// deletes them and then releases it, and if the holder dies first, the replica that takes the
+/// lapsed claim over deletes them instead of waiting for the next rotation.
 pub async fn record_rotation<'e>(
     exec: impl Executor<'e, Database = Any>,
     mount_id: &str,
@@ -182,7 +184,7 @@ pub async fn record_rotation<'e>(
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE aws_key_rotations SET next_due = $1, stale_keys = $2, last_rotated = $3, \
-         attempts = 0, last_error = NULL, retry_at = NULL \
+         attempts = 0, last_error = NULL, retry_at = CASE WHEN $2 = '[]' THEN NULL ELSE $3 END \
          WHERE mount_id = $4 AND target = $5 AND claimed_by = $6",
     )
     .bind(next_due)

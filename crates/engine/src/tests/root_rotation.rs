@@ -97,7 +97,7 @@ async fn an_unused_key_that_cannot_be_deleted_is_deleted_later() {
     let keys = root_keys(&h);
     assert_eq!(keys.len(), 2);
     let listed = stale(&h).await;
-    assert_eq!(listed, [StaleKey { user: ROOT_USER.into(), key: keys[1].clone() }]);
+    assert_eq!(listed, [StaleKey::new(ROOT_USER, keys[1].clone())]);
     assert_root_works(&h, ROOT_KEY).await;
 
     h.fake.heal("DeleteAccessKey");
@@ -126,7 +126,7 @@ async fn an_old_key_that_cannot_be_deleted_yet_is_deleted_later() {
     assert_eq!(rotated.warnings.len(), 1, "{:?}", rotated.warnings);
     assert!(rotated.warnings[0].contains(&format!("the old access key {ROOT_KEY} could not be deleted yet")));
     assert_eq!(root_keys(&h), [ROOT_KEY, rotated.access_key.as_str()]);
-    assert_eq!(stale(&h).await, [StaleKey { user: ROOT_USER.into(), key: ROOT_KEY.into() }]);
+    assert_eq!(stale(&h).await, [StaleKey::new(ROOT_USER, ROOT_KEY)]);
     assert_root_works(&h, &rotated.access_key).await;
 
     h.fake.heal("DeleteAccessKey");
@@ -147,5 +147,36 @@ async fn a_lost_create_access_key_answer_leaves_no_orphan() {
     // The orphan, then the old key.
     assert_eq!(h.fake.count("DeleteAccessKey"), 2);
     assert_eq!(root_keys(&h), [rotated.access_key.as_str()]);
+    assert_root_works(&h, &rotated.access_key).await;
+}
+
+/// A replica that died between CreateAccessKey and recording the new key's id left only the
+/// creation listed: the next holder deletes whatever key the user holds beyond those listed
+/// with it (never the key config/root holds).
+#[tokio::test]
+async fn a_creation_whose_replica_died_is_undone_by_the_next_holder() {
+    let h = Harness::new().await;
+    let claim = h.engine.claim(&h.mount.id, rows::ROOT, false).await.unwrap().unwrap();
+    let creating = vec![StaleKey::creating(ROOT_USER, &[ROOT_KEY.to_owned()])];
+    assert!(h.engine.save_stale(&claim, &creating, true).await.unwrap());
+    // The call went through; the replica died before it heard the answer.
+    h.fake.put_key(ROOT_USER, "AKIAORPHANED", "s");
+    let row = rows::get(h.engine.store().pool(), &h.mount.id, rows::ROOT).await.unwrap().unwrap();
+    assert!(row.retry_at.is_some(), "the row is due for the next holder at once");
+    // Its claim lapses (released here, to not wait for it).
+    h.engine.release(&claim, rows::Release { retry_at: row.retry_at, ..rows::Release::default() }).await;
+    clean_up(&h).await;
+    assert_eq!(root_keys(&h), [ROOT_KEY]);
+    assert!(stale(&h).await.is_empty());
+    assert_root_works(&h, ROOT_KEY).await;
+
+    // A rotation that finds the same leftover deletes it first (IAM allows two keys).
+    let claim = h.engine.claim(&h.mount.id, rows::ROOT, false).await.unwrap().unwrap();
+    assert!(h.engine.save_stale(&claim, &creating, true).await.unwrap());
+    h.fake.put_key(ROOT_USER, "AKIAORPHANED2", "s");
+    h.engine.release(&claim, rows::Release::default()).await;
+    let rotated = h.engine.rotate_root(&h.mount).await.unwrap();
+    assert_eq!(root_keys(&h), [rotated.access_key.as_str()]);
+    assert!(stale(&h).await.is_empty());
     assert_root_works(&h, &rotated.access_key).await;
 }
