@@ -3,7 +3,7 @@
 //! `pg_ctl` come from PATH or Debian's newest `/usr/lib/postgresql/<version>/bin`; as root they
 //! run as the `postgres` user, since postgres refuses to run as root.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::process::free_port;
@@ -136,21 +136,6 @@ fn is_root() -> bool {
 
 /// The directory holding `initdb` and `pg_ctl`.
 fn pg_bin() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
-    });
-    if let Some(dir) = on_path {
-        return dir;
-    }
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            Path::new(&bin).join("initdb").is_file().then_some((version, bin))
-        })
-        .max_by_key(|(version, _)| *version);
-    newest.map(|(_, bin)| bin).expect("initdb and pg_ctl: install PostgreSQL (scripts/test.sh does)")
+    crate::storage::postgres_bin_dir(&["initdb", "pg_ctl"])
+        .expect("initdb and pg_ctl: install PostgreSQL (scripts/test.sh does)")
 }

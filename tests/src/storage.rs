@@ -117,20 +117,27 @@ fn psql_command(url: &str, sql: &str) -> Command {
 
 /// `psql` from PATH, else the newest one of Debian's `/usr/lib/postgresql/*/bin`.
 fn psql_binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("psql")).find(|p| p.is_file()));
-    if let Some(p) = on_path {
-        return p;
+    postgres_bin_dir(&["psql"]).map_or_else(|| PathBuf::from("psql"), |dir| dir.join("psql"))
+}
+
+/// The first directory of PATH that holds all of PostgreSQL's `tools`, else the newest of
+/// Debian's `/usr/lib/postgresql/*/bin` that does.
+pub(crate) fn postgres_bin_dir(tools: &[&str]) -> Option<PathBuf> {
+    let has_all = |dir: &std::path::Path| tools.iter().all(|t| dir.join(t).is_file());
+    let on_path =
+        std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).find(|dir| has_all(dir)));
+    if on_path.is_some() {
+        return on_path;
     }
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
+    std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let version: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let psql = entry.path().join("bin/psql");
-            psql.is_file().then_some((version, psql))
+            let bin = entry.path().join("bin");
+            has_all(&bin).then_some((version, bin))
         })
-        .max_by_key(|(version, _)| *version);
-    newest.map_or_else(|| PathBuf::from("psql"), |(_, psql)| psql)
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, bin)| bin)
 }

@@ -54,6 +54,11 @@ impl Answer {
     }
 }
 
+/// The strings of a JSON list (`keys`, `policies`, `warnings`...); nothing for anything else.
+pub(crate) fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
 impl Api {
     /// `method` on `/v1/<path>`, with a JSON `body`.
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {

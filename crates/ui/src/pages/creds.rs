@@ -49,10 +49,7 @@ pub(crate) struct Issued {
 async fn role_facts(api: &Api, mount: &str, role: &str) -> (String, Vec<String>) {
     let answer = api.get(&format!("{mount}/roles/{role}")).await;
     let kind = answer.data()["credential_type"].as_str().unwrap_or_default().to_string();
-    let arns = answer.data()["role_arns"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
+    let arns = crate::api::strings(&answer.data()["role_arns"]);
     (kind, arns)
 }
 

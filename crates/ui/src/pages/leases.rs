@@ -56,13 +56,7 @@ async fn browse(
     let mut keys: Vec<String> = Vec::new();
     let listed = session.api.list(&format!("sys/leases/lookup/{prefix}")).await;
     if listed.ok() {
-        keys = listed.data()["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
+        keys = crate::api::strings(&listed.data()["keys"]);
     } else if listed.status != StatusCode::NOT_FOUND {
         notices.push(notice(
             &format!("list the leases under {}", if prefix.is_empty() { "/" } else { &prefix }),

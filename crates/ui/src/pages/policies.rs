@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::notice;
 use crate::api::Api;
@@ -29,13 +29,7 @@ async fn list(api: &Api, message: Option<String>) -> Response {
     let answer = api.list("sys/policies/acl").await;
     let mut notices = Vec::new();
     let names = if answer.ok() {
-        answer.data()["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
+        crate::api::strings(&answer.data()["keys"])
     } else {
         notices.push(notice("list the policies (sys/policies/acl)", &answer));
         Vec::new()

@@ -140,10 +140,7 @@ async fn leases_by_role(api: &Api, mount: &str) -> Option<HashMap<String, u64>> 
 pub(crate) async fn list(api: &Api, mount: &str, message: Option<String>) -> Response {
     let mut notices = Vec::new();
     let listed = api.list(&format!("{mount}/roles")).await;
-    let names: Vec<String> = listed.data()["keys"]
-        .as_array()
-        .map(|k| k.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
+    let names = crate::api::strings(&listed.data()["keys"]);
     if !listed.ok() && listed.status != StatusCode::NOT_FOUND {
         notices.push(notice(&format!("list the roles of {mount}/"), &listed));
     }

@@ -133,10 +133,7 @@ pub(crate) fn text(value: &Value) -> String {
     }
 }
 
-/// The strings of a JSON array.
-pub(crate) fn strings(value: &Value) -> Vec<String> {
-    value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
-}
+pub(crate) use crate::api::strings;
 
 /// A span of seconds in its two largest units: `2d 3h`, `1h 5m`, `4m 10s`, `42s`.
 pub(crate) fn span(secs: u64) -> String {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::hints;
 use crate::api::Api;
@@ -65,13 +65,7 @@ pub(crate) async fn rotate(api: &Api, mount: &str, form: &HashMap<String, String
     let mut shown = page(mount, before);
     if answer.ok() {
         shown.rotated = Some(answer.data()["access_key"].as_str().unwrap_or_default().to_string());
-        shown.warnings = answer.body["warnings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
+        shown.warnings = crate::api::strings(&answer.body["warnings"]);
         return render(StatusCode::OK, &shown);
     }
     let text = notice("rotate the root key", &answer);
