@@ -186,9 +186,14 @@ def http(method, url, *, headers=None, form=None):
         # Pairs as FormData gives them, through JSON: lists.
         form = [tuple(pair) for pair in form]
     data = urllib.parse.urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    return _send(method, url, headers or {}, data, "application/x-www-form-urlencoded")
+
+
+def _send(method, url, headers, data, content_type):
+    """Sends one request (redirects not followed): (status, headers, body text)."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     if data is not None:
-        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        request.add_header("Content-Type", content_type)
     try:
         with _OPENER.open(request, timeout=30) as resp:
             return resp.status, resp.headers, resp.read().decode("utf-8", "replace")
@@ -217,11 +222,4 @@ def text_of(locator):
 def http_json(method, url, token, body=None):
     """One API request with a JSON body and a token: (status, headers, body text)."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"X-Vault-Token": token})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with _OPENER.open(request, timeout=30) as resp:
-            return resp.status, resp.headers, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read().decode("utf-8", "replace")
+    return _send(method, url, {"X-Vault-Token": token}, data, "application/json")
