@@ -46,8 +46,61 @@ impl Learned {
     }
 }
 
-/// A token bucket that may run into debt: each caller takes a token at once and waits until the
-/// debt it ran up is paid back, so slots go out in arrival order.
+/// One queue of numbered slots at the bucket's rate: a token bucket that may run into debt.
+/// Each caller takes its slots at once; the slots released so far are `issued + tokens`, and
+/// the holder of slot number `p` waits until that reaches `p`, at whatever the rate is
+/// meanwhile, so slots go out in arrival order and waits follow the rate as it moves.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Queue {
+    pub(super) tokens: f64,
+    issued: f64,
+}
+
+impl Queue {
+    fn new(rate: f64) -> Queue {
+        Queue { tokens: burst(rate), issued: 0.0 }
+    }
+
+    /// Takes `n` slots: the number of the last.
+    fn take(&mut self, n: f64) -> f64 {
+        self.tokens -= n;
+        self.issued += n;
+        self.issued
+    }
+
+    /// How long the holder of slot `slot` still waits at `rate`.
+    fn wait_for(&self, slot: f64, rate: f64) -> Duration {
+        let released = self.issued + self.tokens;
+        if rate.is_infinite() || released >= slot {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((slot - released) / rate)
+        }
+    }
+
+    /// `elapsed` seconds at `rate`; `limited_again`: the rate was unlimited until now.
+    fn refill(&mut self, elapsed: f64, rate: f64, limited_again: bool) {
+        self.tokens = if rate.is_infinite() {
+            f64::INFINITY
+        } else if limited_again {
+            burst(rate)
+        } else {
+            (self.tokens + elapsed * rate).min(burst(rate))
+        };
+    }
+}
+
+/// Which of a bucket's two queues.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Line {
+    /// Credential requests being admitted, with all their slots.
+    Admission,
+    /// Calls without a reserved slot (retries, cleanup, reads): kept apart from admission so
+    /// they never wait behind requests still to be admitted.
+    Send,
+}
+
+/// The pacing of one API family: its rate, and two queues at that rate.
 #[derive(Debug)]
 pub(super) struct Bucket {
     /// The configured cap; `None`: no cap (adaptive only).
@@ -55,21 +108,13 @@ pub(super) struct Bucket {
     learned: Option<Learned>,
     /// The rate in force since the last refill; infinite when nothing limits it.
     pub(super) rate: f64,
-    pub(super) tokens: f64,
+    pub(super) admission: Queue,
+    sends: Queue,
     refilled: Instant,
-    /// The sending turns of calls without a reserved slot (retries, cleanup, reads), kept
-    /// apart from the admission queue so they never wait behind requests still to be admitted:
-    /// a second token bucket at the same rate, with its own numbered turns (see `issued`).
-    send_tokens: f64,
-    sends_issued: f64,
     /// Calls AWS accepted within the last [`WINDOW`].
     accepted: VecDeque<Instant>,
     /// Bumped at every cut: slots paid for before it were paid at a rate AWS refused.
     pub(super) epoch: u64,
-    /// Slots handed out so far. With `tokens`, where the queue stands: the slots released so
-    /// far are `issued + tokens`, and a caller whose last slot is number `p` waits until that
-    /// reaches `p`, at whatever the rate is meanwhile.
-    issued: f64,
 }
 
 impl Bucket {
@@ -79,13 +124,11 @@ impl Bucket {
             cap,
             learned: None,
             rate,
-            tokens: burst(rate),
+            admission: Queue::new(rate),
+            sends: Queue::new(rate),
             refilled: now,
-            send_tokens: burst(rate),
-            sends_issued: 0.0,
             accepted: VecDeque::new(),
             epoch: 0,
-            issued: 0.0,
         }
     }
 
@@ -106,29 +149,25 @@ impl Bucket {
         self.refill(now);
         if !self.unlimited() {
             // It uses up the saved burst, but never adds to a queue of turns already waiting.
-            self.send_tokens = (self.send_tokens - 1.0).max(self.send_tokens.min(0.0));
+            let tokens = self.sends.tokens;
+            self.sends.tokens = (tokens - 1.0).max(tokens.min(0.0));
         }
     }
 
     /// Takes the next sending turn of a call without a reserved slot: its number, to wait for
-    /// with [`Bucket::wait_for_turn`].
+    /// with [`Bucket::wait_for`].
     pub(super) fn send_turn(&mut self, now: Instant) -> f64 {
         self.refill(now);
-        if !self.unlimited() {
-            self.send_tokens -= 1.0;
-            self.sends_issued += 1.0;
-        }
-        self.sends_issued
+        if self.unlimited() { self.sends.issued } else { self.sends.take(1.0) }
     }
 
-    /// How much longer the holder of sending turn `turn` waits, at the rate in force now.
-    pub(super) fn wait_for_turn(&mut self, now: Instant, turn: f64) -> Duration {
+    /// How much longer the holder of slot `slot` of `line` waits, at the rate in force now: the
+    /// wait shrinks as the rate grows back, and grows if AWS throttles again.
+    pub(super) fn wait_for(&mut self, now: Instant, line: Line, slot: f64) -> Duration {
         self.refill(now);
-        let released = self.sends_issued + self.send_tokens;
-        if self.unlimited() || released >= turn {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((turn - released) / self.rate)
+        match line {
+            Line::Admission => self.admission.wait_for(slot, self.rate),
+            Line::Send => self.sends.wait_for(slot, self.rate),
         }
     }
 
@@ -136,7 +175,7 @@ impl Bucket {
     #[cfg(test)]
     pub(super) fn send_wait(&mut self, now: Instant) -> Duration {
         let turn = self.send_turn(now);
-        self.wait_for_turn(now, turn)
+        self.wait_for(now, Line::Send, turn)
     }
 
     pub(super) fn refill(&mut self, now: Instant) {
@@ -145,19 +184,12 @@ impl Bucket {
         if self.learned.is_some_and(|l| now.saturating_duration_since(l.at) > FORGET_AFTER) {
             self.learned = None;
         }
-        let was_unlimited = self.unlimited();
+        // Limited again (a throttle, or a cap set): the queues start from a second's burst.
+        let limited_again = self.unlimited();
         self.rate = self.rate_at(now);
-        if self.unlimited() {
-            self.tokens = f64::INFINITY;
-            self.send_tokens = f64::INFINITY;
-        } else if was_unlimited {
-            // Limited again (a throttle, or a cap set): start from a second's burst.
-            self.tokens = burst(self.rate);
-            self.send_tokens = burst(self.rate);
-        } else {
-            self.tokens = (self.tokens + elapsed * self.rate).min(burst(self.rate));
-            self.send_tokens = (self.send_tokens + elapsed * self.rate).min(burst(self.rate));
-        }
+        let limited_again = limited_again && !self.unlimited();
+        self.admission.refill(elapsed, self.rate, limited_again);
+        self.sends.refill(elapsed, self.rate, limited_again);
     }
 
     /// Takes a slot: how long to wait for it, or `Err(wait)` when that is over `max_wait` (and
@@ -173,8 +205,7 @@ impl Bucket {
         self.take_n(now, n, max_wait).map(|(wait, _)| wait)
     }
 
-    /// [`Bucket::reserve_n`], with the number of the last slot taken (see
-    /// [`Bucket::wait_for_slot`]).
+    /// [`Bucket::reserve_n`], with the number of the last slot taken (see [`Bucket::wait_for`]).
     pub(super) fn take_n(
         &mut self,
         now: Instant,
@@ -183,9 +214,9 @@ impl Bucket {
     ) -> Result<(Duration, f64), Duration> {
         self.refill(now);
         if self.unlimited() {
-            return Ok((Duration::ZERO, self.issued));
+            return Ok((Duration::ZERO, self.admission.issued));
         }
-        let after = self.tokens - f64::from(n);
+        let after = self.admission.tokens - f64::from(n);
         let wait = if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate) };
         // Right after a cut the rate is still being measured (see `accepted`): a queue judged
         // by it would refuse requests for good on a figure about to be revised.
@@ -193,29 +224,15 @@ impl Bucket {
         if wait > max_wait && !settling {
             return Err(wait);
         }
-        self.tokens = after;
-        self.issued += f64::from(n);
-        Ok((wait, self.issued))
+        Ok((wait, self.admission.take(f64::from(n))))
     }
 
-    /// How much longer the holder of slot number `slot` waits, at the rate in force now: the
-    /// wait shrinks as the rate grows back, and grows if AWS throttles again.
-    pub(super) fn wait_for_slot(&mut self, now: Instant, slot: f64) -> Duration {
-        self.refill(now);
-        let released = self.issued + self.tokens;
-        if self.unlimited() || released >= slot {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((slot - released) / self.rate)
-        }
-    }
-
-    /// Takes a slot without waiting for it (a retry or cleanup call, paced by `send_wait`).
+    /// Takes an admission slot without waiting for it (a retry or cleanup call, which waits for
+    /// a sending turn instead).
     pub(super) fn charge(&mut self, now: Instant) {
         self.refill(now);
         if !self.unlimited() {
-            self.tokens -= 1.0;
-            self.issued += 1.0;
+            self.admission.take(1.0);
         }
     }
 
@@ -257,8 +274,9 @@ impl Bucket {
         self.epoch += 1;
         self.rate = self.rate_at(now);
         // Whatever burst was saved up is what just ran into AWS's limit.
-        self.tokens = self.tokens.min(0.0);
-        self.send_tokens = self.send_tokens.min(0.0);
+        for queue in [&mut self.admission, &mut self.sends] {
+            queue.tokens = queue.tokens.min(0.0);
+        }
     }
 
     /// Applies a changed cap (`None`: none).
@@ -338,7 +356,7 @@ mod tests {
         // Now the bucket paces: slots are spaced at the learned rate.
         let mut later = b;
         let now = cut + Duration::from_millis(10);
-        later.tokens = 0.0;
+        later.admission.tokens = 0.0;
         let w = later.reserve(now, MINUTE).unwrap();
         assert!(w > Duration::from_millis(60) && w < Duration::from_millis(80), "{w:?}");
     }

@@ -11,7 +11,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, Line};
 use super::{Family, Limits, Op, Paid, Prepaid, QUEUE_CEILING, lock};
 use crate::aws_error::{AwsCallError, Retry, classify};
 use crate::error::AwsFailure;
@@ -82,16 +82,21 @@ impl Pacer {
     /// waited.
     async fn send_turn(&self, family: Family) -> Duration {
         let started = Instant::now();
-        let (turn, mut wait) = {
-            let mut bucket = lock(&self.buckets[family.index()]);
-            let turn = bucket.send_turn(started);
-            (turn, bucket.wait_for_turn(started, turn))
-        };
-        while !wait.is_zero() {
-            tokio::time::sleep(wait.min(RECHECK)).await;
-            wait = lock(&self.buckets[family.index()]).wait_for_turn(Instant::now(), turn);
-        }
+        let turn = lock(&self.buckets[family.index()]).send_turn(started);
+        self.wait_in(family, Line::Send, turn).await;
         started.elapsed()
+    }
+
+    /// Waits until slot `slot` of `line` is released. The wait is estimated at today's rate; the
+    /// rate may grow back (or be cut) meanwhile, so the queue is looked at again now and then.
+    async fn wait_in(&self, family: Family, line: Line, slot: f64) {
+        loop {
+            let wait = lock(&self.buckets[family.index()]).wait_for(Instant::now(), line, slot);
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait.min(RECHECK)).await;
+        }
     }
 
     /// Takes a slot of `family` without waiting for it.
@@ -111,13 +116,7 @@ impl Pacer {
             Ok((wait, slot)) => {
                 metrics::histogram!("keymint_aws_queue_seconds", "family" => op.family.config_field())
                     .record(wait.as_secs_f64());
-                // The wait is estimated at today's rate; the rate may grow back (or be cut)
-                // meanwhile, so the queue is looked at again now and then.
-                let mut wait = wait;
-                while !wait.is_zero() {
-                    tokio::time::sleep(wait.min(RECHECK)).await;
-                    wait = lock(&self.buckets[op.family.index()]).wait_for_slot(Instant::now(), slot);
-                }
+                self.wait_in(op.family, Line::Admission, slot).await;
                 Ok(())
             }
             Err(wait) => Err(AwsCallError {
@@ -542,14 +541,14 @@ mod adaptive_tests {
         assert!(pacer.current_rate(Family::IamWrite).is_some());
         // The ticket's slots no longer jump the queue: the call waits for a turn at the new
         // rate, and is not paid for twice.
-        let before = lock(&pacer.buckets[Family::IamWrite.index()]).tokens;
+        let before = lock(&pacer.buckets[Family::IamWrite.index()]).admission.tokens;
         pacer
             .run_paid(Op::iam("PutUserPolicy"), Some(&ticket), || {
                 std::future::ready(Ok::<(), SdkError<GetUserError, HttpResponse>>(()))
             })
             .await
             .unwrap();
-        let after = lock(&pacer.buckets[Family::IamWrite.index()]).tokens;
+        let after = lock(&pacer.buckets[Family::IamWrite.index()]).admission.tokens;
         assert!(after >= before, "not charged again: {before} -> {after}");
         let turn = lock(&pacer.buckets[Family::IamWrite.index()]).send_wait(Instant::now());
         assert!(!turn.is_zero(), "it took the next sending turn");
