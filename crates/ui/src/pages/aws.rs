@@ -28,10 +28,6 @@ fn valid_mount(mount: &str) -> bool {
         && mount.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-}
-
 fn parse(rest: &str) -> Option<Page> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let mount_of = |n: usize| -> Option<String> {
@@ -46,9 +42,11 @@ fn parse(rest: &str) -> Option<Page> {
         (_, _, "static-roles") => Page::StaticRoles(mount_of(1)?),
         (_, _, "roles") => Page::Roles(mount_of(1)?),
         (_, "roles", "new") => Page::NewRole(mount_of(2)?),
-        ("roles", name, "delete") if valid_name(name) => Page::DeleteRole(mount_of(3)?, name.to_string()),
-        (_, "roles", name) if valid_name(name) => Page::Role(mount_of(2)?, name.to_string()),
-        (_, "creds", role) if valid_name(role) => Page::Creds(mount_of(2)?, role.to_string()),
+        ("roles", name, "delete") if crate::pages::valid_name(name) => {
+            Page::DeleteRole(mount_of(3)?, name.to_string())
+        }
+        (_, "roles", name) if crate::pages::valid_name(name) => Page::Role(mount_of(2)?, name.to_string()),
+        (_, "creds", role) if crate::pages::valid_name(role) => Page::Creds(mount_of(2)?, role.to_string()),
         _ => return None,
     };
     Some(page)

@@ -51,6 +51,17 @@ pub(crate) fn notice(what: &str, answer: &Answer) -> String {
     }
 }
 
+/// Whether `name` may name a role, a policy or a token role in a UI path or form: letters,
+/// digits and `-_.@`.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+}
+
+/// A list field as typed: one item a line (or comma-separated), trimmed, empty ones dropped.
+pub(crate) fn items(text: &str) -> Vec<String> {
+    text.split(['\n', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
 /// `text` encoded for a URL's query.
 pub(crate) fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()

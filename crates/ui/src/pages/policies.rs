@@ -64,10 +64,6 @@ struct PolicyForm {
     can_delete: bool,
 }
 
-fn valid(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-}
-
 async fn form_page(
     api: &Api,
     name: &str,
@@ -98,7 +94,7 @@ pub(crate) async fn edit(session: Session, Path(name): Path<String>) -> Response
     if name == "new" {
         return form_page(&session.api, "", true, String::new(), None, None, StatusCode::OK).await;
     }
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         return super::not_found().await;
     }
     let answer = session.api.get(&format!("sys/policies/acl/{name}")).await;
@@ -123,7 +119,7 @@ pub(crate) async fn save(
     };
     let new = form.get("new").is_some_and(|n| n == "true");
     let text = form.get("policy").cloned().unwrap_or_default();
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         let error = "Give the policy a name: letters, digits, - _ . @.".to_string();
         return form_page(api, &name, new, text, Some(error), None, StatusCode::BAD_REQUEST).await;
     }

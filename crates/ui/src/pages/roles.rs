@@ -257,10 +257,6 @@ fn show_form(
     render(status, &page)
 }
 
-fn lines(text: &str) -> Vec<String> {
-    text.split(['\n', ',']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-}
-
 /// `POST` of the role form: the body the API takes, checked first where the UI can.
 pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>) -> Response {
     let kind = form.get("credential_type").cloned().unwrap_or_default();
@@ -304,10 +300,10 @@ pub(crate) async fn save(api: &Api, mount: &str, form: &HashMap<String, String>)
                 }
                 json!(text)
             }
-            Kind::List => json!(lines(&text)),
+            Kind::List => json!(crate::pages::items(&text)),
             Kind::Pairs => {
                 let mut map = Map::new();
-                for line in lines(&text) {
+                for line in crate::pages::items(&text) {
                     let Some((k, v)) = line.split_once('=') else {
                         return fail(FieldErrors::at(field, format!("{line:?} is not key=value")), fields);
                     };

@@ -89,16 +89,12 @@ pub(crate) async fn page(api: &Api, mount: &str) -> Response {
     show(api, mount, None, None, None).await
 }
 
-fn valid(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-}
-
 /// `POST /ui/aws/<mount>/static-roles`: `op` = `save` (name, username, rotation_period),
 /// `delete` or `creds` (name).
 pub(crate) async fn submit(api: &Api, mount: &str, form: &HashMap<String, String>) -> Response {
     let field = |k: &str| form.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let name = field("name");
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         return show(
             api,
             mount,

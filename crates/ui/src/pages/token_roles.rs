@@ -91,10 +91,6 @@ const FIELDS: &[(&str, &str, Kind, &str)] = &[
 const PHRASES: &[(&str, &str)] =
     &[("path suffix", "path_suffix"), ("address", "token_bound_cidrs"), ("bound_cidrs", "token_bound_cidrs")];
 
-fn valid(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-}
-
 pub(crate) struct RoleRow {
     pub name: String,
     pub allowed: String,
@@ -259,7 +255,7 @@ pub(crate) async fn edit(session: crate::session::Session, Path(name): Path<Stri
         let fields = fields_from(|field, kind| shown(&defaults[field], kind));
         return form_page("", true, fields, FieldErrors::default(), StatusCode::OK);
     }
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         return super::not_found().await;
     }
     let role = session.api.get(&format!("auth/token/roles/{name}")).await;
@@ -269,10 +265,6 @@ pub(crate) async fn edit(session: crate::session::Session, Path(name): Path<Stri
     }
     let fields = fields_from(|field, kind| shown(&role.data()[field], kind));
     form_page(&name, false, fields, FieldErrors::default(), StatusCode::OK)
-}
-
-fn items(text: &str) -> Vec<String> {
-    text.split(['\n', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// `POST /ui/tokens/roles`: writes the whole role from the form (`name`, `new`, the fields).
@@ -289,7 +281,7 @@ pub(crate) async fn save(
         _ => form.get(field).cloned().unwrap_or_default(),
     });
     let fail = |errors: FieldErrors, fields, status| form_page(&name, new, fields, errors, status);
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         let error = "Give the token role a name: letters, digits, - _ . @.".to_string();
         return fail(FieldErrors::at("name", error), fields, StatusCode::BAD_REQUEST);
     }
@@ -300,7 +292,7 @@ pub(crate) async fn save(
     let mut body = Map::new();
     for f in fields.iter().filter(|f| !(f.kind == Kind::Choice && f.value.trim().is_empty())) {
         let value = match f.kind {
-            Kind::List => json!(items(&f.value)),
+            Kind::List => json!(crate::pages::items(&f.value)),
             Kind::Flag => json!(f.checked()),
             Kind::Text | Kind::Secs | Kind::Choice => json!(f.value.trim()),
         };
@@ -328,7 +320,7 @@ struct ConfirmDelete {
 
 /// `GET /ui/tokens/roles/<name>/delete`.
 pub(crate) async fn confirm_delete(_session: crate::session::Session, Path(name): Path<String>) -> Response {
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         return super::not_found().await;
     }
     render(StatusCode::OK, &ConfirmDelete { page: Chrome::signed_in("Delete a token role", "tokens"), name })
@@ -336,7 +328,7 @@ pub(crate) async fn confirm_delete(_session: crate::session::Session, Path(name)
 
 /// `POST /ui/tokens/roles/<name>/delete`.
 pub(crate) async fn delete(session: crate::session::Session, Path(name): Path<String>) -> Response {
-    if !valid(&name) {
+    if !crate::pages::valid_name(&name) {
         return super::not_found().await;
     }
     let answer = session.api.delete(&format!("auth/token/roles/{name}")).await;

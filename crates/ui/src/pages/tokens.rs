@@ -305,10 +305,6 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
-fn valid_role(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-}
-
 /// `POST /ui/tokens`: a child token of the session's token, or one from a token role (`role`).
 /// The form's `renewable` checkbox counts only beside its `renewable_shown` marker, so a form
 /// that does not show it leaves the server's default (renewable).
@@ -334,7 +330,7 @@ pub(crate) async fn create(session: Session, Form(form): Form<HashMap<String, St
     };
     let path = if values.role.is_empty() {
         "auth/token/create".to_string()
-    } else if valid_role(&values.role) {
+    } else if crate::pages::valid_name(&values.role) {
         format!("auth/token/create/{}", values.role)
     } else {
         let error = "A token role's name has letters, digits, - _ . @ only.".to_string();

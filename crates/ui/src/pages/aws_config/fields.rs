@@ -231,10 +231,6 @@ pub(crate) fn shown(value: &Value) -> String {
     }
 }
 
-fn lines(text: &str) -> Vec<String> {
-    text.split(['\n', ',']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-}
-
 /// Which credentials the form sends, from its radio group; a form without one sends what its
 /// fields hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +266,7 @@ pub(crate) fn body(form: &HashMap<String, String>) -> Map<String, Value> {
         let value = match spec.input {
             Input::Secret => continue,
             Input::Check => json!(raw == "true"),
-            Input::Lines => json!(lines(raw)),
+            Input::Lines => json!(crate::pages::items(raw)),
             _ if raw.is_empty() => spec.when_empty.clone().unwrap_or_else(|| json!("")),
             // A number the browser let through as text goes as it is: the API says what is wrong.
             Input::Number(..) => raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n)),
