@@ -6,30 +6,15 @@
 
 use keymint_tests::*;
 
-/// Within moto's first six unauthenticated calls: an administrator, a user allowed nothing
-/// (both with keys), and a role anyone may assume.
+/// Within moto's first six unauthenticated calls: an administrator (three calls), a user
+/// allowed nothing (two), both with keys, and a role anyone may assume (one).
 async fn bootstrap(moto: &Moto) -> ((String, String), (String, String), String) {
+    let admin = moto.bootstrap_admin("keymint-admin").await;
     let iam = moto.iam();
-    let mut keys = Vec::new();
-    for (user, policy) in [("keymint-admin", true), ("keymint-nothing", false)] {
-        iam.create_user().user_name(user).send().await.unwrap();
-        if policy {
-            let everything = json!({"Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-            iam.put_user_policy()
-                .user_name(user)
-                .policy_name("everything")
-                .policy_document(everything.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-        let key = iam.create_access_key().user_name(user).send().await.unwrap().access_key.unwrap();
-        keys.push((key.access_key_id, key.secret_access_key));
-    }
+    iam.create_user().user_name("keymint-nothing").send().await.unwrap();
+    let key = iam.create_access_key().user_name("keymint-nothing").send().await.unwrap().access_key.unwrap();
     let role_arn = moto.create_role("keymint-verified").await;
-    let nothing = keys.pop().unwrap();
-    (keys.pop().unwrap(), nothing, role_arn)
+    (admin, (key.access_key_id, key.secret_access_key), role_arn)
 }
 
 #[tokio::test]
