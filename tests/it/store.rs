@@ -514,4 +514,13 @@ async fn job_claims_body(db: Db) {
     // Released: free at once.
     assert!(jobs::release(pool, "sweep", other).await.unwrap());
     assert!(jobs::claim(pool, "sweep", &holder, 100_001, 160_001).await.unwrap());
+
+    // A scheduled run released with its next run's time: other scheduled runs wait for it, a
+    // run on demand does not, and a later time is not moved back.
+    assert!(jobs::release_until(pool, "sweep", &holder, 200_000).await.unwrap());
+    assert!(!jobs::claim_due(pool, "sweep", other, 199_999, 260_000).await.unwrap());
+    assert!(jobs::claim(pool, "sweep", other, 150_000, 260_000).await.unwrap());
+    assert!(jobs::release_until(pool, "sweep", other, 180_000).await.unwrap());
+    assert!(!jobs::claim_due(pool, "sweep", &holder, 199_999, 260_000).await.unwrap());
+    assert!(jobs::claim_due(pool, "sweep", &holder, 200_000, 260_000).await.unwrap());
 }

@@ -327,9 +327,13 @@ async fn revoke_expired_tokens(state: &AppState) {
     }
 }
 
-/// Revokes tokens that expired or ran out of uses, with their children and leases, every few
-/// seconds until `shutdown`, one replica at a time (job claims); also follows audit device changes made through other replicas
-/// and data keys added by `keymint operator rotate`.
+/// How often [`run_token_expiry`] looks.
+const TOKEN_EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Revokes tokens that expired or ran out of uses, with their children and leases, and removes
+/// expired AppRole secret ids, every two seconds until `shutdown`, once across the fleet
+/// (periodic job claims); also follows audit device changes made through other replicas and
+/// data keys added by `keymint operator rotate`.
 pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     while !shutdown.is_cancelled() {
         // Devices another replica enabled or disabled, and data keys an operator rotated in,
@@ -347,18 +351,24 @@ pub async fn run_token_expiry(state: AppState, shutdown: tokio_util::sync::Cance
             state
                 .leases()
                 .jobs()
-                .exclusive(keymint_lease::jobs::TOKEN_EXPIRY, revoke_expired_tokens(&state))
+                .periodic(
+                    keymint_lease::jobs::TOKEN_EXPIRY,
+                    TOKEN_EXPIRY_EVERY,
+                    revoke_expired_tokens(&state),
+                )
                 .await;
         }
         // Expired AppRole secret ids are refused at login already; this keeps their table small.
         let tidy = crate::auth_methods::approle::tidy_expired(&state);
-        if let Some(Err(e)) = state.leases().jobs().exclusive(keymint_lease::jobs::SECRET_ID_TIDY, tidy).await
+        let jobs = state.leases().jobs();
+        if let Some(Err(e)) =
+            jobs.periodic(keymint_lease::jobs::SECRET_ID_TIDY, TOKEN_EXPIRY_EVERY, tidy).await
         {
             warn!(error = %e, "could not remove expired secret ids; will retry");
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(TOKEN_EXPIRY_EVERY) => {}
         }
     }
 }

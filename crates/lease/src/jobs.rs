@@ -5,6 +5,10 @@
 //! holder renews the claim every third of its length while it works and releases it when done,
 //! so a replica that dies mid-run delays the job by at most the claim's length: then another
 //! replica's next look takes it over.
+//!
+//! A scheduled run ([`Jobs::periodic`]) also leaves the time of the job's next run in its row:
+//! the other replicas' loops skip the job until then, so it runs once per interval across the
+//! fleet, not once per replica. A run asked for on demand ([`Jobs::exclusive`]) ignores it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,8 +54,24 @@ impl Jobs {
     /// it after. `None` when another replica holds the job (or the claim could not be
     /// written): the run is skipped, the next look tries again.
     pub async fn exclusive<F: Future>(&self, job: &str, work: F) -> Option<F::Output> {
+        self.run(job, None, work).await
+    }
+
+    /// [`Jobs::exclusive`] for a job that runs every `every` on each replica: skipped until
+    /// `every` (less a tenth, for the replicas' loops drifting) after the fleet's last run, by
+    /// whichever replica.
+    pub async fn periodic<F: Future>(&self, job: &str, every: Duration, work: F) -> Option<F::Output> {
+        self.run(job, Some(every), work).await
+    }
+
+    async fn run<F: Future>(&self, job: &str, every: Option<Duration>, work: F) -> Option<F::Output> {
         let now = self.store.clock().now_ms();
-        match jobs::claim(self.store.pool(), job, &self.holder, now, now + millis(self.claim_for)).await {
+        let until = now + millis(self.claim_for);
+        let claimed = match every {
+            None => jobs::claim(self.store.pool(), job, &self.holder, now, until).await,
+            Some(_) => jobs::claim_due(self.store.pool(), job, &self.holder, now, until).await,
+        };
+        match claimed {
             Ok(true) => {}
             Ok(false) => {
                 debug!(job, "held by another replica; skipped");
@@ -62,8 +82,8 @@ impl Jobs {
                 return None;
             }
         }
-        let every = (self.claim_for / 3).max(Duration::from_millis(10));
-        let out = while_renewing(every, work, || async {
+        let renew_every = (self.claim_for / 3).max(Duration::from_millis(10));
+        let out = while_renewing(renew_every, work, || async {
             let until = self.store.clock().now_ms() + millis(self.claim_for);
             match jobs::renew(self.store.pool(), job, &self.holder, until).await {
                 Ok(true) => {}
@@ -72,7 +92,14 @@ impl Jobs {
             }
         })
         .await;
-        if let Err(e) = jobs::release(self.store.pool(), job, &self.holder).await {
+        let released = match every {
+            None => jobs::release(self.store.pool(), job, &self.holder).await,
+            Some(every) => {
+                let next = now + millis(every - every / 10);
+                jobs::release_until(self.store.pool(), job, &self.holder, next).await
+            }
+        };
+        if let Err(e) = released {
             warn!(job, error = %e, "could not release a background job; its claim lapses by itself");
         }
         Some(out)
@@ -151,5 +178,24 @@ mod tests {
         // ...is taken over once it lapses.
         time.advance(Duration::from_secs(1)).await;
         assert_eq!(a.exclusive("j", async { 3 }).await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_periodic_job_runs_once_per_interval_across_replicas() {
+        const EVERY: Duration = Duration::from_secs(60);
+        let time = ManualTime::start();
+        let db = TestDb::new(false).await;
+        let store = db.open(KeySource::DevStored).await.unwrap().with_clock(time.clock());
+        let (a, b) = (Jobs::new(store.clone(), CLAIM), Jobs::new(store.clone(), CLAIM));
+        assert_eq!(a.periodic("j", EVERY, async { 1 }).await, Some(1));
+        // The other replica's loop comes round half an interval later: not due yet.
+        time.advance(EVERY / 2).await;
+        assert_eq!(b.periodic("j", EVERY, async { 2 }).await, None);
+        // A run on demand is not held back by the schedule.
+        assert_eq!(b.exclusive("j", async { 3 }).await, Some(3));
+        // An interval after the last scheduled run, whichever replica looks first runs it.
+        time.advance(EVERY / 2).await;
+        assert_eq!(b.periodic("j", EVERY, async { 4 }).await, Some(4));
+        assert_eq!(a.periodic("j", EVERY, async { 5 }).await, None);
     }
 }

@@ -189,20 +189,30 @@ impl LeaseManager {
         self.jobs().exclusive(crate::jobs::INTENT_SWEEP, self.sweep_intents()).await
     }
 
-    /// The intent sweeper: runs [`LeaseManager::sweep_intents_exclusive`] every `sweep_interval`.
+    /// How often the intent sweeper looks: `sweep_interval`, and at least as often as an
+    /// intent's grace.
+    fn sweep_every(&self) -> Duration {
+        self.policy.sweep_interval.min(self.policy.intent_grace.max(Duration::from_secs(1)))
+    }
+
+    /// The intent sweeper: sweeps every `sweep_interval` (see `sweep_every`), once across the
+    /// fleet (a periodic job claim).
     pub async fn run_sweeper(self: Arc<Self>, cancel: CancellationToken) {
         while !cancel.is_cancelled() {
             if self.revocation_paused().await {
                 self.sleep(&cancel, PAUSED_POLL).await;
                 continue;
             }
-            if let Some(Err(e)) = self.sweep_intents_exclusive().await {
+            let every = self.sweep_every();
+            if let Some(Err(e)) =
+                self.jobs().periodic(crate::jobs::INTENT_SWEEP, every, self.sweep_intents()).await
+            {
                 warn!(error = %e, "intent sweep failed");
             }
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 // A short grace (tests, impatient operators) is honoured by sweeping as often.
-                _ = tokio::time::sleep(self.policy.sweep_interval.min(self.policy.intent_grace.max(Duration::from_secs(1)))) => {}
+                _ = tokio::time::sleep(every) => {}
             }
         }
     }

@@ -18,11 +18,34 @@ pub async fn claim<'e>(
     now: i64,
     claimed_until: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    claim_where(exec, job, holder, now, claimed_until, "").await
+}
+
+/// [`claim`] for a scheduled run: also refused before the job's next run is due (see
+/// [`release_until`]), so a periodic job runs once per interval across the replicas.
+pub async fn claim_due<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    job: &str,
+    holder: &str,
+    now: i64,
+    claimed_until: i64,
+) -> Result<bool> {
+    claim_where(exec, job, holder, now, claimed_until, " AND job_claims.next_run_at <= $4").await
+}
+
+async fn claim_where<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    job: &str,
+    holder: &str,
+    now: i64,
+    claimed_until: i64,
+    and: &str,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
         "INSERT INTO job_claims (job, holder, claimed_until) VALUES ($1, $2, $3) \
          ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, claimed_until = excluded.claimed_until \
-         WHERE job_claims.claimed_until <= $4 OR job_claims.holder = excluded.holder",
-    )
+         WHERE (job_claims.claimed_until <= $4 OR job_claims.holder = excluded.holder){and}"
+    ))
     .bind(job)
     .bind(holder)
     .bind(claimed_until)
@@ -66,4 +89,25 @@ pub async fn holder<'e>(exec: impl Executor<'e, Database = Any>, job: &str) -> R
         .bind(job)
         .fetch_optional(exec)
         .await?)
+}
+
+/// [`release`], and no scheduled run of `job` (see [`claim_due`]) before `next_run_at`: a
+/// later time already set stays.
+pub async fn release_until<'e>(
+    exec: impl Executor<'e, Database = Any>,
+    job: &str,
+    holder: &str,
+    next_run_at: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE job_claims SET claimed_until = 0, \
+         next_run_at = CASE WHEN next_run_at < $1 THEN $1 ELSE next_run_at END \
+         WHERE job = $2 AND holder = $3",
+    )
+    .bind(next_run_at)
+    .bind(job)
+    .bind(holder)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
