@@ -73,6 +73,9 @@ pub struct Engine {
     claim_for: std::time::Duration,
     /// Roles and configuration as requests read them (see `keymint_store::cache`).
     cached: Arc<ConfigCaches>,
+    /// Who this process is among the replicas pacing AWS calls together (PostgreSQL): random
+    /// per process, so a restarted replica starts with a fresh slice.
+    replica: Arc<str>,
 }
 
 /// What a credential request reads of a mount, cached per configuration generation.
@@ -121,6 +124,7 @@ impl Engine {
             consistency_window: revoke::DEFAULT_CONSISTENCY_WINDOW,
             claim_for: rotation::CLAIM_FOR,
             cached: Arc::default(),
+            replica: keymint_common::random::base62(16).into(),
         }
     }
 
@@ -287,12 +291,19 @@ impl Engine {
         self.pacers.lock().unwrap_or_else(|p| p.into_inner()).remove(mount_id);
     }
 
-    /// The mount's pacer, created on first use and kept up to date with `cfg`.
+    /// The mount's pacer, created on first use and kept up to date with `cfg`. On PostgreSQL
+    /// it paces with the other replicas of the installation.
     fn pacer(&self, mount_id: &str, cfg: &RootConfig) -> Arc<pace::Pacer> {
         let mut pacers = self.pacers.lock().unwrap_or_else(|p| p.into_inner());
         let pacer = pacers
             .entry(mount_id.to_string())
-            .or_insert_with(|| Arc::new(pace::Pacer::new(cfg.limits())))
+            .or_insert_with(|| match self.store.backend() {
+                keymint_store::Backend::Postgres => pace::Pacer::in_fleet(
+                    cfg.limits(),
+                    pace::Fleet::new(self.store.clone(), mount_id, &self.replica),
+                ),
+                keymint_store::Backend::Sqlite => Arc::new(pace::Pacer::new(cfg.limits())),
+            })
             .clone();
         pacer.set_limits(cfg.limits());
         pacer

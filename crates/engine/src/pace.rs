@@ -15,13 +15,19 @@
 //!
 //! The buckets (`bucket`) are pure functions of the instant they are given; the [`Pacer`]
 //! (`pacer`) reads tokio's clock for them, so paused time in tests drives the pacing too.
+//!
+//! On PostgreSQL the replicas of an installation pace as one: the caps and what throttling
+//! taught are the fleet's, each replica keeping to a slice of them sized by its demand
+//! (`fleet`, [`Fleet`]). On SQLite a process paces alone.
 
 mod bucket;
+mod fleet;
 mod pacer;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use fleet::Fleet;
 pub use pacer::Pacer;
 
 /// The rate-limited families AWS counts separately.
@@ -60,6 +66,15 @@ impl Family {
             Family::IamWrite => "IAM write",
             Family::IamRead => "IAM read",
             Family::Sts => "STS",
+        }
+    }
+
+    /// The family's name in the fleet's pacing tables.
+    fn key(self) -> &'static str {
+        match self {
+            Family::IamWrite => "iam_write",
+            Family::IamRead => "iam_read",
+            Family::Sts => "sts",
         }
     }
 

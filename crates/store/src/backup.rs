@@ -46,8 +46,16 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// Tables that exist in the schema but are deliberately not backed up (web UI sessions: a
-/// restored store starts with nobody signed in; job claims belong to running replicas).
-pub const NOT_BACKED_UP: &[&str] = &["config_generation", "_sqlx_migrations", "ui_sessions", "job_claims"];
+/// restored store starts with nobody signed in; job claims and AWS pacing slices belong to
+/// running replicas).
+pub const NOT_BACKED_UP: &[&str] = &[
+    "config_generation",
+    "_sqlx_migrations",
+    "ui_sessions",
+    "job_claims",
+    "aws_pace_fleet",
+    "aws_pace_slices",
+];
 
 const FORMAT: u64 = 1;
 /// Rows per INSERT on restore; also kept under both backends' limits on bound parameters.

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod leases;
 mod migrate;
 pub mod mounts;
+pub mod pacing;
 pub mod revocation;
 pub mod rotation;
 pub mod static_roles;

@@ -6,6 +6,11 @@
 //! bucket probes for more and finds the limit again, as TCP and the AWS SDKs' adaptive retry
 //! mode do. After [`FORGET_AFTER`] without a throttling answer the learned rate is forgotten.
 //! Slots are handed out in arrival order. Pure functions of the instant they are given.
+//!
+//! In a fleet (several replicas on one PostgreSQL), the cap and the learned rate are the
+//! fleet's, and this bucket keeps to its replica's `share` of them (see `fleet`): its rate is
+//! the fleet's rate times the share, and what AWS accepted is scaled back up by the share
+//! when a throttle is measured. Alone, the share is 1.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -14,26 +19,27 @@ use tokio::time::Instant;
 
 /// After a throttle, the rate is not cut again for this long: concurrent calls throttled by the
 /// same burst count as one signal.
-const CUT_SPACING: Duration = Duration::from_secs(1);
+pub(super) const CUT_SPACING: Duration = Duration::from_secs(1);
 /// The share of the rate AWS was accepting that a throttling answer leaves (CUBIC's beta).
 pub(super) const BETA: f64 = 0.7;
 /// CUBIC's scale: how fast the rate grows back, in calls per second per second cubed.
 const CUBIC_C: f64 = 0.4;
 /// The lowest a rate is cut to, in calls per second.
-const FLOOR_RATE: f64 = 0.5;
+pub(super) const FLOOR_RATE: f64 = 0.5;
 /// A learned rate is forgotten after this long without a throttling answer.
 pub(super) const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// The window over which the rate AWS accepts is measured.
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// What AWS's throttling taught: the rate it was accepting when it pushed back, and when.
-#[derive(Debug, Clone, Copy)]
-struct Learned {
+/// Rates are the whole fleet's (this process's alone when it has no fleet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Learned {
     /// The rate that was throttled (CUBIC's W_max).
-    max: f64,
-    at: Instant,
+    pub(super) max: f64,
+    pub(super) at: Instant,
     /// The rate in force when AWS throttled: `max` is never raised above it.
-    ceiling: f64,
+    pub(super) ceiling: f64,
 }
 
 impl Learned {
@@ -115,6 +121,26 @@ pub(super) struct Bucket {
     accepted: VecDeque<Instant>,
     /// Bumped at every cut: slots paid for before it were paid at a rate AWS refused.
     pub(super) epoch: u64,
+    /// This replica's part of the fleet's rate, in (0, 1]; 1 without a fleet.
+    share: f64,
+    /// Cuts made here, and how many of them the fleet has heard of.
+    cuts: u64,
+    cuts_shared: u64,
+    /// Slots asked for since the last [`Bucket::report`].
+    asked: f64,
+}
+
+/// What a bucket tells the fleet (see [`Bucket::report`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Report {
+    /// Slots asked for per second since the last report, plus slots still queued.
+    pub(super) demand: f64,
+    /// Calls AWS accepted in the last [`WINDOW`], per second.
+    pub(super) accepted: f64,
+    /// A cut made here that the fleet has not heard of: what was learned.
+    pub(super) cut: Option<Learned>,
+    /// The number of cuts made here so far (handed back to [`Bucket::adopt`]).
+    pub(super) cuts: u64,
 }
 
 impl Bucket {
@@ -129,6 +155,10 @@ impl Bucket {
             refilled: now,
             accepted: VecDeque::new(),
             epoch: 0,
+            share: 1.0,
+            cuts: 0,
+            cuts_shared: 0,
+            asked: 0.0,
         }
     }
 
@@ -139,7 +169,18 @@ impl Bucket {
 
     fn rate_at(&self, now: Instant) -> f64 {
         let learned = self.learned.map_or(f64::INFINITY, |l| l.rate(now));
-        learned.min(self.cap.unwrap_or(f64::INFINITY))
+        learned.min(self.cap.unwrap_or(f64::INFINITY)) * self.share
+    }
+
+    /// This replica's part of the fleet's rate.
+    pub(super) fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// What AWS accepted in the last [`WINDOW`], per second, scaled up to the fleet.
+    fn accepting(&mut self, now: Instant) -> f64 {
+        self.forget_before(now);
+        self.accepted.len() as f64 / WINDOW.as_secs_f64() / self.share
     }
 
     /// Books a call sent now on a reserved slot. Reserved calls keep their own order and pace;
@@ -158,6 +199,7 @@ impl Bucket {
     /// with [`Bucket::wait_for`].
     pub(super) fn send_turn(&mut self, now: Instant) -> f64 {
         self.refill(now);
+        self.asked += 1.0;
         if self.unlimited() { self.sends.issued } else { self.sends.take(1.0) }
     }
 
@@ -213,6 +255,7 @@ impl Bucket {
         max_wait: Duration,
     ) -> Result<(Duration, f64), Duration> {
         self.refill(now);
+        self.asked += f64::from(n);
         if self.unlimited() {
             return Ok((Duration::ZERO, self.admission.issued));
         }
@@ -243,10 +286,11 @@ impl Bucket {
     pub(super) fn accepted(&mut self, now: Instant) {
         self.forget_before(now);
         self.accepted.push_back(now);
+        let accepting = self.accepting(now);
         if let Some(learned) = self.learned.as_mut()
             && now.saturating_duration_since(learned.at) < CUT_SPACING
         {
-            let accepting = (self.accepted.len() as f64 / WINDOW.as_secs_f64()).min(learned.ceiling);
+            let accepting = accepting.min(learned.ceiling);
             if accepting > learned.max {
                 learned.max = accepting;
             }
@@ -267,16 +311,58 @@ impl Bucket {
         if self.learned.is_some_and(|l| now.saturating_duration_since(l.at) < CUT_SPACING) {
             return;
         }
-        self.forget_before(now);
-        let accepting = self.accepted.len() as f64 / WINDOW.as_secs_f64();
-        let max = accepting.min(self.rate).max(FLOOR_RATE);
-        self.learned = Some(Learned { max, at: now, ceiling: self.rate });
-        self.epoch += 1;
+        let ceiling = self.rate / self.share;
+        let max = self.accepting(now).min(ceiling).max(FLOOR_RATE);
+        self.learned = Some(Learned { max, at: now, ceiling });
+        self.cuts += 1;
+        self.new_epoch();
         self.rate = self.rate_at(now);
-        // Whatever burst was saved up is what just ran into AWS's limit.
+    }
+
+    /// A cut: slots paid before it no longer count, and whatever burst was saved up is what
+    /// just ran into AWS's limit.
+    fn new_epoch(&mut self) {
+        self.epoch += 1;
         for queue in [&mut self.admission, &mut self.sends] {
             queue.tokens = queue.tokens.min(0.0);
         }
+    }
+
+    /// What to tell the fleet now; `since`: how long since the last report.
+    pub(super) fn report(&mut self, now: Instant, since: Duration) -> Report {
+        self.refill(now);
+        let asked = std::mem::take(&mut self.asked) / since.as_secs_f64().max(0.1);
+        let queued = |q: &Queue| if q.tokens < 0.0 { -q.tokens } else { 0.0 };
+        let accepted = self.accepting(now) * self.share;
+        Report {
+            demand: asked + queued(&self.admission) + queued(&self.sends),
+            accepted,
+            cut: (self.cuts > self.cuts_shared).then_some(self.learned).flatten(),
+            cuts: self.cuts,
+        }
+    }
+
+    /// Takes the fleet's view after an exchange: what the fleet learned (unless a cut was made
+    /// here after `report`, which the next exchange shares), whether another replica made a
+    /// cut this bucket has not made itself, and this replica's share of the rate.
+    pub(super) fn adopt(
+        &mut self,
+        now: Instant,
+        report: &Report,
+        learned: Option<Learned>,
+        cut_elsewhere: bool,
+        share: f64,
+    ) {
+        self.refill(now);
+        self.cuts_shared = self.cuts_shared.max(report.cuts);
+        if self.cuts == report.cuts {
+            self.learned = learned;
+        }
+        self.share = share.clamp(f64::MIN_POSITIVE, 1.0);
+        if cut_elsewhere {
+            self.new_epoch();
+        }
+        self.refill(now);
     }
 
     /// Applies a changed cap (`None`: none).

@@ -2,7 +2,7 @@
 //! sends an AWS call on its slot and repeats it after throttling or a transient failure.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::bucket::{Bucket, Line};
+use super::fleet::Fleet;
 use super::{Family, Limits, Op, Paid, Prepaid, QUEUE_CEILING, lock};
 use crate::aws_error::{AwsCallError, Retry, classify};
 use crate::error::AwsFailure;
@@ -28,12 +29,41 @@ const DEFAULT_TRANSIENT_RETRIES: u32 = 4;
 pub struct Pacer {
     buckets: [Mutex<Bucket>; 3],
     limits: Mutex<Limits>,
+    /// The fleet this replica paces with; `None`: it paces alone.
+    fleet: Option<Fleet>,
 }
 
 impl Pacer {
+    /// A pacer of one process.
     pub fn new(limits: Limits) -> Pacer {
         let now = Instant::now();
-        Pacer { buckets: limits.caps.map(|c| Mutex::new(Bucket::new(c, now))), limits: Mutex::new(limits) }
+        Pacer {
+            buckets: limits.caps.map(|c| Mutex::new(Bucket::new(c, now))),
+            limits: Mutex::new(limits),
+            fleet: None,
+        }
+    }
+
+    /// A pacer that keeps to its slice of `fleet`'s budget, with a task exchanging with the
+    /// fleet while it makes calls, for as long as the pacer is in use.
+    pub fn in_fleet(limits: Limits, fleet: Fleet) -> Arc<Pacer> {
+        let pacer = Arc::new(Pacer { fleet: Some(fleet), ..Pacer::new(limits) });
+        let weak = Arc::downgrade(&pacer);
+        tokio::spawn(async move {
+            while let Some(pacer) = weak.upgrade()
+                && let Some(fleet) = pacer.fleet.as_ref()
+            {
+                fleet.tick(&pacer.buckets).await;
+            }
+        });
+        pacer
+    }
+
+    /// Before a call: a pacer in a fleet makes sure its slice is current.
+    async fn join_fleet(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.before_call(&self.buckets).await;
+        }
     }
 
     /// Applies changed settings (a `config/root` write) without losing the current debt or
@@ -66,6 +96,7 @@ impl Pacer {
     /// all their slots are paid, or refuses at once if that is over `max_queue_wait`.
     pub async fn admit(&self, op: Op, cost: u32) -> Result<Prepaid, AwsCallError> {
         let cost = cost.max(1);
+        self.join_fleet().await;
         let epoch = self.epoch(op.family);
         self.wait_for(op, cost, admission_wait(&self.limits())).await?;
         Ok(Prepaid { family: op.family, epoch, left: std::sync::atomic::AtomicU32::new(cost) })
@@ -165,6 +196,7 @@ impl Pacer {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        self.join_fleet().await;
         let limits = self.limits();
         let mut first_failure: Option<Instant> = None;
         // Time spent waiting for sending turns since the first failure: pacing, not failing,
@@ -221,6 +253,9 @@ impl Pacer {
                 Retry::Never => false,
                 Retry::Throttled => {
                     lock(&self.buckets[op.family.index()]).throttled(Instant::now());
+                    if let Some(fleet) = &self.fleet {
+                        fleet.throttled();
+                    }
                     metrics::counter!("keymint_aws_throttled_total", "family" => op.family.config_field())
                         .increment(1);
                     true
@@ -256,12 +291,18 @@ impl Pacer {
     /// Where a family's rate comes from, for error texts.
     fn rate_source(&self, family: Family) -> String {
         let b = lock(&self.buckets[family.index()]);
-        match (self.limits().caps[family.index()], b.learned_rate(Instant::now())) {
+        let source = match (self.limits().caps[family.index()], b.learned_rate(Instant::now())) {
             (Some(cap), Some(learned)) if learned < cap => {
                 format!(", learned from AWS's throttling (under the {} cap of {cap})", family.config_field())
             }
             (Some(cap), _) => format!(", the {} cap of {cap}", family.config_field()),
             (None, _) => format!(", learned from AWS's throttling ({} is not set)", family.config_field()),
+        };
+        match b.share() {
+            share if share < 1.0 => {
+                format!("{source}; this replica's share of the fleet's rate is {:.0}%", share * 100.0)
+            }
+            _ => source,
         }
     }
 }
@@ -292,7 +333,7 @@ fn admission_wait(limits: &Limits) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::pace) mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -357,7 +398,8 @@ mod tests {
         }
     }
 
-    pub(super) fn throttling() -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
+    pub(in crate::pace) fn throttling()
+    -> SdkError<aws_sdk_iam::operation::get_user::GetUserError, HttpResponse> {
         use aws_smithy_types::error::ErrorMetadata;
         let err = aws_sdk_iam::operation::get_user::GetUserError::generic(
             ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build(),
