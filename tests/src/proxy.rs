@@ -70,6 +70,8 @@ pub struct ProxiedCall {
     pub params: Vec<(String, String)>,
     pub access_key: Option<String>,
     pub outcome: Outcome,
+    /// When the call reached the proxy.
+    pub at: Instant,
 }
 
 impl ProxiedCall {
@@ -309,6 +311,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             params,
             access_key: access_key.clone(),
             outcome: Outcome::Sent,
+            at: Instant::now(),
         });
         calls.len() - 1
     };

@@ -209,14 +209,14 @@ pub struct Keymint {
 }
 
 /// A database the bench created on a PostgreSQL server, dropped on drop.
-struct PgDatabase {
+pub(crate) struct PgDatabase {
     admin_url: String,
     name: String,
 }
 
 impl PgDatabase {
     /// Creates `name` (dropping a leftover of that name first); returns it with its URL.
-    async fn create(admin_url: &str, name: &str) -> Result<(PgDatabase, String)> {
+    pub(crate) async fn create(admin_url: &str, name: &str) -> Result<(PgDatabase, String)> {
         use sqlx::{Connection, Executor};
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
