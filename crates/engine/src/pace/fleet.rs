@@ -171,21 +171,21 @@ impl Fleet {
             upkeep,
             |family, stored, others| {
                 let i = FAMILIES.iter().position(|f| f.key() == family).unwrap_or(0);
-                let cut = reports[i].cut.and_then(|l| to_stored(l, now, now_ms));
+                let cut = reports[i].cut.map(|l| to_stored(l, now, now_ms));
                 let (merged, new) = merge(stored, cut, reports[i].accepted + others.accepted, now_ms);
                 pushed[i] = new;
                 merged
             },
         )
         .await?;
-        let now = Instant::now();
         for (i, (bucket, Exchanged { rate, others })) in buckets.iter().zip(exchanged).enumerate() {
             let report = &reports[i];
+            // Placed by the instants the exchange began at, `now` and `now_ms`.
             let learned = rate.learned.and_then(|l| from_stored(l, now, now_ms));
             // A cut this replica did not make (nor one of the same burst it made itself).
             let cut_elsewhere =
                 !pushed[i] && report.cut.is_none() && seen.epochs[i].is_some_and(|e| rate.epoch > e);
-            lock(bucket).adopt(now, report, learned, cut_elsewhere, share(report, &others));
+            lock(bucket).adopt(Instant::now(), report, learned, cut_elsewhere, share(report, &others));
             seen.epochs[i] = Some(rate.epoch);
         }
         seen.at = Some(now);
@@ -238,13 +238,9 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// A bucket's cut as the fleet stores it: its instant as unix milliseconds.
-fn to_stored(l: Learned, now: Instant, now_ms: i64) -> Option<pacing::Learned> {
+fn to_stored(l: Learned, now: Instant, now_ms: i64) -> pacing::Learned {
     let age = millis(now.saturating_duration_since(l.at));
-    Some(pacing::Learned {
-        max: l.max,
-        at_ms: now_ms - age,
-        ceiling: l.ceiling.is_finite().then_some(l.ceiling),
-    })
+    pacing::Learned { max: l.max, at_ms: now_ms - age, ceiling: l.ceiling.is_finite().then_some(l.ceiling) }
 }
 
 /// A stored cut as a bucket keeps it; `None` when it is too old to place (forgotten anyway).
@@ -323,7 +319,7 @@ mod tests {
     fn instants_and_stored_milliseconds_round_trip() {
         let now = Instant::now() + Duration::from_secs(10);
         let l = Learned { max: 12.0, at: now - Duration::from_millis(1_500), ceiling: f64::INFINITY };
-        let stored = to_stored(l, now, 1_000_000).unwrap();
+        let stored = to_stored(l, now, 1_000_000);
         assert_eq!(stored.at_ms, 998_500);
         assert_eq!(stored.ceiling, None);
         assert_eq!(from_stored(stored, now, 1_000_000), Some(l));
