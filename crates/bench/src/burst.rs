@@ -107,6 +107,11 @@ pub async fn run(args: BurstArgs) -> Result<()> {
             row.write_rates.settled,
             row.write_rates.peak,
         );
+        eprintln!(
+            "  IAM writes reaching AWS in each of the first {} seconds (accepted+throttled): {}",
+            row.first_seconds.len(),
+            row.first_seconds.iter().map(|(a, t)| format!("{a}+{t}")).collect::<Vec<_>>().join(" ")
+        );
         if let Some((count, seconds)) = row.exchanges {
             eprintln!(
                 "  pacing exchanges with the fleet's database: {count} in all ({:.2} per request), \
@@ -132,6 +137,8 @@ struct Row {
     throttled: usize,
     create_user_calls: usize,
     write_rates: WriteRates,
+    /// IAM writes that reached AWS in each of the first seconds: (accepted, throttled).
+    first_seconds: Vec<(usize, usize)>,
     /// The replicas' pacing exchanges with the database: how many, and the seconds they took.
     exchanges: Option<(f64, f64)>,
     failures: Vec<(u16, String)>,
@@ -279,6 +286,15 @@ async fn one_run(args: &BurstArgs, rate: u64) -> Result<Row> {
     let mut writes: Vec<Instant> = calls.iter().filter(|c| is_iam_write(&c.action)).map(|c| c.at).collect();
     writes.sort();
     let write_rates = write_rates(&writes);
+    let mut first_seconds = vec![(0, 0); 10];
+    if let Some(first) = writes.first() {
+        for c in calls.iter().filter(|c| is_iam_write(&c.action)) {
+            let throttled = matches!(&c.outcome, Outcome::Injected(_, code) if code == "Throttling");
+            if let Some(bin) = first_seconds.get_mut(c.at.duration_since(*first).as_secs() as usize) {
+                if throttled { bin.1 += 1 } else { bin.0 += 1 }
+            }
+        }
+    }
     let exchanges = exchanges(&http, &servers).await?;
     drop(servers);
     Ok(Row {
@@ -291,6 +307,7 @@ async fn one_run(args: &BurstArgs, rate: u64) -> Result<Row> {
         throttled,
         create_user_calls,
         write_rates,
+        first_seconds,
         exchanges,
         failures,
     })
