@@ -35,12 +35,16 @@ pub struct Slice {
     pub accepted: f64,
 }
 
-/// What the other live replicas reported for a family.
+/// What the other replicas reported for a family.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Others {
+    /// Replicas whose slices are live, and the sums of what they reported.
     pub replicas: i64,
     pub demand: f64,
     pub accepted: f64,
+    /// Replicas whose slices lapsed within the last [`SLICE_GONE_MS`]: idle for now, and
+    /// likely to make calls again.
+    pub lapsed: i64,
 }
 
 /// A family after an exchange: the fleet's state (as merged) and the other replicas' slices.
@@ -52,8 +56,8 @@ pub struct Exchanged {
 
 /// How long after its replica last reported a slice still counts.
 pub const SLICE_TTL_MS: i64 = 3_000;
-/// Slices of replicas not heard from for this long are deleted.
-const SLICE_GONE_MS: i64 = 60_000;
+/// Slices of replicas not heard from for this long are forgotten (and deleted).
+pub const SLICE_GONE_MS: i64 = 60_000;
 
 /// What an exchange does besides reporting and merging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,12 +106,17 @@ pub async fn exchange(
     .fetch_all(&mut *tx)
     .await?;
     let others = sqlx::query(
-        "SELECT family, COUNT(*) AS n, SUM(demand) AS demand, SUM(accepted) AS accepted \
-         FROM aws_pace_slices WHERE mount_id = $1 AND replica <> $2 AND seen_at > $3 GROUP BY family",
+        "SELECT family, \
+         SUM(CASE WHEN seen_at > $3 THEN 1 ELSE 0 END) AS n, \
+         SUM(CASE WHEN seen_at > $3 THEN demand ELSE 0.0 END) AS demand, \
+         SUM(CASE WHEN seen_at > $3 THEN accepted ELSE 0.0 END) AS accepted, \
+         SUM(CASE WHEN seen_at > $3 THEN 0 ELSE 1 END) AS lapsed \
+         FROM aws_pace_slices WHERE mount_id = $1 AND replica <> $2 AND seen_at > $4 GROUP BY family",
     )
     .bind(mount_id)
     .bind(replica)
     .bind(now_ms - SLICE_TTL_MS)
+    .bind(now_ms - SLICE_GONE_MS)
     .fetch_all(&mut *tx)
     .await?;
 
@@ -144,9 +153,10 @@ pub async fn exchange(
         let theirs =
             match others.iter().find(|r| r.try_get::<String, _>("family").is_ok_and(|f| f == *family)) {
                 Some(r) => Others {
-                    replicas: r.try_get("n")?,
+                    replicas: r.try_get::<Option<i64>, _>("n")?.unwrap_or(0),
                     demand: r.try_get::<Option<f64>, _>("demand")?.unwrap_or(0.0),
                     accepted: r.try_get::<Option<f64>, _>("accepted")?.unwrap_or(0.0),
+                    lapsed: r.try_get::<Option<i64>, _>("lapsed")?.unwrap_or(0),
                 },
                 None => Others::default(),
             };

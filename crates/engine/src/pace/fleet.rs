@@ -6,7 +6,9 @@
 //! calls it was asked for per second plus the calls in its queues. The shares of the live
 //! replicas add up to the whole rate, so the fleet as a whole keeps to a cap, or to what AWS
 //! accepts; the `+ 1` keeps an idle replica's slice small but never empty. A replica's slice
-//! lapses when it stops reporting ([`SLICE_TTL_MS`]), and the others take it over.
+//! lapses when it stops reporting ([`SLICE_TTL_MS`]), and the others take it over, all but
+//! that sliver, which a lapsed replica keeps for a minute: a burst after a pause then finds
+//! every replica counting the others from its first exchange.
 //!
 //! A replica exchanges with the database every [`EXCHANGE_EVERY`] while it makes calls (and
 //! at once after a throttle): one short transaction that reports its demand, what AWS accepted
@@ -198,10 +200,13 @@ impl Fleet {
 }
 
 /// A replica's part of the fleet's rate: by demand, with one call a second added to each
-/// replica's, so an idle replica keeps a small slice and an idle fleet shares evenly.
+/// replica's, so an idle replica keeps a small slice and an idle fleet shares evenly. Replicas
+/// idle for less than a minute keep that sliver too: when a burst comes after a pause, each
+/// replica's first exchange already counts the others, instead of taking the whole rate
+/// until their slices come back.
 fn share(mine: &Report, others: &Others) -> f64 {
     let mine = mine.demand + 1.0;
-    mine / (mine + others.demand + others.replicas as f64)
+    mine / (mine + others.demand + (others.replicas + others.lapsed) as f64)
 }
 
 /// Merges what the fleet stored for a family with this replica's report: `cut`, a cut this
@@ -304,9 +309,12 @@ mod tests {
     #[test]
     fn shares_follow_demand_and_an_idle_fleet_shares_evenly() {
         let report = |demand| Report { demand, accepted: 0.0, cut: None, cuts: 0 };
-        let idle = Others { replicas: 2, demand: 0.0, accepted: 0.0 };
+        let idle = Others { replicas: 2, ..Others::default() };
         assert!((share(&report(0.0), &idle) - 1.0 / 3.0).abs() < 1e-9);
-        let busy = Others { replicas: 2, demand: 198.0, accepted: 0.0 };
+        // After a pause, the others' slices have lapsed, but they still count.
+        let paused = Others { lapsed: 2, ..Others::default() };
+        assert!((share(&report(0.0), &paused) - 1.0 / 3.0).abs() < 1e-9);
+        let busy = Others { replicas: 2, demand: 198.0, ..Others::default() };
         assert!((share(&report(99.0), &busy) - 1.0 / 3.0).abs() < 1e-9);
         // A replica with no calls keeps a sliver: its first call is not stuck until the next
         // exchange.
@@ -426,6 +434,31 @@ mod tests {
             })
             .await;
             assert_eq!(fleet[0].current_rate(Family::Sts), None, "other families are not touched");
+        }
+
+        #[tokio::test]
+        async fn an_exchange_sees_live_and_lapsed_slices_and_stores_the_merge() {
+            let db = TestDb::new(true).await;
+            let (store, mount) = mount(&db).await;
+            let slice = |demand| [("iam_write", Slice { demand, accepted: 2.0 })];
+            let keep = |_: &str, stored: FleetRate, _: Others| stored;
+            let mine = slice(1.0);
+            let at = |ms| pacing::exchange(&store, &mount, "me", ms, &mine, Upkeep::Rows, keep);
+            // Three others: one reported now, one 10 s ago (lapsed), one two minutes ago (gone).
+            for (replica, ms) in [("now", 200_000), ("idle", 190_000), ("gone", 80_000)] {
+                pacing::exchange(&store, &mount, replica, ms, &slice(5.0), Upkeep::Rows, keep).await.unwrap();
+            }
+            let seen = at(200_500).await.unwrap()[0];
+            assert_eq!(seen.others, Others { replicas: 1, demand: 5.0, accepted: 2.0, lapsed: 1 });
+            // A merge that differs is stored, and the next exchange reads it back.
+            let cut = FleetRate {
+                learned: Some(pacing::Learned { max: 12.0, at_ms: 200_600, ceiling: None }),
+                epoch: 1,
+            };
+            pacing::exchange(&store, &mount, "me", 200_600, &mine, Upkeep::None, |_, _, _| cut)
+                .await
+                .unwrap();
+            assert_eq!(at(200_700).await.unwrap()[0].rate, cut);
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
