@@ -128,6 +128,21 @@ pub(super) struct Bucket {
     cuts_shared: u64,
     /// Slots asked for since the last [`Bucket::report`].
     asked: f64,
+    /// The other replicas' demand at the last exchange: their queues and calls a second.
+    others_demand: f64,
+}
+
+/// What an exchange with the fleet tells a bucket (see [`Bucket::adopt`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FleetView {
+    /// What the fleet learned from AWS's throttling.
+    pub(super) learned: Option<Learned>,
+    /// Another replica made a cut this bucket did not make itself.
+    pub(super) cut_elsewhere: bool,
+    /// This replica's part of the fleet's rate.
+    pub(super) share: f64,
+    /// The other replicas' demand: their queues and calls a second.
+    pub(super) others_demand: f64,
 }
 
 /// What a bucket tells the fleet (see [`Bucket::report`]).
@@ -159,6 +174,7 @@ impl Bucket {
             cuts: 0,
             cuts_shared: 0,
             asked: 0.0,
+            others_demand: 0.0,
         }
     }
 
@@ -261,11 +277,21 @@ impl Bucket {
         }
         let after = self.admission.tokens - f64::from(n);
         let wait = if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate) };
+        // In a fleet the queue is judged as the fleet's: this replica's slice moves with its
+        // queue (a replica with a long queue gets a larger slice at the next exchange), so
+        // what the request really waits for is every replica's queue at the fleet's rate, not
+        // this queue at this moment's slice.
+        let judged = if self.share < 1.0 {
+            let queued = (-after).max(0.0) + self.others_demand;
+            Duration::from_secs_f64(queued / (self.rate / self.share))
+        } else {
+            wait
+        };
         // Right after a cut the rate is still being measured (see `accepted`): a queue judged
         // by it would refuse requests for good on a figure about to be revised.
         let settling = self.learned.is_some_and(|l| now.saturating_duration_since(l.at) < CUT_SPACING);
-        if wait > max_wait && !settling {
-            return Err(wait);
+        if judged > max_wait && !settling {
+            return Err(judged);
         }
         Ok((wait, self.admission.take(f64::from(n))))
     }
@@ -344,22 +370,17 @@ impl Bucket {
 
     /// Takes the fleet's view after an exchange: what the fleet learned (unless a cut was made
     /// here after `report`, which the next exchange shares), whether another replica made a
-    /// cut this bucket has not made itself, and this replica's share of the rate.
-    pub(super) fn adopt(
-        &mut self,
-        now: Instant,
-        report: &Report,
-        learned: Option<Learned>,
-        cut_elsewhere: bool,
-        share: f64,
-    ) {
+    /// cut this bucket has not made itself, this replica's share of the rate, and the other
+    /// replicas' demand.
+    pub(super) fn adopt(&mut self, now: Instant, report: &Report, view: FleetView) {
         self.refill(now);
         self.cuts_shared = self.cuts_shared.max(report.cuts);
         if self.cuts == report.cuts {
-            self.learned = learned;
+            self.learned = view.learned;
         }
-        self.share = share.clamp(f64::MIN_POSITIVE, 1.0);
-        if cut_elsewhere {
+        self.share = view.share.clamp(f64::MIN_POSITIVE, 1.0);
+        self.others_demand = view.others_demand;
+        if view.cut_elsewhere {
             self.new_epoch();
         }
         self.refill(now);
@@ -505,5 +526,27 @@ mod tests {
         let mut b = Bucket::new(None, t0);
         b.throttled(t0);
         assert_eq!(b.rate, FLOOR_RATE);
+    }
+
+    #[test]
+    fn in_a_fleet_a_queue_is_judged_at_the_fleets_rate() {
+        let t0 = Instant::now();
+        let slice = |others_demand| {
+            let mut b = Bucket::new(Some(20.0), t0);
+            let report = b.report(t0, Duration::from_secs(1));
+            let view = FleetView { learned: None, cut_elsewhere: false, share: 0.03, others_demand };
+            b.adopt(t0, &report, view);
+            b
+        };
+        // A 3% slice of 20 a second: 30 slots would take this queue alone 48 s, but the slice
+        // grows with the queue; behind the others' 300 the fleet serves them in 16.5 s.
+        let mut b = slice(300.0);
+        assert!((b.rate - 0.6).abs() < 1e-9);
+        let max_wait = Duration::from_secs(20);
+        let (wait, _) = b.take_n(t0, 30, max_wait).expect("admitted");
+        assert!(wait > max_wait, "{wait:?}: this queue at this slice");
+        // Behind 1000 slots elsewhere, the fleet's queue is too long: refused.
+        let refused = slice(1000.0).take_n(t0, 30, max_wait).unwrap_err();
+        assert!((refused.as_secs_f64() - 1029.0 / 20.0).abs() < 1e-6, "{refused:?}");
     }
 }

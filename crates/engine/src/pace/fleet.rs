@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::bucket::{Bucket, CUT_SPACING, FLOOR_RATE, FORGET_AFTER, Learned, Report};
+use super::bucket::{Bucket, CUT_SPACING, FLOOR_RATE, FORGET_AFTER, FleetView, Learned, Report};
 use super::{Family, lock};
 
 /// How often a replica that makes calls exchanges with the fleet.
@@ -187,7 +187,13 @@ impl Fleet {
             // A cut this replica did not make (nor one of the same burst it made itself).
             let cut_elsewhere =
                 !pushed[i] && report.cut.is_none() && seen.epochs[i].is_some_and(|e| rate.epoch > e);
-            lock(bucket).adopt(Instant::now(), report, learned, cut_elsewhere, share(report, &others));
+            let view = FleetView {
+                learned,
+                cut_elsewhere,
+                share: share(report, &others),
+                others_demand: others.demand,
+            };
+            lock(bucket).adopt(Instant::now(), report, view);
             seen.epochs[i] = Some(rate.epoch);
         }
         seen.at = Some(now);

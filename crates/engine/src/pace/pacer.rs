@@ -299,9 +299,11 @@ impl Pacer {
             (None, _) => format!(", learned from AWS's throttling ({} is not set)", family.config_field()),
         };
         match b.share() {
-            share if share < 1.0 => {
-                format!("{source}; this replica's share of the fleet's rate is {:.0}%", share * 100.0)
-            }
+            share if share < 1.0 && !b.unlimited() => format!(
+                "{source}; this replica's share of the fleet's {:.1} per second is {:.0}% for now",
+                b.rate / share,
+                share * 100.0
+            ),
             _ => source,
         }
     }
