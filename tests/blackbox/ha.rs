@@ -38,7 +38,7 @@ const PHASE: Duration = Duration::from_secs(5);
 /// waiting for a connection when the database came back.
 const RECONNECT_MARGIN: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Steady,
     ReplicaKilled,
@@ -136,6 +136,26 @@ impl Timeline {
     }
 }
 
+/// When each failure happened, since the start of the client loop.
+struct Marks {
+    /// Each phase and when it began.
+    phases: Vec<(Phase, Duration)>,
+    /// Just before the SIGKILL (the phase begins just after it).
+    kill_sent: Duration,
+    db_down: Duration,
+    db_started: Duration,
+    /// Every replica's `sys/ready` answered 200 again.
+    db_ready: Duration,
+    /// The clients' last answers.
+    stopped: Duration,
+}
+
+impl Marks {
+    fn phase_start(&self, phase: Phase) -> Duration {
+        self.phases.iter().find(|(p, _)| *p == phase).map(|(_, at)| *at).unwrap()
+    }
+}
+
 /// One client: issues a credential, revokes every other one it gets, pauses, again, until told
 /// to stop. A connection per request, so the balancer places every request.
 async fn client(timeline: Arc<Timeline>, base: String, index: usize) {
@@ -223,29 +243,29 @@ async fn clients_see_only_connection_errors_and_503s_through_a_replica_kill_and_
     });
     let clients: Vec<_> =
         (0..CLIENTS).map(|i| tokio::spawn(client(timeline.clone(), balancer.url(), i))).collect();
-    let mut marks = vec![(Phase::Steady, Duration::ZERO)];
+    let mut phases = vec![(Phase::Steady, Duration::ZERO)];
 
     tokio::time::sleep(PHASE).await;
     let killed = replicas[1].addr().to_owned();
     let kill_sent = timeline.now();
     replicas[1].kill9();
-    marks.push((Phase::ReplicaKilled, timeline.enter(Phase::ReplicaKilled)));
+    phases.push((Phase::ReplicaKilled, timeline.enter(Phase::ReplicaKilled)));
     tokio::time::sleep(PHASE).await;
 
     replicas[1].restart().await;
     balancer.replace(&killed, replicas[1].addr());
-    marks.push((Phase::ReplicaRestarted, timeline.enter(Phase::ReplicaRestarted)));
+    phases.push((Phase::ReplicaRestarted, timeline.enter(Phase::ReplicaRestarted)));
     tokio::time::sleep(PHASE).await;
 
     let db_down = timeline.enter(Phase::DatabaseDown);
-    marks.push((Phase::DatabaseDown, db_down));
+    phases.push((Phase::DatabaseDown, db_down));
     tokio::task::block_in_place(|| pg.stop());
     tokio::time::sleep(PHASE).await;
     tokio::task::block_in_place(|| pg.start_again());
     let db_started = timeline.now();
     all_ready(&replicas).await;
     let db_ready = timeline.enter(Phase::DatabaseBack);
-    marks.push((Phase::DatabaseBack, db_ready));
+    phases.push((Phase::DatabaseBack, db_ready));
     tokio::time::sleep(PHASE).await;
 
     timeline.stop.store(true, Ordering::Relaxed);
@@ -253,12 +273,29 @@ async fn clients_see_only_connection_errors_and_503s_through_a_replica_kill_and_
         task.await.unwrap();
     }
     let stopped = timeline.now();
+    let marks = Marks { phases, kill_sent, db_down, db_started, db_ready, stopped };
     let records = std::mem::take(&mut *timeline.records.lock().unwrap());
-    eprintln!("{}", summary(&records, &marks, stopped, db_down, db_started, db_ready));
+    eprintln!("{}", summary(&records, &marks));
 
-    // No 5xx but 503s in Vault's shape, and those only while the database was down.
-    let window_end = db_ready + RECONNECT_MARGIN;
-    for r in &records {
+    assert_answers(&records, &marks);
+    assert_leases(&records, &url, &moto, timeline.now()).await;
+    // Then every lease expires: all of their users go, and so do the half-made ones.
+    eventually("every lease to expire and every user to go", Duration::from_secs(90), async || {
+        (lease_rows(&url).is_empty() && users(&moto).await.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(psql(&url, "SELECT count(*) FROM wal_intents"), "0");
+    eprintln!(
+        "every lease revoked and every user gone {:?} after the clients stopped",
+        timeline.now() - stopped
+    );
+}
+
+/// No 5xx but 503s in Vault's shape, and those only while the database was down; connection
+/// errors only for requests in flight on the replica when it was killed.
+fn assert_answers(records: &[Record], marks: &Marks) {
+    let window_end = marks.db_ready + RECONNECT_MARGIN;
+    for r in records {
         match r.status {
             Some(200 | 204) | None => {}
             Some(503) => {
@@ -266,25 +303,31 @@ async fn clients_see_only_connection_errors_and_503s_through_a_replica_kill_and_
                     serde_json::from_str(&r.text).unwrap_or_else(|_| panic!("503 not JSON: {r:?}"));
                 let errors = body["errors"].as_array().unwrap_or_else(|| panic!("503 without errors: {r:?}"));
                 assert!(
-                    !errors.is_empty() && errors.iter().all(|e| e.as_str().is_some_and(|s| !s.is_empty()))
+                    !errors.is_empty() && errors.iter().all(|e| e.as_str().is_some_and(|s| !s.is_empty())),
+                    "{r:?}"
                 );
                 assert!(
-                    r.answered >= db_down && r.sent <= window_end,
-                    "a 503 outside the database outage ({db_down:?}..{window_end:?}): {r:?}"
+                    r.answered >= marks.db_down && r.sent <= window_end,
+                    "a 503 outside the database outage ({:?}..{window_end:?}): {r:?}",
+                    marks.db_down
                 );
             }
             Some(_) => panic!("an answer other than 200, 204 or 503: {r:?}"),
         }
     }
-    // Connection errors only for requests in flight on the replica when it was killed: the
-    // balancer sends nothing to a dead backend, so none after.
+    // The balancer sends nothing to a dead backend: no connection error after the kill.
+    let killed = marks.phase_start(Phase::ReplicaKilled);
     for r in records.iter().filter(|r| r.status.is_none()) {
         assert!(
-            r.sent <= marks[1].1 && r.answered >= kill_sent,
+            r.sent <= killed && r.answered >= marks.kill_sent,
             "a connection error for a request not in flight at the kill: {r:?}"
         );
     }
+}
 
+/// Right after the clients stop: every credential not revoked and not yet due has its lease,
+/// naming a user of its own that holds the answered key; no revoked lease is left.
+async fn assert_leases(records: &[Record], url: &str, moto: &Moto, checked_at: Duration) {
     let issued: Vec<&Record> =
         records.iter().filter(|r| r.op == Op::Issue && r.status == Some(200)).collect();
     assert!(issued.len() > 50, "too few credentials issued to prove anything: {}", issued.len());
@@ -298,17 +341,13 @@ async fn clients_see_only_connection_errors_and_503s_through_a_replica_kill_and_
         .map(|r| r.lease_id.as_deref().unwrap())
         .collect();
     assert!(!revoked.is_empty());
-
-    // A revocation answered with a 503 may have happened all the same (the user deleted, then
-    // the database gone before the lease was): another replica finishes it once its claim
-    // lapses. Those leases may or may not be recorded still.
+    // A revocation answered with a 503 or cut by the kill may have happened all the same (the
+    // user deleted, then the lease record left claimed): another replica finishes it once its
+    // claim lapses. Those leases may or may not be recorded still.
     let revoke_tried: BTreeSet<&str> =
         records.iter().filter(|r| r.op == Op::Revoke).map(|r| r.lease_id.as_deref().unwrap()).collect();
 
-    // Now: every credential not revoked and not yet due has its lease, naming a user of its
-    // own that holds the answered key; no revoked lease is left.
-    let checked_at = timeline.now();
-    let rows = lease_rows(&url);
+    let rows = lease_rows(url);
     let mut users_seen = BTreeSet::new();
     for user in rows.values() {
         assert!(users_seen.insert(user), "two leases name user {user}");
@@ -340,31 +379,14 @@ async fn clients_see_only_connection_errors_and_503s_through_a_replica_kill_and_
     let unseen = rows.keys().filter(|id| !ids.contains(id.as_str())).count();
     let cut = records.iter().filter(|r| r.op == Op::Issue && r.status.is_none()).count();
     assert!(unseen <= cut, "{unseen} leases no client got, with {cut} requests cut");
-
-    // Then every lease expires: all of their users go, and so do the half-made ones.
-    eventually("every lease to expire and every user to go", Duration::from_secs(90), async || {
-        (lease_rows(&url).is_empty() && users(&moto).await.is_empty()).then_some(())
-    })
-    .await;
-    assert_eq!(psql(&url, "SELECT count(*) FROM wal_intents"), "0");
-    eprintln!(
-        "every lease revoked and every user gone {:?} after the clients stopped",
-        timeline.now() - stopped
-    );
 }
 
-/// Counts per phase and outcome, and the longest run of failed credential requests.
-fn summary(
-    records: &[Record],
-    marks: &[(Phase, Duration)],
-    stopped: Duration,
-    db_down: Duration,
-    db_started: Duration,
-    db_ready: Duration,
-) -> String {
+/// What the clients saw: counts per phase and outcome, the slowest answers, the longest time
+/// without a credential, and when the 503s and connection errors came.
+fn summary(records: &[Record], marks: &Marks) -> String {
     let mut out = String::from("HA proof, what the clients saw:\n");
-    for (i, (phase, start)) in marks.iter().enumerate() {
-        let end = marks.get(i + 1).map_or(stopped, |m| m.1);
+    for (i, (phase, start)) in marks.phases.iter().enumerate() {
+        let end = marks.phases.get(i + 1).map_or(marks.stopped, |m| m.1);
         let _ = write!(out, "  {phase:?} ({:.1}s to {:.1}s):", start.as_secs_f64(), end.as_secs_f64());
         for op in [Op::Issue, Op::Revoke] {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -380,9 +402,9 @@ fn summary(
     let _ = writeln!(
         out,
         "  database stopped at {:.1}s, started again at {:.1}s, every replica ready at {:.1}s",
-        db_down.as_secs_f64(),
-        db_started.as_secs_f64(),
-        db_ready.as_secs_f64()
+        marks.db_down.as_secs_f64(),
+        marks.db_started.as_secs_f64(),
+        marks.db_ready.as_secs_f64()
     );
     // The longest time no client got a credential: between two successful answers.
     let mut answered: Vec<Duration> =
