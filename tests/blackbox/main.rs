@@ -21,6 +21,7 @@ mod crash;
 mod creds;
 mod enforcement;
 mod fleet;
+mod ha;
 mod harness;
 mod leases;
 mod listener;

@@ -28,9 +28,14 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Revoker for Recorder {
-    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), String> {
+    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), keymint_lease::RevokeError> {
         if lease.id.contains("stuck") {
             return Err("AccessDenied: not allowed".into());
+        }
+        if lease.id.contains("unreadable-mount") {
+            return Err(keymint_lease::RevokeError::Store(keymint_store::StoreError::Corrupt(
+                "mount".into(),
+            )));
         }
         *self.revoked.lock().unwrap().entry(lease.id.clone()).or_default() += 1;
         // Long enough for other workers to try to grab the same lease meanwhile; a "slow" one
@@ -146,6 +151,7 @@ both!(
     a_slow_revocation_keeps_its_claim,
     revoking_a_token_revokes_its_leases_but_not_orphans,
     failures_back_off_and_become_irrevocable,
+    a_store_failure_during_a_revocation_is_told_as_one,
     sweeper_undoes_only_old_intents,
     shutdown_releases_the_claims_of_revocations_still_running
 );
@@ -348,6 +354,22 @@ async fn failures_back_off_and_become_irrevocable(db: TestDb) {
     let failures = manager.revoke_prefix("aws/creds/r/", true).await.unwrap();
     assert_eq!(failures.len(), 1);
     assert!(leases::get(store.pool(), "aws/creds/r/stuck").await.unwrap().is_none());
+}
+
+/// The revoker could not read what it needs from the store: the request is told the store
+/// error (a 503 when the database does not answer), not a refused revocation (a 400); the
+/// lease records keymint's own failure and is retried like any other.
+async fn a_store_failure_during_a_revocation_is_told_as_one(db: TestDb) {
+    let store = db.open(KeySource::DevStored).await.unwrap();
+    let id = "aws/creds/r/unreadable-mount";
+    leases::insert(store.pool(), &lease(id, now_ms() + 60_000)).await.unwrap();
+    let manager = LeaseManager::new(store.clone(), Arc::new(Recorder::default()), fast_policy());
+
+    let err = manager.revoke_now(id).await.unwrap_err();
+    assert!(matches!(err, keymint_lease::LeaseError::Store(_)), "{err:?}");
+    let row = leases::get(store.pool(), id).await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.attempts), ("active", 1));
+    assert_eq!(row.last_error.as_deref(), Some("internal error"));
 }
 
 async fn sweeper_undoes_only_old_intents(db: TestDb) {

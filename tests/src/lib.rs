@@ -13,6 +13,7 @@
 // A test harness fails by panicking: `expect` with a message is the error handling here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod balancer;
 mod client;
 mod iam;
 mod k8s;
@@ -25,6 +26,7 @@ mod proxy;
 mod serve;
 mod storage;
 
+pub use balancer::Balancer;
 pub use client::{Auth, Client, Resp};
 pub use iam::IamUser;
 pub use k8s::{RecordedReview, TokenReviewServer};

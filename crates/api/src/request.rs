@@ -268,6 +268,8 @@ async fn answer(
             ApiError::PermissionDenied => ApiError::PermissionDenied,
             // Already logged where it was made; its text is safe to show.
             ApiError::Internal { public } => ApiError::Internal { public: public.clone() },
+            // The token could not be read because the database does not answer.
+            ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
             other => ApiError::hidden(other),
         }),
     };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use keymint_lease::CredentialKind;
+use keymint_lease::{CredentialKind, RevokeError};
 use keymint_store::wal::IntentRow;
 use serde::Deserialize;
 use tracing::warn;
@@ -20,22 +20,24 @@ struct IntentData {
 }
 
 /// Why a revocation failed, as the lease manager records and shows it: keymint's own
-/// failures (storage) are told only as such, their detail goes to the log.
-fn reason(e: impl Into<EngineError>) -> String {
+/// failures are told only as such, their detail goes to the log. A store error stays one, so
+/// a request is told that the database did not answer rather than that the revocation failed.
+fn reason(e: impl Into<EngineError>) -> RevokeError {
     match e.into() {
-        e @ (EngineError::Store(_)
-        | EngineError::Encode { .. }
-        | EngineError::Wal { .. }
-        | EngineError::Unexpected(_)) => {
+        EngineError::Store(e) => {
             warn!(error = %e, "revocation could not read what it needs");
-            "internal error".into()
+            RevokeError::Store(e)
         }
-        e => e.to_string(),
+        e @ (EngineError::Encode { .. } | EngineError::Wal { .. } | EngineError::Unexpected(_)) => {
+            warn!(error = %e, "revocation could not read what it needs");
+            RevokeError::Failed("internal error".into())
+        }
+        e => RevokeError::Failed(e.to_string()),
     }
 }
 
 impl Engine {
-    async fn aws_for_mount(&self, mount_id: &str) -> Result<std::sync::Arc<crate::AwsClients>, String> {
+    async fn aws_for_mount(&self, mount_id: &str) -> Result<std::sync::Arc<crate::AwsClients>, RevokeError> {
         let mount = keymint_store::mounts::get_by_id(self.store.pool(), mount_id)
             .await
             .map_err(reason)?
@@ -54,13 +56,13 @@ impl keymint_lease::Revoker for Engine {
         }
         let data: IntentData =
             serde_json::from_str(&intent.data).map_err(|e| format!("intent data is unreadable: {e}"))?;
-        let aws = self.aws_for_mount(&intent.mount_id).await?;
+        let aws = self.aws_for_mount(&intent.mount_id).await.map_err(|e| e.to_string())?;
         // Past the grace period, "no such user" is the truth: the creation never happened or
         // was already undone.
         Box::pin(teardown::delete_user(&aws, &data.user_name)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), String> {
+    async fn revoke(&self, lease: &keymint_lease::Lease) -> Result<(), RevokeError> {
         let internal = &lease.record;
         // STS credentials cannot be revoked; they end at their expiry.
         if internal.is_sts {
@@ -76,15 +78,15 @@ impl keymint_lease::Revoker for Engine {
                 let age = self.now_ms() - lease.issue_time;
                 if age < self.consistency_window.as_millis() as i64 {
                     // Forgetting the lease now could lose a user IAM has not shown yet.
-                    Err(format!(
+                    Err(RevokeError::Failed(format!(
                         "IAM user {} is not visible yet; it may be IAM's eventual consistency",
                         internal.username
-                    ))
+                    )))
                 } else {
                     Ok(())
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RevokeError::Failed(e.to_string())),
         }
     }
 }

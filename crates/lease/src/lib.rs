@@ -11,7 +11,7 @@ pub mod ttl;
 mod worker;
 
 pub use jobs::Jobs;
-pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, Revoker};
+pub use manager::{Failure, LeaseError, LeaseManager, RetryPolicy, RevokeError, Revoker};
 pub use model::{Lease, LeaseRecord, LeaseState, UnreadableLease};
 pub use ttl::{MountTtls, TtlDecision, calculate_ttl};
 pub use worker::while_renewing;

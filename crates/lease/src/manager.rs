@@ -28,11 +28,37 @@ use tracing::{debug, error, info, warn};
 #[async_trait::async_trait]
 pub trait Revoker: Send + Sync + 'static {
     /// Ok once nothing of the lease is left; an error is retried later.
-    async fn revoke(&self, lease: &Lease) -> Result<(), String>;
+    async fn revoke(&self, lease: &Lease) -> Result<(), RevokeError>;
 
     /// Ok once whatever a write-ahead intent names (a user whose creation was interrupted)
     /// is gone; an error is retried at the next sweep.
     async fn undo_intent(&self, intent: &IntentRow) -> Result<(), String>;
+}
+
+/// Why a revocation did not finish. Either way the lease stays, and is retried later.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// AWS refused or failed, or the lease does not allow it: what the lease records and a
+    /// caller is shown.
+    #[error("{0}")]
+    Failed(String),
+    /// The store could not be read for what the revocation needs (the lease's mount, its root
+    /// config). Recorded on the lease as keymint's own failure; a request is told by the
+    /// store error itself, a 503 when the database does not answer.
+    #[error("internal error")]
+    Store(#[source] StoreError),
+}
+
+impl From<String> for RevokeError {
+    fn from(reason: String) -> Self {
+        RevokeError::Failed(reason)
+    }
+}
+
+impl From<&str> for RevokeError {
+    fn from(reason: &str) -> Self {
+        RevokeError::Failed(reason.to_owned())
+    }
 }
 
 /// Retry and batching settings of the expiry worker.
@@ -240,8 +266,11 @@ impl LeaseManager {
                 Ok(true)
             }
             Err(e) => {
-                self.record_failure(id, attempts, &e).await?;
-                Err(LeaseError::Revoke(e))
+                self.record_failure(id, attempts, &e.to_string()).await?;
+                Err(match e {
+                    RevokeError::Failed(reason) => LeaseError::Revoke(reason),
+                    RevokeError::Store(e) => LeaseError::Store(e),
+                })
             }
         }
     }
@@ -310,7 +339,7 @@ impl LeaseManager {
     /// Revokes what a claimed row's lease made. A row that does not read as a lease fails
     /// like a revocation AWS refused: it is retried and, if it never reads, flagged
     /// irrevocable, never dropped.
-    pub(crate) async fn revoke_row(&self, row: leases::LeaseRow) -> Result<(), String> {
+    pub(crate) async fn revoke_row(&self, row: leases::LeaseRow) -> Result<(), RevokeError> {
         let lease = Lease::try_from(row).map_err(|e| e.to_string())?;
         self.revoker.revoke(&lease).await
     }

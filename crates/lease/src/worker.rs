@@ -144,7 +144,7 @@ impl LeaseManager {
                 }
             },
             Err(e) => {
-                if let Err(se) = self.record_failure(&lease.id, lease.attempts, &e).await {
+                if let Err(se) = self.record_failure(&lease.id, lease.attempts, &e.to_string()).await {
                     warn!(lease.id = %lease.id, error = %se, "could not record a failed revocation; the claim will lapse and it is retried");
                 }
                 // Its retry may fall due before the worker's planned wake-up.

@@ -71,6 +71,30 @@ database cannot be converted)"
     UnknownSealKey(u32),
 }
 
+impl StoreError {
+    /// True when the database could not be reached or dropped the connection: refused, reset,
+    /// shut down or starting up, or no pooled connection within the acquire timeout. Such a
+    /// failure is the database's absence, not a fault of the request: the same request can
+    /// succeed once the database answers again (the pool reconnects by itself).
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_sqlstate(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL's SQLSTATEs for a server that is going away or not there yet: class 08
+/// (connection exception), `57P01` admin_shutdown (a fast or smart stop), `57P02`
+/// crash_shutdown, `57P03` cannot_connect_now (starting up or shutting down).
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What a data key rotation did.
@@ -385,6 +409,23 @@ mod tests {
         assert!(text.contains("keymint server --dev --storage"), "{text}");
         assert!(text.contains("new, empty database"), "{text}");
         assert!(!text.contains("migrate"), "{text}");
+    }
+
+    #[test]
+    fn a_database_that_is_gone_or_not_back_yet_is_unavailable() {
+        for code in ["08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(unavailable_sqlstate(code), "{code}");
+        }
+        // A constraint, a syntax error, a cancelled statement: the request's or keymint's own.
+        for code in ["23505", "42601", "57014", "40001"] {
+            assert!(!unavailable_sqlstate(code), "{code}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(StoreError::Database(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::Corrupt("x".into()).is_unavailable());
     }
 
     #[test]

@@ -219,6 +219,22 @@ async fn each_engine_failure_has_its_status_and_text() {
             500,
             "1 error occurred:\n\t* internal error\n\n",
         ),
+        // The database went away under the write-ahead log: the request may be sent again.
+        (
+            E::Wal {
+                context: "failed to commit WAL entry",
+                source: Box::new(E::Store(keymint_store::StoreError::Database(sqlx::Error::PoolTimedOut))),
+            },
+            503,
+            "storage is unavailable: the database does not answer",
+        ),
+        (
+            E::Store(keymint_store::StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )))),
+            503,
+            "storage is unavailable: the database does not answer",
+        ),
         (E::Unexpected("row gone".into()), 500, "1 error occurred:\n\t* internal error\n\n"),
         (
             E::Store(keymint_store::StoreError::Corrupt("sqlx said".into())),

@@ -35,6 +35,28 @@ async fn liveness_does_not_ask_the_database_and_readiness_does() {
     assert_eq!(app.call("GET", "sys/health", None, None).await.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// A request that needs the database while it is gone is told so with a 503 (Vault's error
+/// shape, with its request id), never a 500: a client or balancer may send it again.
+#[tokio::test]
+async fn requests_get_a_503_while_the_database_is_gone() {
+    let app = TestApp::new().await;
+    let role = json!({"credential_type": "iam_user"});
+    assert_eq!(app.root("POST", "aws/roles/gone", Some(role)).await.status, StatusCode::NO_CONTENT);
+
+    app.state.store().close().await;
+    let revoke = json!({"lease_id": "aws/creds/gone/abc"});
+    for (method, path, body) in [
+        ("GET", "aws/creds/gone", None),
+        ("PUT", "sys/leases/revoke", Some(revoke)),
+        ("GET", "auth/token/lookup-self", None),
+    ] {
+        let answer = app.root(method, path, body).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}: {:?}", answer.body);
+        assert_eq!(answer.body["errors"], json!(["storage is unavailable: the database does not answer"]));
+        request_id(&answer.body);
+    }
+}
+
 #[tokio::test]
 async fn a_request_over_its_time_limit_is_cut_in_vaults_error_shape() {
     let mut app = TestApp::new().await;

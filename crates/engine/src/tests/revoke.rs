@@ -48,7 +48,7 @@ async fn a_missing_user_is_only_gone_after_the_consistency_window() {
     let h = Harness::new().await;
     let engine = h.engine.clone().with_consistency_window(Duration::from_secs(300));
     let young = lease(&h, "not-yet-visible", Duration::from_secs(10));
-    let err = engine.revoke(&young).await.unwrap_err();
+    let err = engine.revoke(&young).await.unwrap_err().to_string();
     assert!(err.contains("not visible yet"), "{err}");
 
     let old = lease(&h, "not-yet-visible", Duration::from_secs(301));
@@ -69,7 +69,7 @@ async fn a_failed_revocation_keeps_the_user_for_the_retry() {
         ("ListAccessKeys", Failure::Refused(400, "ValidationError")),
     ] {
         h.fake.fail_next(op, failure);
-        let err = h.engine.revoke(&row).await.unwrap_err();
+        let err = h.engine.revoke(&row).await.unwrap_err().to_string();
         assert!(err.contains(&format!("AWS operation {op}")), "{op}: {err}");
         assert_eq!(h.minted_users().len(), 1, "{op}");
     }
@@ -91,10 +91,23 @@ async fn sts_leases_revoke_without_calls() {
 async fn leases_that_cannot_be_revoked_say_why() {
     let h = Harness::new().await;
     let mut row = lease(&h, "", Duration::ZERO);
-    assert!(h.engine.revoke(&row).await.unwrap_err().contains("missing username"));
+    assert!(h.engine.revoke(&row).await.unwrap_err().to_string().contains("missing username"));
     row = lease(&h, "someone", Duration::ZERO);
     row.mount_id = "gone".into();
-    assert!(h.engine.revoke(&row).await.unwrap_err().contains("no longer exists"));
+    assert!(h.engine.revoke(&row).await.unwrap_err().to_string().contains("no longer exists"));
+    assert!(h.fake.calls().is_empty());
+}
+
+/// A store that cannot be read is told as the store error it is, so a request revoking the
+/// lease can say the database did not answer; the lease records only "internal error".
+#[tokio::test]
+async fn a_revocation_without_its_database_says_so() {
+    let h = Harness::new().await;
+    let row = lease(&h, "someone", Duration::ZERO);
+    h.engine.store().close().await;
+    let err = h.engine.revoke(&row).await.unwrap_err();
+    assert_eq!(err.to_string(), "internal error");
+    assert!(matches!(&err, keymint_lease::RevokeError::Store(e) if e.is_unavailable()), "{err:?}");
     assert!(h.fake.calls().is_empty());
 }
 

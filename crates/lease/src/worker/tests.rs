@@ -29,7 +29,7 @@ impl Recorder {
 
 #[async_trait::async_trait]
 impl Revoker for Recorder {
-    async fn revoke(&self, lease: &crate::Lease) -> Result<(), String> {
+    async fn revoke(&self, lease: &crate::Lease) -> Result<(), crate::RevokeError> {
         self.revoked.lock().unwrap().push(lease.id.clone());
         Ok(())
     }
