@@ -17,13 +17,15 @@ CREATE TABLE aws_pace_fleet (
 
 -- aws_pace_slices: each replica's claim on a slice of that rate, renewed while it makes calls
 -- and ignored once seen_at (unix milliseconds) is a few seconds old. The slices are sized by
--- demand (calls asked for per second, plus calls queued); accepted is what AWS accepted from
--- the replica in the last second, summed by the fleet when it measures a throttled rate.
+-- demand (calls asked for per second, plus calls queued); queued alone tells the others how
+-- long the fleet's queue is; accepted is what AWS accepted from the replica in the last
+-- second, summed by the fleet when it measures a throttled rate.
 CREATE TABLE aws_pace_slices (
     mount_id TEXT NOT NULL REFERENCES mounts(id) ON DELETE CASCADE,
     family   TEXT NOT NULL,
     replica  TEXT NOT NULL,
     demand   DOUBLE PRECISION NOT NULL,
+    queued   DOUBLE PRECISION NOT NULL,
     accepted DOUBLE PRECISION NOT NULL,
     seen_at  BIGINT NOT NULL,
     PRIMARY KEY (mount_id, family, replica)

@@ -31,6 +31,8 @@ pub struct FleetRate {
 pub struct Slice {
     /// Calls asked for per second, plus calls queued.
     pub demand: f64,
+    /// Calls queued.
+    pub queued: f64,
     /// Calls AWS accepted from this replica in the last second.
     pub accepted: f64,
 }
@@ -41,6 +43,7 @@ pub struct Others {
     /// Replicas whose slices are live, and the sums of what they reported.
     pub replicas: i64,
     pub demand: f64,
+    pub queued: f64,
     pub accepted: f64,
     /// Replicas whose slices lapsed within the last [`SLICE_GONE_MS`]: idle for now, and
     /// likely to make calls again.
@@ -109,6 +112,7 @@ pub async fn exchange(
         "SELECT family, \
          SUM(CASE WHEN seen_at > $3 THEN 1 ELSE 0 END) AS n, \
          SUM(CASE WHEN seen_at > $3 THEN demand ELSE 0.0 END) AS demand, \
+         SUM(CASE WHEN seen_at > $3 THEN queued ELSE 0.0 END) AS queued, \
          SUM(CASE WHEN seen_at > $3 THEN accepted ELSE 0.0 END) AS accepted, \
          SUM(CASE WHEN seen_at > $3 THEN 0 ELSE 1 END) AS lapsed \
          FROM aws_pace_slices WHERE mount_id = $1 AND replica <> $2 AND seen_at > $4 GROUP BY family",
@@ -122,16 +126,17 @@ pub async fn exchange(
 
     let mut out = Vec::with_capacity(slices.len());
     let upsert = values_sql(
-        "INSERT INTO aws_pace_slices (mount_id, family, replica, demand, accepted, seen_at) VALUES",
+        "INSERT INTO aws_pace_slices (mount_id, family, replica, demand, queued, accepted, seen_at) VALUES",
         slices.len(),
-        &["$1", "${}", "$2", "${}", "${}", "$3"],
+        &["$1", "${}", "$2", "${}", "${}", "${}", "$3"],
         3,
         " ON CONFLICT (mount_id, family, replica) \
-         DO UPDATE SET demand = excluded.demand, accepted = excluded.accepted, seen_at = excluded.seen_at",
+         DO UPDATE SET demand = excluded.demand, queued = excluded.queued, accepted = excluded.accepted, \
+         seen_at = excluded.seen_at",
     );
     let mut upsert = sqlx::query(&upsert).bind(mount_id).bind(replica).bind(now_ms);
     for (family, slice) in slices {
-        upsert = upsert.bind(*family).bind(slice.demand).bind(slice.accepted);
+        upsert = upsert.bind(*family).bind(slice.demand).bind(slice.queued).bind(slice.accepted);
     }
     for (family, _) in slices {
         let row = stored.iter().find(|r| r.try_get::<String, _>("family").is_ok_and(|f| f == *family));
@@ -155,6 +160,7 @@ pub async fn exchange(
                 Some(r) => Others {
                     replicas: r.try_get::<Option<i64>, _>("n")?.unwrap_or(0),
                     demand: r.try_get::<Option<f64>, _>("demand")?.unwrap_or(0.0),
+                    queued: r.try_get::<Option<f64>, _>("queued")?.unwrap_or(0.0),
                     accepted: r.try_get::<Option<f64>, _>("accepted")?.unwrap_or(0.0),
                     lapsed: r.try_get::<Option<i64>, _>("lapsed")?.unwrap_or(0),
                 },

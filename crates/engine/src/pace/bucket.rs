@@ -128,8 +128,8 @@ pub(super) struct Bucket {
     cuts_shared: u64,
     /// Slots asked for since the last [`Bucket::report`].
     asked: f64,
-    /// The other replicas' demand at the last exchange: their queues and calls a second.
-    others_demand: f64,
+    /// The calls queued on the other replicas at the last exchange.
+    others_queued: f64,
 }
 
 /// What an exchange with the fleet tells a bucket (see [`Bucket::adopt`]).
@@ -141,8 +141,8 @@ pub(super) struct FleetView {
     pub(super) cut_elsewhere: bool,
     /// This replica's part of the fleet's rate.
     pub(super) share: f64,
-    /// The other replicas' demand: their queues and calls a second.
-    pub(super) others_demand: f64,
+    /// The calls queued on the other replicas.
+    pub(super) others_queued: f64,
 }
 
 /// What a bucket tells the fleet (see [`Bucket::report`]).
@@ -150,6 +150,8 @@ pub(super) struct FleetView {
 pub(super) struct Report {
     /// Slots asked for per second since the last report, plus slots still queued.
     pub(super) demand: f64,
+    /// Slots still queued.
+    pub(super) queued: f64,
     /// Calls AWS accepted in the last [`WINDOW`], per second.
     pub(super) accepted: f64,
     /// A cut made here that the fleet has not heard of: what was learned.
@@ -174,7 +176,7 @@ impl Bucket {
             cuts: 0,
             cuts_shared: 0,
             asked: 0.0,
-            others_demand: 0.0,
+            others_queued: 0.0,
         }
     }
 
@@ -282,7 +284,7 @@ impl Bucket {
         // what the request really waits for is every replica's queue at the fleet's rate, not
         // this queue at this moment's slice.
         let judged = if self.share < 1.0 {
-            let queued = (-after).max(0.0) + self.others_demand;
+            let queued = (-after).max(0.0) + self.others_queued;
             Duration::from_secs_f64(queued / (self.rate / self.share))
         } else {
             wait
@@ -358,10 +360,12 @@ impl Bucket {
     pub(super) fn report(&mut self, now: Instant, since: Duration) -> Report {
         self.refill(now);
         let asked = std::mem::take(&mut self.asked) / since.as_secs_f64().max(0.1);
-        let queued = |q: &Queue| if q.tokens < 0.0 { -q.tokens } else { 0.0 };
+        let waiting = |q: &Queue| if q.tokens < 0.0 { -q.tokens } else { 0.0 };
+        let queued = waiting(&self.admission) + waiting(&self.sends);
         let accepted = self.accepting(now) * self.share;
         Report {
-            demand: asked + queued(&self.admission) + queued(&self.sends),
+            demand: asked + queued,
+            queued,
             accepted,
             cut: (self.cuts > self.cuts_shared).then_some(self.learned).flatten(),
             cuts: self.cuts,
@@ -371,7 +375,7 @@ impl Bucket {
     /// Takes the fleet's view after an exchange: what the fleet learned (unless a cut was made
     /// here after `report`, which the next exchange shares), whether another replica made a
     /// cut this bucket has not made itself, this replica's share of the rate, and the other
-    /// replicas' demand.
+    /// replicas' queues.
     pub(super) fn adopt(&mut self, now: Instant, report: &Report, view: FleetView) {
         self.refill(now);
         self.cuts_shared = self.cuts_shared.max(report.cuts);
@@ -379,7 +383,7 @@ impl Bucket {
             self.learned = view.learned;
         }
         self.share = view.share.clamp(f64::MIN_POSITIVE, 1.0);
-        self.others_demand = view.others_demand;
+        self.others_queued = view.others_queued;
         if view.cut_elsewhere {
             self.new_epoch();
         }
@@ -531,10 +535,10 @@ mod tests {
     #[test]
     fn in_a_fleet_a_queue_is_judged_at_the_fleets_rate() {
         let t0 = Instant::now();
-        let slice = |others_demand| {
+        let slice = |others_queued| {
             let mut b = Bucket::new(Some(20.0), t0);
             let report = b.report(t0, Duration::from_secs(1));
-            let view = FleetView { learned: None, cut_elsewhere: false, share: 0.03, others_demand };
+            let view = FleetView { learned: None, cut_elsewhere: false, share: 0.03, others_queued };
             b.adopt(t0, &report, view);
             b
         };

@@ -160,7 +160,7 @@ impl Fleet {
         let slices: Vec<(&str, Slice)> = FAMILIES
             .iter()
             .zip(&reports)
-            .map(|(f, r)| (f.key(), Slice { demand: r.demand, accepted: r.accepted }))
+            .map(|(f, r)| (f.key(), Slice { demand: r.demand, queued: r.queued, accepted: r.accepted }))
             .collect();
         let mut pushed = [false; 3];
         let upkeep = if now_ms - seen.upkept_ms >= UPKEEP_EVERY_MS { Upkeep::Rows } else { Upkeep::None };
@@ -191,7 +191,7 @@ impl Fleet {
                 learned,
                 cut_elsewhere,
                 share: share(report, &others),
-                others_demand: others.demand,
+                others_queued: others.queued,
             };
             lock(bucket).adopt(Instant::now(), report, view);
             seen.epochs[i] = Some(rate.epoch);
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn shares_follow_demand_and_an_idle_fleet_shares_evenly() {
-        let report = |demand| Report { demand, accepted: 0.0, cut: None, cuts: 0 };
+        let report = |demand| Report { demand, queued: 0.0, accepted: 0.0, cut: None, cuts: 0 };
         let idle = Others { replicas: 2, ..Others::default() };
         assert!((share(&report(0.0), &idle) - 1.0 / 3.0).abs() < 1e-9);
         // After a pause, the others' slices have lapsed, but they still count.
@@ -446,7 +446,7 @@ mod tests {
         async fn an_exchange_sees_live_and_lapsed_slices_and_stores_the_merge() {
             let db = TestDb::new(true).await;
             let (store, mount) = mount(&db).await;
-            let slice = |demand| [("iam_write", Slice { demand, accepted: 2.0 })];
+            let slice = |demand| [("iam_write", Slice { demand, queued: 3.0, accepted: 2.0 })];
             let keep = |_: &str, stored: FleetRate, _: Others| stored;
             let mine = slice(1.0);
             let at = |ms| pacing::exchange(&store, &mount, "me", ms, &mine, Upkeep::Rows, keep);
@@ -455,7 +455,10 @@ mod tests {
                 pacing::exchange(&store, &mount, replica, ms, &slice(5.0), Upkeep::Rows, keep).await.unwrap();
             }
             let seen = at(200_500).await.unwrap()[0];
-            assert_eq!(seen.others, Others { replicas: 1, demand: 5.0, accepted: 2.0, lapsed: 1 });
+            assert_eq!(
+                seen.others,
+                Others { replicas: 1, demand: 5.0, queued: 3.0, accepted: 2.0, lapsed: 1 }
+            );
             // A merge that differs is stored, and the next exchange reads it back.
             let cut = FleetRate {
                 learned: Some(pacing::Learned { max: 12.0, at_ms: 200_600, ceiling: None }),

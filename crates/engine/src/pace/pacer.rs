@@ -88,6 +88,12 @@ impl Pacer {
         (!b.unlimited()).then_some(b.rate)
     }
 
+    /// The rate the whole fleet keeps to (this replica's [`Pacer::current_rate`] alone).
+    fn fleet_rate(&self, family: Family) -> Option<f64> {
+        let share = lock(&self.buckets[family.index()]).share();
+        self.current_rate(family).map(|r| r / share)
+    }
+
     fn epoch(&self, family: Family) -> u64 {
         lock(&self.buckets[family.index()]).epoch
     }
@@ -164,7 +170,7 @@ impl Pacer {
                         "max_queue_wait"
                     },
                     op.family.service_calls(),
-                    self.current_rate(op.family).unwrap_or(f64::INFINITY),
+                    self.fleet_rate(op.family).unwrap_or(f64::INFINITY),
                     self.rate_source(op.family),
                 ),
                 failure: AwsFailure::Unavailable,
@@ -299,11 +305,9 @@ impl Pacer {
             (None, _) => format!(", learned from AWS's throttling ({} is not set)", family.config_field()),
         };
         match b.share() {
-            share if share < 1.0 && !b.unlimited() => format!(
-                "{source}; this replica's share of the fleet's {:.1} per second is {:.0}% for now",
-                b.rate / share,
-                share * 100.0
-            ),
+            share if share < 1.0 && !b.unlimited() => {
+                format!("{source}, across the fleet; this replica's share is {:.0}% for now", share * 100.0)
+            }
             _ => source,
         }
     }
@@ -389,6 +393,34 @@ pub(in crate::pace) mod tests {
         );
         // Outside a request (or with time enough), max_queue_wait alone decides.
         Pacer::new(limits).admit(Op::iam("CreateUser"), 4).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_in_a_fleet_names_the_fleets_rate_and_the_share() {
+        let pacer = Pacer::new(Limits {
+            caps: [Some(20.0), None, None],
+            max_queue_wait: Duration::from_secs(2),
+            ..Limits::default()
+        });
+        {
+            let mut b = lock(&pacer.buckets[Family::IamWrite.index()]);
+            let now = Instant::now();
+            let report = b.report(now, Duration::from_secs(1));
+            let view = super::super::bucket::FleetView {
+                learned: None,
+                cut_elsewhere: false,
+                share: 0.25,
+                others_queued: 100.0,
+            };
+            b.adopt(now, &report, view);
+        }
+        // 100 calls queued elsewhere: 5 s at the fleet's 20 a second, over the 2 s allowed.
+        let text = pacer.admit(Op::iam("CreateUser"), 3).await.unwrap_err().to_string();
+        assert!(text.contains("is 5s long, over the 2s allowed"), "{text}");
+        assert!(
+            text.contains("go at 20.0 per second, the iam_write_rate cap of 20, across the fleet; this replica's share is 25% for now"),
+            "{text}"
+        );
     }
 
     #[test]
