@@ -65,7 +65,7 @@ pub struct Engine {
     clients: Arc<ClientCache>,
     /// Each mount's pacing state, kept across config versions so a config write does not
     /// reset the queue.
-    pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<pace::Pacer>>>>,
+    pacers: Arc<pace::Pacers>,
     /// How long a missing IAM user may be eventual consistency (see `revoke`).
     consistency_window: std::time::Duration,
     /// How long a rotation claim lasts unless renewed: how long a dead replica's rotation
@@ -76,6 +76,8 @@ pub struct Engine {
     /// Who this process is among the replicas pacing AWS calls together (PostgreSQL): random
     /// per process, so a restarted replica starts with a fresh slice.
     replica: Arc<str>,
+    /// Started with the first pacer in a fleet: the task that hears of other replicas' cuts.
+    cut_listener: Arc<std::sync::Once>,
 }
 
 /// What a credential request reads of a mount, cached per configuration generation.
@@ -125,6 +127,7 @@ impl Engine {
             claim_for: rotation::CLAIM_FOR,
             cached: Arc::default(),
             replica: keymint_common::random::base62(16).into(),
+            cut_listener: Arc::new(std::sync::Once::new()),
         }
     }
 
@@ -298,10 +301,15 @@ impl Engine {
         let pacer = pacers
             .entry(mount_id.to_string())
             .or_insert_with(|| match self.store.backend() {
-                keymint_store::Backend::Postgres => pace::Pacer::in_fleet(
-                    cfg.limits(),
-                    pace::Fleet::new(self.store.clone(), mount_id, &self.replica),
-                ),
+                keymint_store::Backend::Postgres => {
+                    self.cut_listener.call_once(|| {
+                        tokio::spawn(pace::listen_for_cuts(self.store.clone(), Arc::downgrade(&self.pacers)));
+                    });
+                    pace::Pacer::in_fleet(
+                        cfg.limits(),
+                        pace::Fleet::new(self.store.clone(), mount_id, &self.replica),
+                    )
+                }
                 keymint_store::Backend::Sqlite => Arc::new(pace::Pacer::new(cfg.limits())),
             })
             .clone();

@@ -27,7 +27,7 @@ mod pacer;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use fleet::Fleet;
+pub use fleet::{Fleet, Pacers, listen_for_cuts};
 pub use pacer::Pacer;
 
 /// The rate-limited families AWS counts separately.

@@ -133,6 +133,9 @@ pub struct Store {
     installation_id: String,
     /// "Now" for everything built on this store: every stored time is compared with it.
     clock: Clock,
+    /// The database's URL, for the connections that live outside the pool (PostgreSQL's
+    /// notifications, see `pacing::CutListener`).
+    url: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -228,6 +231,7 @@ impl Store {
             audit_hasher: TokenHasher::for_audit(&material),
             installation_id,
             clock: Clock::system(),
+            url,
         };
         store.load_seal_keys().await?;
         Ok(store)
@@ -345,6 +349,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The database's URL (normalised, see [`parse_url`]).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend(&self) -> Backend {

@@ -6,7 +6,11 @@
 
 use sqlx::Row;
 
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
+
+/// The PostgreSQL notification channel on which an exchange that made a new cut names its
+/// mount, so the other replicas exchange at once instead of at their next turn.
+pub const CUT_CHANNEL: &str = "keymint_aws_pace_cut";
 
 /// What AWS's throttling taught a family, as the fleet keeps it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,6 +129,7 @@ pub async fn exchange(
     .await?;
 
     let mut out = Vec::with_capacity(slices.len());
+    let mut stored_epochs = Vec::with_capacity(slices.len());
     let upsert = values_sql(
         "INSERT INTO aws_pace_slices (mount_id, family, replica, demand, queued, accepted, seen_at) VALUES",
         slices.len(),
@@ -166,6 +171,7 @@ pub async fn exchange(
                 },
                 None => Others::default(),
             };
+        stored_epochs.push(current.epoch);
         let merged = merge(family, current, theirs);
         if merged != current {
             let learned = merged.learned;
@@ -183,6 +189,12 @@ pub async fn exchange(
             .await?;
         }
         out.push(Exchanged { rate: merged, others: theirs });
+    }
+    // Sent when the transaction commits, to every replica listening (this one included).
+    if store.backend() == Backend::Postgres
+        && out.iter().zip(&stored_epochs).any(|(e, was)| e.rate.epoch > *was)
+    {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CUT_CHANNEL).bind(mount_id).execute(&mut *tx).await?;
     }
     upsert.execute(&mut *tx).await?;
     tx.commit().await?;
@@ -232,6 +244,28 @@ fn values_sql(head: &str, rows: usize, columns: &[&str], fixed: usize, tail: &st
         })
         .collect();
     format!("{head} {}{tail}", tuples.join(", "))
+}
+
+/// The cuts other replicas make, as they make them (PostgreSQL): a connection of its own,
+/// outside the pool, listening on [`CUT_CHANNEL`].
+pub struct CutListener(sqlx::postgres::PgListener);
+
+impl CutListener {
+    /// Starts listening; `None` on SQLite, where one process paces alone.
+    pub async fn connect(store: &Store) -> Result<Option<CutListener>> {
+        if store.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
+        listener.listen(CUT_CHANNEL).await?;
+        Ok(Some(CutListener(listener)))
+    }
+
+    /// The mount of the next cut. A lost connection is made again at the next call (cuts sent
+    /// meanwhile are missed: the replicas' regular exchanges still carry them).
+    pub async fn next(&mut self) -> Result<String> {
+        Ok(self.0.recv().await?.payload().to_owned())
+    }
 }
 
 #[cfg(test)]

@@ -20,9 +20,11 @@
 //! A throttle seen by any replica cuts the fleet's rate: the first report of it is a new cut,
 //! measured from what the whole fleet had AWS accept in the last second, and the others' later
 //! reports within the cut's spacing raise that measure as their late successes come back, as
-//! one process's own do. The others adopt the cut at their next exchange: their paid slots
-//! turn stale and their queues keep to the new rate. Every replica computes the same CUBIC
-//! regrowth from the same stored cut.
+//! one process's own do. The exchange that makes a cut also notifies the other replicas
+//! (PostgreSQL's `NOTIFY`, on [`pacing::CUT_CHANNEL`]), which exchange at once and adopt it:
+//! their paid slots turn stale and their queues keep to the new rate. A notification missed
+//! (a replica reconnecting) costs only the wait for the next regular exchange. Every replica
+//! computes the same CUBIC regrowth from the same stored cut.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -104,8 +106,9 @@ impl Fleet {
         }
     }
 
-    /// A call was throttled: the fleet hears of the cut at once.
-    pub(super) fn throttled(&self) {
+    /// Exchanges now rather than at the next turn: after a throttle here (the fleet hears of
+    /// the cut at once), or a cut made by another replica (this one adopts it at once).
+    pub(super) fn exchange_soon(&self) {
         self.kick.notify_one();
     }
 
@@ -202,6 +205,47 @@ impl Fleet {
         }
         self.exchanged_ms.store(now_ms, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// How long the cut listener waits before connecting again, and at most between looks at
+/// whether its engine is still there.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+const LISTEN_LOOK: Duration = Duration::from_secs(5);
+
+/// The pacers of an engine, by mount id.
+pub type Pacers = std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<super::Pacer>>>;
+
+/// Hears the cuts other replicas make ([`pacing::CutListener`]) and has the mount's pacer
+/// exchange at once, until `pacers` (the engine's) is gone. Nothing to do on SQLite.
+pub async fn listen_for_cuts(store: Store, pacers: std::sync::Weak<Pacers>) {
+    let mut listener = None;
+    while pacers.strong_count() > 0 {
+        let heard = match &mut listener {
+            Some(l) => tokio::time::timeout(LISTEN_LOOK, pacing::CutListener::next(l)).await,
+            None => match pacing::CutListener::connect(&store).await {
+                Ok(Some(l)) => {
+                    listener = Some(l);
+                    continue;
+                }
+                Ok(None) => return,
+                Err(e) => Ok(Err(e)),
+            },
+        };
+        match heard {
+            Err(_) => {} // nothing for a while
+            Ok(Ok(mount)) => {
+                let Some(pacers) = pacers.upgrade() else { return };
+                let pacer = lock(&pacers).get(&mount).cloned();
+                if let Some(pacer) = pacer {
+                    pacer.fleet_cut();
+                }
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "not hearing the fleet's AWS pacing cuts for now; the regular exchanges carry them");
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
+        }
     }
 }
 
@@ -468,6 +512,33 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(at(200_700).await.unwrap()[0].rate, cut);
+        }
+
+        #[tokio::test]
+        async fn a_new_cut_is_told_to_the_replicas_listening() {
+            let db = TestDb::new(true).await;
+            let (store, mount) = mount(&db).await;
+            let mut listener = pacing::CutListener::connect(&store).await.unwrap().expect("PostgreSQL");
+            let slices = [("iam_write", Slice { demand: 1.0, queued: 0.0, accepted: 0.0 })];
+            let exchange = |ms, epoch| {
+                pacing::exchange(
+                    &store,
+                    &mount,
+                    "r",
+                    ms,
+                    &slices,
+                    Upkeep::Rows,
+                    move |_, stored: FleetRate, _| FleetRate { epoch, ..stored },
+                )
+            };
+            // An exchange that changes nothing is not told; one that makes a cut is.
+            exchange(1_000, 0).await.unwrap();
+            exchange(2_000, 1).await.unwrap();
+            let heard = tokio::time::timeout(Duration::from_secs(10), listener.next()).await;
+            assert_eq!(heard.expect("told within 10 s").unwrap(), mount);
+            exchange(3_000, 1).await.unwrap();
+            let quiet = tokio::time::timeout(Duration::from_millis(500), listener.next()).await;
+            assert!(quiet.is_err(), "an exchange without a new cut told: {quiet:?}");
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,13 @@ impl Pacer {
         pacer
     }
 
+    /// Another replica cut the fleet's rate: adopt it now (a pacer in a fleet).
+    pub fn fleet_cut(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.exchange_soon();
+        }
+    }
+
     /// Before a call: a pacer in a fleet makes sure its slice is current.
     async fn join_fleet(&self) {
         if let Some(fleet) = &self.fleet {
@@ -260,7 +267,7 @@ impl Pacer {
                 Retry::Throttled => {
                     lock(&self.buckets[op.family.index()]).throttled(Instant::now());
                     if let Some(fleet) = &self.fleet {
-                        fleet.throttled();
+                        fleet.exchange_soon();
                     }
                     metrics::counter!("keymint_aws_throttled_total", "family" => op.family.config_field())
                         .increment(1);
