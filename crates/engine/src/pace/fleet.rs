@@ -126,8 +126,15 @@ impl Fleet {
     }
 
     async fn exchange_logged(&self, buckets: &[Mutex<Bucket>; 3], only_if_stale: bool) {
+        let mut seen = self.seen.lock().await;
+        if only_if_stale
+            && self.store.clock().now_ms() - self.exchanged_ms.load(Ordering::Relaxed) < SLICE_TTL_MS
+        {
+            // Another caller exchanged while this one waited its turn.
+            return;
+        }
         let started = std::time::Instant::now();
-        let outcome = match self.exchange(buckets, only_if_stale).await {
+        let outcome = match self.exchange(buckets, &mut seen).await {
             Ok(()) => "ok",
             Err(e) => {
                 let now_ms = self.store.clock().now_ms();
@@ -149,14 +156,9 @@ impl Fleet {
         metrics::histogram!("keymint_aws_pace_exchange_seconds").record(started.elapsed().as_secs_f64());
     }
 
-    /// One exchange (see the module's text). `only_if_stale`: skipped when another caller
-    /// exchanged while this one waited its turn.
-    async fn exchange(&self, buckets: &[Mutex<Bucket>; 3], only_if_stale: bool) -> keymint_store::Result<()> {
-        let mut seen = self.seen.lock().await;
+    /// One exchange (see the module's text), with what the last one `seen`.
+    async fn exchange(&self, buckets: &[Mutex<Bucket>; 3], seen: &mut Seen) -> keymint_store::Result<()> {
         let now_ms = self.store.clock().now_ms();
-        if only_if_stale && now_ms - self.exchanged_ms.load(Ordering::Relaxed) < SLICE_TTL_MS {
-            return Ok(());
-        }
         let now = Instant::now();
         let since = seen.at.map_or(EXCHANGE_EVERY, |at| now.saturating_duration_since(at));
         let reports: Vec<Report> = buckets.iter().map(|b| lock(b).report(now, since)).collect();
