@@ -403,20 +403,25 @@ mod tests {
 
         async fn mount(db: &TestDb) -> (Store, String) {
             let store = db.open(KeySource::DevStored).await.unwrap();
+            let id = another_mount(&store, "aws/").await;
+            (store, id)
+        }
+
+        async fn another_mount(store: &Store, path: &str) -> String {
             let id = uuid::Uuid::new_v4().to_string();
             let row = MountRow {
                 id: id.clone(),
-                path: "aws/".into(),
+                path: path.into(),
                 mount_type: "aws".into(),
                 description: String::new(),
-                accessor: "aws_1".into(),
+                accessor: format!("aws_{path}"),
                 default_lease_ttl: 0,
                 max_lease_ttl: 0,
                 options: "{}".into(),
                 created_at: 0,
             };
             assert!(mounts::insert(store.pool(), &row).await.unwrap());
-            (store, id)
+            id
         }
 
         fn replicas(store: &Store, mount: &str, limits: Limits, n: usize) -> Vec<Arc<Pacer>> {
@@ -541,6 +546,45 @@ mod tests {
             exchange(3_000, 1).await.unwrap();
             let quiet = tokio::time::timeout(Duration::from_millis(500), listener.next()).await;
             assert!(quiet.is_err(), "an exchange without a new cut told: {quiet:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_cut_heard_from_the_fleet_wakes_that_mounts_pacer() {
+            let db = TestDb::new(true).await;
+            let (store, mount) = mount(&db).await;
+            let other = another_mount(&store, "aws2/").await;
+            // Pacers without their exchange task, so nothing but the listener takes their kicks.
+            let paced = |id: &str| {
+                Arc::new(Pacer::in_fleet_idle(Limits::default(), Fleet::new(store.clone(), id, "me")))
+            };
+            let (cut, quiet) = (paced(&mount), paced(&other));
+            let pacers: Arc<Pacers> = Arc::default();
+            lock(&pacers).extend([(mount.clone(), cut.clone()), (other.clone(), quiet.clone())]);
+            tokio::spawn(listen_for_cuts(store.clone(), Arc::downgrade(&pacers)));
+            let kicked = |p: &Arc<Pacer>| {
+                let p = p.clone();
+                async move {
+                    let fleet = p.fleet().unwrap();
+                    tokio::time::timeout(Duration::from_millis(200), fleet.kick.notified()).await.is_ok()
+                }
+            };
+            // Another replica's cuts of the first mount, until the listener (connecting
+            // meanwhile) hears one.
+            let slices = [("iam_write", Slice { demand: 1.0, queued: 0.0, accepted: 0.0 })];
+            let mut heard = false;
+            for epoch in 1..50 {
+                pacing::exchange(&store, &mount, "other", epoch * 1_000, &slices, Upkeep::Rows, |_, s, _| {
+                    FleetRate { epoch, ..s }
+                })
+                .await
+                .unwrap();
+                if kicked(&cut).await {
+                    heard = true;
+                    break;
+                }
+            }
+            assert!(heard, "the cut's mount's pacer was not woken within 10 s");
+            assert!(!kicked(&quiet).await, "another mount's pacer was woken too");
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

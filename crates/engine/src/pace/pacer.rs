@@ -59,6 +59,17 @@ impl Pacer {
         pacer
     }
 
+    /// [`Pacer::in_fleet`] without its exchange task: tests watch the kicks it would take.
+    #[cfg(test)]
+    pub(super) fn in_fleet_idle(limits: Limits, fleet: Fleet) -> Pacer {
+        Pacer { fleet: Some(fleet), ..Pacer::new(limits) }
+    }
+
+    #[cfg(test)]
+    pub(super) fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
+    }
+
     /// Another replica cut the fleet's rate: adopt it now (a pacer in a fleet).
     pub fn fleet_cut(&self) {
         if let Some(fleet) = &self.fleet {
