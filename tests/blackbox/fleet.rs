@@ -53,6 +53,16 @@ async fn stored_key(km: &Keymint) -> String {
     km.get("aws/config/root").await.expect(200).data()["access_key"].as_str().unwrap().to_owned()
 }
 
+/// Kills (-9) the replica that claimed the due rotation; returns its index.
+fn kill_the_rotation_holder(replicas: &mut [Keymint]) -> usize {
+    let holder = replicas
+        .iter()
+        .position(|km| km.logs().contains("claimed a due key rotation"))
+        .expect("the replica holding the rotation claim");
+    replicas[holder].kill9();
+    holder
+}
+
 /// keymint's CreateAccessKey calls for the root user that reached moto.
 fn root_creations(proxy: &FaultProxy) -> Vec<ProxiedCall> {
     let calls = proxy.calls(Some("CreateAccessKey"));
@@ -110,11 +120,7 @@ async fn killing_the_rotating_replica_leaves_one_working_key() {
         (keys.len() == 2).then(|| keys.into_iter().find(|k| *k != k0).unwrap())
     })
     .await;
-    let holder = replicas
-        .iter()
-        .position(|km| km.logs().contains("claimed a due key rotation"))
-        .expect("the replica holding the rotation claim");
-    replicas[holder].kill9();
+    let holder = kill_the_rotation_holder(&mut replicas);
     let survivors: Vec<&Keymint> =
         replicas.iter().enumerate().filter(|(i, _)| *i != holder).map(|(_, km)| km).collect();
 
@@ -202,11 +208,7 @@ async fn killing_a_replica_mid_static_rotation_leaves_the_users_keys_right() {
         app_keys().await.into_iter().find(|k| *k != first && *k != foreign)
     })
     .await;
-    let holder = replicas
-        .iter()
-        .position(|km| km.logs().contains("claimed a due key rotation"))
-        .expect("the replica holding the rotation claim");
-    replicas[holder].kill9();
+    let holder = kill_the_rotation_holder(&mut replicas);
     let survivor = replicas.iter().enumerate().find(|(i, _)| *i != holder).map(|(_, km)| km).unwrap();
 
     let stored = eventually("a survivor to finish the rotation", Duration::from_secs(60), async || {
